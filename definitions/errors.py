@@ -1,0 +1,144 @@
+"""The one error tree of actorflow.
+
+Every error the engine raises on purpose derives from `ActorflowError`, so callers can
+catch the family they care about and still print one clear line (`str(err)`)::
+
+    ActorflowError
+    ├── DefinitionError          a definition is malformed: file, line, field per issue
+    │   └── ExpressionError      an expression does not compile or evaluate
+    ├── NotFoundError            an unknown workflow, function or run
+    ├── InputError               workflow inputs missing, unknown or of the wrong type
+    ├── PayloadError             a value that cannot travel (not JSON, too large)
+    ├── ClusterUnavailableError  Ray or NATS cannot be reached or started
+    ├── RunFailedError           a run ended interrupted; carries the failing node's error
+    ├── WaitTimeoutError         a wait for a run ran out of time (the run goes on)
+    ├── FencedError              a stale run-actor incarnation tried to write
+    └── StepError                raised by handlers: an error code a workflow can act on
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class ActorflowError(Exception):
+    """Root of every error actorflow raises on purpose."""
+
+
+@dataclass(frozen=True)
+class DefinitionIssue:
+    """One problem in a definition, located as precisely as the source allows."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file or "<definition>"
+        if self.line is not None:
+            where += f":{self.line}"
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class DefinitionError(ActorflowError):
+    """A definition is malformed; `issues` lists every problem found, not only the first."""
+
+    def __init__(self, issues: list[DefinitionIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+    @classmethod
+    def single(
+        cls,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> DefinitionError:
+        return cls([DefinitionIssue(message, file=file, line=line, field=field)])
+
+
+class ExpressionError(DefinitionError):
+    """An expression failed to compile (at apply time) or to evaluate (at run time)."""
+
+    def __init__(self, expression: str, reason: str, *, field: str | None = None) -> None:
+        self.expression = expression
+        self.reason = reason
+        super().__init__([DefinitionIssue(f"expression {expression!r}: {reason}", field=field)])
+
+
+class NotFoundError(ActorflowError):
+    """Something named does not exist: `kind` is workflow, function or run."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"{kind} {name!r} not found")
+
+
+class InputError(ActorflowError):
+    """Workflow inputs do not match the workflow's declared inputs."""
+
+
+class PayloadError(ActorflowError):
+    """A value cannot travel on the wire (not JSON-serialisable, or too large)."""
+
+
+class ClusterUnavailableError(ActorflowError):
+    """Ray or NATS cannot be reached (or the embedded one cannot be started)."""
+
+    def __init__(self, what: str, address: str, reason: str) -> None:
+        self.what = what
+        self.address = address
+        self.reason = reason
+        super().__init__(f"{what} unavailable at {address}: {reason}")
+
+
+class RunFailedError(ActorflowError):
+    """A run stopped without succeeding; `error` is the failing node's error record."""
+
+    def __init__(self, run_id: str, status: str, node: str | None, error: Any) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.node = node
+        self.error = error
+        detail = f" at node {node!r}" if node else ""
+        msg = getattr(error, "message", None) or str(error or "")
+        code = getattr(error, "code", None)
+        code_part = f" [{code}]" if code else ""
+        super().__init__(f"run {run_id} {status.lower()}{detail}{code_part}: {msg}")
+
+
+class WaitTimeoutError(ActorflowError):
+    """Waiting for a run ran out of time; the run itself is unaffected."""
+
+
+class FencedError(ActorflowError):
+    """A stale run-actor incarnation tried to append; another incarnation owns the run."""
+
+
+class StepError(ActorflowError):
+    """Raised by a step handler to fail with an error code a workflow's policy can act on.
+
+    Example::
+
+        raise StepError("DB_DOWN", "primary unreachable", retryable=True)
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool = True,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.details = dict(details or {})
+        super().__init__(f"[{code}] {message}")

@@ -1,0 +1,319 @@
+"""The wire contract: every subject, stream and bucket name, and every message on them.
+
+Durable state lives in JetStream (see DESIGN.md). A run's history is two subjects:
+
+- ``af.run.<run_id>.d`` — *decisions*, written only by the run's current run-actor
+  incarnation. Each append carries ``Nats-Expected-Last-Subject-Sequence``, so a stale
+  incarnation's write is refused by the server: that is the fence.
+- ``af.run.<run_id>.r`` — *results*, written by function replicas (``Nats-Msg-Id`` dedupes a
+  result published twice).
+
+Every payload is a frozen pydantic model with a ``type`` discriminator and a schema version
+``v``; `encode` / `decode` are the only codec.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+from pydantic import ValidationError as _PydanticValidationError
+
+from actorflow.definitions.errors import ActorflowError
+
+SCHEMA_VERSION = 1
+
+# --- names --------------------------------------------------------------------------------
+STREAM_HISTORY = "AF_HISTORY"
+HISTORY_SUBJECTS = "af.run.>"
+STREAM_TASKS = "AF_TASKS"
+TASK_SUBJECTS = "af.task.>"
+STREAM_EVENTS = "AF_EVENTS"
+EVENT_SUBJECTS = "af.events.>"
+KV_DEFINITIONS = "AF_DEFINITIONS"
+KV_RUNS = "AF_RUNS"
+OBJECT_STORE = "AF_BLOBS"
+
+DECISIONS = "d"
+RESULTS = "r"
+
+# Header names the server acts on.
+MSG_ID = "Nats-Msg-Id"
+EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+
+_TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _token(value: str) -> str:
+    """Subject tokens cannot hold '.', '*', '>' or spaces: map anything else to '_'."""
+    return _TOKEN_UNSAFE.sub("_", value)
+
+
+def run_subject(run_id: str, part: str) -> str:
+    return f"af.run.{run_id}.{part}"
+
+
+def run_history_filter(run_id: str) -> str:
+    return f"af.run.{run_id}.>"
+
+
+def task_subject(function: str, version: str) -> str:
+    return f"af.task.{_token(function)}.{_token(version)}"
+
+
+def pool_consumer(function: str, version: str) -> str:
+    return f"pool-{_token(function)}-{_token(version)}"
+
+
+def run_event_subject(workflow: str, run_id: str, status: str) -> str:
+    """Lifecycle events of runs: ``af.events.run.<workflow>.<run_id>.<status>``."""
+    return f"af.events.run.{_token(workflow)}.{run_id}.{status.lower()}"
+
+
+def definition_key(kind: str, name: str, version: str) -> str:
+    return f"{kind.lower()}.{name}.{_token(version)}"
+
+
+def latest_key(kind: str, name: str) -> str:
+    return f"latest.{kind.lower()}.{name}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- shared value types ---------------------------------------------------------------------
+class RunStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    WAITING = "WAITING"
+    PAUSED = "PAUSED"
+    INTERRUPTED = "INTERRUPTED"
+    SUCCEEDED = "SUCCEEDED"
+    TERMINATED = "TERMINATED"
+
+    @property
+    def finished(self) -> bool:
+        """A run in one of these states does nothing until someone acts on it."""
+        return self in (RunStatus.INTERRUPTED, RunStatus.SUCCEEDED, RunStatus.TERMINATED)
+
+
+class NodeStatus(StrEnum):
+    PENDING = "PENDING"
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class BlobRef(_Wire):
+    """A value too large to travel inline: stored in the object store under `name`."""
+
+    bucket: str = OBJECT_STORE
+    name: str
+    size: int
+
+
+class Payload(_Wire):
+    """Either an inline JSON value or the address of one in the object store."""
+
+    inline: JsonValue = None
+    blob: BlobRef | None = None
+
+
+class ErrorInfo(_Wire):
+    """How a step failed, as shown to operators: code, message, type and traceback."""
+
+    code: str
+    message: str
+    type: str = ""
+    traceback: str = ""
+    retryable: bool = True
+    details: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class TaskRef(_Wire):
+    """One execution of a node (or of one item of a for-each node)."""
+
+    node: str
+    index: int | None = None
+    attempt: int = 1
+
+    @property
+    def key(self) -> str:
+        return self.node if self.index is None else f"{self.node}[{self.index}]"
+
+    def idempotency_key(self, run_id: str) -> str:
+        return f"{run_id}.{self.key}.{self.attempt}"
+
+
+class Execution(_Wire):
+    """Where and how long a task ran: for accounting and `runs show`."""
+
+    replica: str = ""
+    ray_node: str = ""
+    started_at: datetime
+    finished_at: datetime
+
+
+# --- history: decisions (written by the run actor) -------------------------------------------
+class _Event(_Wire):
+    v: int = SCHEMA_VERSION
+    run_id: str
+    at: datetime = Field(default_factory=now)
+
+
+class RunStarted(_Event):
+    """First event of every run: the plan is embedded so replay never re-reads a registry."""
+
+    type: Literal["RunStarted"] = "RunStarted"
+    workflow: str
+    version: str
+    plan: dict[str, Any]
+    functions: dict[str, str]
+    inputs: dict[str, JsonValue]
+
+
+class RunClaimed(_Event):
+    """A new run-actor incarnation took the run over (recovery); older ones are fenced."""
+
+    type: Literal["RunClaimed"] = "RunClaimed"
+    incarnation: str
+
+
+class TasksScheduled(_Event):
+    type: Literal["TasksScheduled"] = "TasksScheduled"
+    tasks: list[TaskRef]
+
+
+class RunFinished(_Event):
+    """The run stopped: SUCCEEDED with outputs, or INTERRUPTED / TERMINATED with an error."""
+
+    type: Literal["RunFinished"] = "RunFinished"
+    status: RunStatus
+    outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    node: str | None = None
+    error: ErrorInfo | None = None
+
+
+# --- history: results (written by function replicas) -----------------------------------------
+class TaskStarted(_Event):
+    type: Literal["TaskStarted"] = "TaskStarted"
+    task: TaskRef
+    replica: str = ""
+    ray_node: str = ""
+
+
+class TaskCompleted(_Event):
+    type: Literal["TaskCompleted"] = "TaskCompleted"
+    task: TaskRef
+    output: Payload
+    execution: Execution
+
+
+class TaskFailed(_Event):
+    type: Literal["TaskFailed"] = "TaskFailed"
+    task: TaskRef
+    error: ErrorInfo
+    execution: Execution
+
+
+HistoryEvent = Annotated[
+    RunStarted | RunClaimed | TasksScheduled | RunFinished | TaskStarted | TaskCompleted
+    | TaskFailed,
+    Field(discriminator="type"),
+]
+
+
+# --- the task queue -------------------------------------------------------------------------
+class TaskScheduled(_Wire):
+    """A unit of work on ``af.task.<function>.<version>``, pulled by a replica of the pool."""
+
+    v: int = SCHEMA_VERSION
+    type: Literal["TaskScheduled"] = "TaskScheduled"
+    run_id: str
+    workflow: str
+    task: TaskRef
+    function: str
+    version: str
+    inputs: Payload
+    at: datetime = Field(default_factory=now)
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.task.idempotency_key(self.run_id)
+
+
+# --- records (KV, for listing) --------------------------------------------------------------
+class Progress(_Wire):
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    running: int = 0
+
+
+class RunRecord(_Wire):
+    """The listing view of a run, kept in the runs KV bucket; history stays the truth."""
+
+    v: int = SCHEMA_VERSION
+    run_id: str
+    workflow: str
+    version: str
+    status: RunStatus
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: Progress = Field(default_factory=Progress)
+    outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    node: str | None = None
+    error: ErrorInfo | None = None
+
+
+class RunLifecycle(_Wire):
+    """Published on ``af.events.run.…`` whenever a run changes status."""
+
+    v: int = SCHEMA_VERSION
+    type: Literal["RunLifecycle"] = "RunLifecycle"
+    run_id: str
+    workflow: str
+    version: str
+    status: RunStatus
+    at: datetime = Field(default_factory=now)
+    outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    node: str | None = None
+    error: ErrorInfo | None = None
+
+
+# --- codec ------------------------------------------------------------------------------------
+class DecodeError(ActorflowError):
+    """Bytes on a subject do not form a known message of the wire contract."""
+
+
+_HISTORY: TypeAdapter[HistoryEvent] = TypeAdapter(HistoryEvent)
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def encode(message: BaseModel) -> bytes:
+    return message.model_dump_json(exclude_none=False).encode()
+
+
+def decode_history(data: bytes) -> HistoryEvent:
+    try:
+        return _HISTORY.validate_json(data)
+    except _PydanticValidationError as exc:
+        raise DecodeError(f"not a history event: {exc.errors()[0]['msg']}") from exc
+
+
+def decode(model: type[_M], data: bytes) -> _M:
+    try:
+        return model.model_validate_json(data)
+    except _PydanticValidationError as exc:
+        raise DecodeError(f"not a {model.__name__}: {exc.errors()[0]['msg']}") from exc

@@ -1,0 +1,140 @@
+"""Safe expressions: CEL, compiled once at apply time, never Python `eval`.
+
+A value in a definition is a literal unless it is a string holding ``${{ expr }}``.
+A string that is exactly one expression yields the expression's typed value
+(``"${{ inputs.n * 2 }}"`` → ``4``); expressions embedded in a longer string are rendered
+as text (``"part-${{ index }}"`` → ``"part-3"``). Lists and maps are walked recursively.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+
+from actorflow.definitions.errors import ExpressionError
+
+_EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+_NODE_DOT = re.compile(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_NODE_INDEX = re.compile(r"\bnodes\s*\[\s*['\"]([^'\"]+)['\"]\s*\]")
+_INPUT_DOT = re.compile(r"\binputs\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def is_expression(value: Any) -> bool:
+    return isinstance(value, str) and _EXPR.search(value) is not None
+
+
+@dataclass(frozen=True)
+class Expression:
+    """One compiled CEL expression and the names it reads."""
+
+    source: str
+    program: Any
+
+    @classmethod
+    def compile(cls, source: str, *, field: str | None = None) -> Expression:
+        text = source.strip()
+        if not text:
+            raise ExpressionError(source, "empty expression", field=field)
+        try:
+            return cls(text, cel.compile(text))
+        except Exception as exc:  # cel raises plain ValueError / RuntimeError subclasses
+            raise ExpressionError(text, _reason(exc), field=field) from exc
+
+    @property
+    def node_refs(self) -> set[str]:
+        return set(_NODE_DOT.findall(self.source)) | set(_NODE_INDEX.findall(self.source))
+
+    @property
+    def input_refs(self) -> set[str]:
+        return set(_INPUT_DOT.findall(self.source))
+
+    def evaluate(self, context: Mapping[str, Any], *, field: str | None = None) -> Any:
+        try:
+            return _plain(self.program.execute(dict(context)))
+        except Exception as exc:
+            raise ExpressionError(self.source, _reason(exc), field=field) from exc
+
+
+@dataclass(frozen=True)
+class Template:
+    """A JSON value with expressions inside, compiled; `render` fills it from a context."""
+
+    value: Any
+    expressions: tuple[Expression, ...]
+    field: str | None = None
+
+    @classmethod
+    def compile(cls, value: Any, *, field: str | None = None) -> Template:
+        found: list[Expression] = []
+        _walk_compile(value, found, field)
+        return cls(value, tuple(found), field)
+
+    @property
+    def is_literal(self) -> bool:
+        return not self.expressions
+
+    @property
+    def node_refs(self) -> set[str]:
+        return set().union(*(e.node_refs for e in self.expressions))
+
+    @property
+    def input_refs(self) -> set[str]:
+        return set().union(*(e.input_refs for e in self.expressions))
+
+    def render(self, context: Mapping[str, Any]) -> Any:
+        if self.is_literal:
+            return self.value
+        compiled = {e.source: e for e in self.expressions}
+        return _walk_render(self.value, compiled, context, self.field)
+
+
+def _walk_compile(value: Any, out: list[Expression], field: str | None) -> None:
+    if isinstance(value, str):
+        for match in _EXPR.finditer(value):
+            out.append(Expression.compile(match.group(1), field=field))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _walk_compile(item, out, f"{field}[{i}]" if field else f"[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _walk_compile(item, out, f"{field}.{key}" if field else str(key))
+
+
+def _walk_render(
+    value: Any, compiled: Mapping[str, Expression], ctx: Mapping[str, Any], field: str | None
+) -> Any:
+    if isinstance(value, str):
+        whole = _EXPR.fullmatch(value.strip())
+        if whole:
+            return compiled[whole.group(1).strip()].evaluate(ctx, field=field)
+
+        def text(m: re.Match[str]) -> str:
+            result = compiled[m.group(1).strip()].evaluate(ctx, field=field)
+            return result if isinstance(result, str) else json.dumps(result)
+
+        return _EXPR.sub(text, value)
+    if isinstance(value, list):
+        return [_walk_render(v, compiled, ctx, field) for v in value]
+    if isinstance(value, dict):
+        return {k: _walk_render(v, compiled, ctx, field) for k, v in value.items()}
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """CEL returns tuples for lists and may return bytes; normalise to JSON-shaped values."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"no such key {exc}"
+    return " ".join(str(exc).split()) or type(exc).__name__
