@@ -1,1 +1,69 @@
+"""actorflow: durable, event-driven workflows on Ray actors and NATS JetStream.
 
+Example::
+
+    import actorflow
+
+    client = actorflow.Client()
+    client.apply("examples/hello/workflow.yaml")
+    run = client.run("hello", {"name": "Ada"})
+    print(run.result(timeout=60))
+"""
+
+from actorflow._views import NodeInfo
+from actorflow.actors.context import StepContext
+from actorflow.builder import NodeHandle, WorkflowBuilder, function
+from actorflow.client import AsyncClient, AsyncRun
+from actorflow.cluster.settings import Settings
+from actorflow.definitions.errors import (
+    ActorflowError,
+    ClusterUnavailableError,
+    DefinitionError,
+    ExpressionError,
+    FencedError,
+    InputError,
+    NotFoundError,
+    PayloadError,
+    RunFailedError,
+    StepError,
+    WaitTimeoutError,
+)
+from actorflow.definitions.events import ErrorInfo, RunRecord, RunStatus
+from actorflow.definitions.loader import dump, load_file, load_text
+from actorflow.definitions.models import Function, Workflow
+from actorflow.sync import Client, Run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorflowError",
+    "AsyncClient",
+    "AsyncRun",
+    "Client",
+    "ClusterUnavailableError",
+    "DefinitionError",
+    "ErrorInfo",
+    "ExpressionError",
+    "FencedError",
+    "Function",
+    "InputError",
+    "NodeHandle",
+    "NodeInfo",
+    "NotFoundError",
+    "PayloadError",
+    "Run",
+    "RunFailedError",
+    "RunRecord",
+    "RunStatus",
+    "Settings",
+    "StepContext",
+    "StepError",
+    "WaitTimeoutError",
+    "Workflow",
+    "WorkflowBuilder",
+    "__version__",
+    "dump",
+    "function",
+    "load_file",
+    "load_text",
+]

@@ -1,0 +1,17 @@
+"""What the actors need to know about their surroundings, passed in (never read from env)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    nats_url: str
+    namespace: str = "actorflow"
+    inline_limit: int = 256 * 1024
+    run_actors: int = 2
+    stream_replicas: int = 1
+    task_ack_wait: float = 15.0
+    record_interval: float = 0.25
+    history_max_age_days: float = 0.0

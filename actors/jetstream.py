@@ -1,0 +1,123 @@
+"""Connect to NATS and make sure the streams and buckets of the wire contract exist."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from actorflow.definitions import events as ev
+from actorflow.definitions.errors import ClusterUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+async def connect(url: str, *, name: str, connect_timeout: float = 5.0) -> NATS:
+    """Connect with endless reconnects: a restarted nats-server must not strand an actor."""
+
+    async def on_error(exc: Exception) -> None:
+        log.debug("nats error on %s: %s", name, exc)
+
+    try:
+        return await nats.connect(
+            url,
+            name=name,
+            connect_timeout=connect_timeout,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            allow_reconnect=True,
+            error_cb=on_error,
+            pending_size=64 * 1024 * 1024,
+        )
+    except Exception as exc:
+        raise ClusterUnavailableError("NATS", url, str(exc) or type(exc).__name__) from exc
+
+
+async def ensure_infrastructure(js: JetStreamContext, *, replicas: int = 1) -> None:
+    """Idempotently create streams, KV buckets and the object store (safe from every actor)."""
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=ev.STREAM_HISTORY,
+            subjects=[ev.HISTORY_SUBJECTS],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            duplicate_window=120.0,
+            allow_direct=True,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=ev.STREAM_TASKS,
+            subjects=[ev.TASK_SUBJECTS],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            duplicate_window=120.0,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=ev.STREAM_EVENTS,
+            subjects=[ev.EVENT_SUBJECTS],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            max_age=7 * 86400.0,
+            discard=DiscardPolicy.OLD,
+        ),
+    )
+    for bucket in (ev.KV_DEFINITIONS, ev.KV_RUNS):
+        await _idempotent(
+            js.key_value,
+            js.create_key_value,
+            bucket,
+            KeyValueConfig(bucket=bucket, history=1, replicas=replicas, storage=StorageType.FILE),
+        )
+    await _idempotent(
+        js.object_store,
+        js.create_object_store,
+        ev.OBJECT_STORE,
+        ObjectStoreConfig(bucket=ev.OBJECT_STORE, replicas=replicas, storage=StorageType.FILE),
+    )
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.stream_info(config.name or "")
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+        except BadRequestError:  # created concurrently by another actor
+            await js.stream_info(config.name or "")
+
+
+async def _idempotent(
+    get: Callable[[str], Awaitable[Any]],
+    create: Callable[..., Awaitable[Any]],
+    name: str,
+    config: Any,
+) -> None:
+    try:
+        await get(name)
+    except Exception:
+        try:
+            await create(bucket=name, config=config)
+        except BadRequestError:
+            await get(name)

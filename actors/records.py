@@ -1,0 +1,109 @@
+"""Keep a run's listing record (KV) and lifecycle events in step with its state.
+
+The record is a view for `runs list` / `runs show`; the history is the truth. Progress is
+written at most every `record_interval` seconds so a 200-node fan-out costs a handful of
+KV writes, not 200; status changes are written at once, and the final record is written
+before the lifecycle event announces it (a waiter that sees the event can read the record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from actorflow.actors.config import EngineConfig
+from actorflow.actors.history import with_retries
+from actorflow.actors.run_state import RunState
+from actorflow.definitions import events as ev
+
+log = logging.getLogger(__name__)
+
+
+class RecordWriter:
+    def __init__(
+        self, js: JetStreamContext, nc: NATS, state: RunState, config: EngineConfig
+    ) -> None:
+        self._js, self._nc, self._state, self._config = js, nc, state, config
+        self._dirty = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self._created_at = state.started.at
+
+    def record(self) -> ev.RunRecord:
+        state = self._state
+        finished = state.finished
+        return ev.RunRecord(
+            run_id=state.started.run_id,
+            workflow=state.started.workflow,
+            version=state.started.version,
+            status=state.status,
+            created_at=self._created_at,
+            updated_at=ev.now(),
+            started_at=state.started_at,
+            finished_at=finished.at if finished else None,
+            progress=state.progress(),
+            outputs=finished.outputs if finished else {},
+            node=finished.node if finished else None,
+            error=finished.error if finished else None,
+        )
+
+    async def _write(self) -> None:
+        async with self._lock:
+            record = self.record()
+            kv = await self._js.key_value(ev.KV_RUNS)
+            await with_retries(
+                lambda: kv.put(record.run_id, ev.encode(record)), f"record {record.run_id}"
+            )
+
+    async def _announce(self) -> None:
+        state = self._state
+        finished = state.finished
+        event = ev.RunLifecycle(
+            run_id=state.started.run_id,
+            workflow=state.started.workflow,
+            version=state.started.version,
+            status=state.status,
+            outputs=finished.outputs if finished else {},
+            node=finished.node if finished else None,
+            error=finished.error if finished else None,
+        )
+        subject = ev.run_event_subject(state.started.workflow, state.started.run_id, state.status)
+        try:
+            await self._nc.publish(subject, ev.encode(event))
+        except Exception as exc:  # lifecycle events are best effort; the record is not
+            log.warning("could not publish %s: %s", subject, exc)
+
+    async def status_changed(self) -> None:
+        await self._write()
+        await self._announce()
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop())
+
+    def progressed(self) -> None:
+        self._dirty.set()
+
+    async def finished(self) -> None:
+        await self.close()
+        await self._write()
+        await self._announce()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self._config.record_interval)
+            self._dirty.clear()
+            try:
+                await self._write()
+            except Exception as exc:
+                log.warning("progress record of %s not written: %s", self._state.started.run_id, exc)
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None

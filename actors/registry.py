@@ -1,0 +1,82 @@
+"""Versioned definitions in the definitions KV bucket: ``<kind>.<name>.<version>`` keys
+plus a ``latest.<kind>.<name>`` pointer to the most recently applied version."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
+
+from actorflow.definitions import events as ev
+from actorflow.definitions.errors import NotFoundError
+from actorflow.definitions.models import Function, Workflow
+
+
+class Registry:
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    @classmethod
+    async def open(cls, js: JetStreamContext) -> Registry:
+        return cls(await js.key_value(ev.KV_DEFINITIONS))
+
+    async def put(self, definition: Function | Workflow) -> bool:
+        """Store a definition; returns False when the same version was already identical."""
+        meta = definition.metadata
+        key = ev.definition_key(definition.kind, meta.name, meta.version)
+        data = definition.model_dump_json(by_alias=True).encode()
+        try:
+            entry = await self._kv.get(key)
+            unchanged = entry.value == data
+        except KeyNotFoundError:
+            unchanged = False
+        if not unchanged:
+            await self._kv.put(key, data)
+        await self._kv.put(ev.latest_key(definition.kind, meta.name), meta.version.encode())
+        return not unchanged
+
+    async def latest_version(self, kind: str, name: str) -> str:
+        try:
+            entry = await self._kv.get(ev.latest_key(kind, name))
+        except KeyNotFoundError:
+            raise NotFoundError(kind.lower(), name) from None
+        return (entry.value or b"").decode()
+
+    async def function(self, name: str, version: str = "latest") -> Function:
+        if version == "latest":
+            version = await self.latest_version("Function", name)
+        return Function.model_validate_json(await self._get("Function", name, version))
+
+    async def workflow(self, name: str, version: str | None = None) -> Workflow:
+        if version in (None, "latest"):
+            version = await self.latest_version("Workflow", name)
+        assert version is not None
+        return Workflow.model_validate_json(await self._get("Workflow", name, version))
+
+    async def _get(self, kind: str, name: str, version: str) -> bytes:
+        try:
+            entry = await self._kv.get(ev.definition_key(kind, name, version))
+        except KeyNotFoundError:
+            raise NotFoundError(kind.lower(), f"{name}@{version}") from None
+        return entry.value or b""
+
+    async def functions(self) -> list[Function]:
+        return [Function.model_validate_json(v) for v in await self._values("function.")]
+
+    async def workflows(self) -> list[Workflow]:
+        return [Workflow.model_validate_json(v) for v in await self._values("workflow.")]
+
+    async def _values(self, prefix: str) -> list[bytes]:
+        try:
+            keys = await self._kv.keys()
+        except NoKeysError:
+            return []
+        out = []
+        for key in sorted(k for k in keys if k.startswith(prefix)):
+            try:
+                entry = await self._kv.get(key)
+            except KeyNotFoundError:
+                continue
+            if entry.value:
+                out.append(entry.value)
+        return out

@@ -1,0 +1,252 @@
+"""A function-pool replica: pulls tasks from its pool's durable consumer and runs them.
+
+Every replica of a pool pulls from the same durable consumer, so NATS balances the load and
+a task whose replica dies is redelivered (it was never acked). A result is made durable in
+the history *before* the task is acked: a crash between the two runs the step again with the
+same idempotency key, never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import ray
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from actorflow.actors.blobs import BlobStore
+from actorflow.actors.config import EngineConfig
+from actorflow.actors.context import StepContext
+from actorflow.actors.handlers import Handler
+from actorflow.actors.jetstream import connect
+from actorflow.definitions import events as ev
+from actorflow.definitions.errors import PayloadError, StepError
+from actorflow.definitions.models import Function
+
+log = logging.getLogger(__name__)
+
+
+def ensure_consumer_config(function: Function, config: EngineConfig) -> ConsumerConfig:
+    name, version = function.metadata.name, function.metadata.version
+    ack_wait = max(config.task_ack_wait, 3.0)
+    return ConsumerConfig(
+        durable_name=ev.pool_consumer(name, version),
+        filter_subject=ev.task_subject(name, version),
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait,
+        max_deliver=-1,
+        max_ack_pending=max(1000, function.spec.replicas * function.spec.max_concurrency * 4),
+        max_waiting=512,
+    )
+
+
+class FunctionReplica:
+    """One replica; wrapped by `ray.remote` with the function's resources in `pools.py`."""
+
+    def __init__(self, function: dict[str, Any], config: EngineConfig, name: str) -> None:
+        self._function = Function.model_validate(function)
+        self._config = config
+        self._name = name
+        self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._blobs: BlobStore | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(self._function.spec.max_concurrency)
+        self._pool = ThreadPoolExecutor(
+            max_workers=self._function.spec.max_concurrency, thread_name_prefix=name
+        )
+        self._node_id = ""
+        self._handler: Handler | None = None
+        self._done = 0
+        self._failed = 0
+
+    def __repr__(self) -> str:
+        return f"FunctionReplica({self._name})"
+
+    async def start(self) -> dict[str, Any]:
+        """Import the handler (an import error surfaces to `apply`), then start pulling."""
+        spec = self._function.spec
+        self._handler = Handler.load(spec.handler, spec.code_dir)
+        self._node_id = ray.get_runtime_context().get_node_id()
+        self._nc = await connect(self._config.nats_url, name=self._name)
+        self._js = self._nc.jetstream()
+        self._blobs = BlobStore(self._js, self._config.inline_limit)
+        cfg = ensure_consumer_config(self._function, self._config)
+        sub = await self._js.pull_subscribe(
+            cfg.filter_subject or "", durable=cfg.durable_name, stream=ev.STREAM_TASKS, config=cfg
+        )
+        self._loop_task = asyncio.create_task(self._pull_loop(sub))
+        return {"replica": self._name, "node_id": self._node_id, "pid": os.getpid()}
+
+    async def stats(self) -> dict[str, Any]:
+        return {
+            "replica": self._name,
+            "node_id": self._node_id,
+            "in_flight": len(self._inflight),
+            "done": self._done,
+            "failed": self._failed,
+        }
+
+    async def stop(self) -> None:
+        """Stop pulling and let in-flight tasks finish (drain), then close."""
+        if self._loop_task:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._inflight:
+            await asyncio.wait(self._inflight)
+        if self._nc:
+            await self._nc.drain()
+        self._pool.shutdown(wait=False)
+
+    async def _pull_loop(self, sub: JetStreamContext.PullSubscription) -> None:
+        capacity = self._function.spec.max_concurrency
+        while True:
+            await self._slots.acquire()
+            free = 1
+            while free < capacity and not self._slots.locked():
+                await self._slots.acquire()
+                free += 1
+            try:
+                msgs = await sub.fetch(free, timeout=5.0)
+            except (TimeoutError, asyncio.TimeoutError):
+                msgs = []
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # reconnecting, server restarting: back off briefly
+                log.debug("fetch failed on %s: %s", self._name, exc)
+                msgs = []
+                await asyncio.sleep(0.2)
+            for _ in range(free - len(msgs)):
+                self._slots.release()
+            for msg in msgs:
+                task = asyncio.create_task(self._run(msg))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def _run(self, msg: Msg) -> None:
+        try:
+            await self._execute(msg)
+        except Exception:
+            log.exception("replica %s could not process a task; it will be redelivered", self._name)
+        finally:
+            self._slots.release()
+
+    async def _execute(self, msg: Msg) -> None:
+        assert self._js is not None and self._nc is not None and self._blobs is not None
+        assert self._handler is not None
+        try:
+            task = ev.decode(ev.TaskScheduled, msg.data)
+        except ev.DecodeError:
+            log.error("dropping a malformed task message on %s", msg.subject)
+            await msg.term()
+            return
+        results = ev.run_subject(task.run_id, ev.RESULTS)
+        started_at = datetime.now(UTC)
+        await self._nc.publish(
+            results,
+            ev.encode(
+                ev.TaskStarted(
+                    run_id=task.run_id,
+                    task=task.task,
+                    replica=self._name,
+                    ray_node=self._node_id,
+                    at=started_at,
+                )
+            ),
+        )
+        heartbeat = asyncio.create_task(self._keep_alive(msg))
+        try:
+            outcome = await self._invoke(task)
+        finally:
+            heartbeat.cancel()
+        execution = ev.Execution(
+            replica=self._name,
+            ray_node=self._node_id,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+        )
+        event: ev.TaskCompleted | ev.TaskFailed
+        if isinstance(outcome, ev.ErrorInfo):
+            self._failed += 1
+            event = ev.TaskFailed(
+                run_id=task.run_id, task=task.task, error=outcome, execution=execution
+            )
+        else:
+            self._done += 1
+            event = ev.TaskCompleted(
+                run_id=task.run_id, task=task.task, output=outcome, execution=execution
+            )
+        await self._js.publish(
+            results, ev.encode(event), headers={ev.MSG_ID: f"{task.idempotency_key}.result"}
+        )
+        await msg.ack()
+
+    async def _invoke(self, task: ev.TaskScheduled) -> ev.Payload | ev.ErrorInfo:
+        assert self._handler is not None and self._blobs is not None
+        ctx = StepContext(
+            run_id=task.run_id,
+            workflow=task.workflow,
+            node=task.task.node,
+            index=task.task.index,
+            attempt=task.task.attempt,
+            idempotency_key=task.idempotency_key,
+            logger=logging.getLogger(f"actorflow.step.{task.workflow}.{task.task.node}"),
+        )
+        timeout = self._function.spec.timeout
+        try:
+            inputs = await self._blobs.value(task.inputs)
+            result = await asyncio.wait_for(self._handler.call(inputs, ctx, self._pool), timeout)
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            return _error_info(exc, code="TIMEOUT", message=f"step exceeded its {timeout}s timeout")
+        except StepError as exc:
+            return _error_info(exc, code=exc.code, message=exc.message, retryable=exc.retryable,
+                               details=exc.details)
+        except Exception as exc:
+            return _error_info(exc, code="HANDLER_ERROR")
+        try:
+            return await self._blobs.to_payload(result)
+        except PayloadError as exc:
+            return _error_info(exc, code="OUTPUT_NOT_JSON", retryable=False)
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        """Long steps tell the server they are alive, so their task is not redelivered."""
+        interval = max(self._config.task_ack_wait / 3, 0.5)
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+
+def _error_info(
+    exc: BaseException,
+    *,
+    code: str,
+    message: str | None = None,
+    retryable: bool = True,
+    details: dict[str, Any] | None = None,
+) -> ev.ErrorInfo:
+    try:
+        safe_details = ev.ErrorInfo(code=code, message="", details=details or {}).details
+    except Exception:
+        safe_details = {"repr": repr(details)}
+    return ev.ErrorInfo(
+        code=code,
+        message=message or f"{type(exc).__name__}: {exc}",
+        type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+        traceback="".join(traceback.format_exception(exc)),
+        retryable=retryable,
+        details=safe_details,
+    )
+
+

@@ -1,0 +1,100 @@
+"""Find or start Ray and nats-server, then find or create the controller.
+
+Resolution order for each service: an explicit address in settings, then the one
+`actorflow up` recorded in ``$ACTORFLOW_HOME/run/cluster.json`` (if its process is alive),
+then an embedded one owned by this program.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actorflow.actors.controller import CONTROLLER_NAME, Controller
+from actorflow.cluster import nats_process
+from actorflow.cluster.settings import Settings
+from actorflow.definitions.errors import ClusterUnavailableError
+
+log = logging.getLogger(__name__)
+
+_embedded_nats: dict[Path, str] = {}
+
+
+def state_file(settings: Settings) -> Path:
+    return settings.run_dir / "cluster.json"
+
+
+def read_state(settings: Settings) -> dict[str, Any]:
+    """What `actorflow up` started, keeping only entries whose process still runs."""
+    try:
+        data = json.loads(state_file(settings).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if nats_process.alive(int(v.get("pid", 0)))}
+
+
+def write_state(settings: Settings, state: dict[str, Any]) -> None:
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_file(settings).with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(state_file(settings))
+
+
+def nats_url(settings: Settings) -> str:
+    if settings.nats_url:
+        return settings.nats_url
+    up = read_state(settings).get("nats")
+    if up:
+        return str(up["url"])
+    home = settings.home.resolve()
+    if home not in _embedded_nats:
+        proc = nats_process.start(settings.jetstream_dir, settings.run_dir, detached=False)
+        log.info("started embedded nats-server pid %d at %s", proc.pid, proc.url)
+        _embedded_nats[home] = proc.url
+    return _embedded_nats[home]
+
+
+def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
+    if ray.is_initialized():
+        return
+    address = settings.ray_address or read_state(settings).get("ray", {}).get("address")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        if address:
+            ray.init(
+                address=address,
+                namespace=settings.namespace,
+                log_to_driver=log_to_driver,
+                logging_level=logging.WARNING,
+            )
+        else:
+            ray.init(
+                namespace=settings.namespace,
+                num_cpus=settings.ray_num_cpus,
+                num_gpus=settings.ray_num_gpus,
+                include_dashboard=False,
+                log_to_driver=log_to_driver,
+                logging_level=logging.WARNING,
+            )
+    except Exception as exc:
+        raise ClusterUnavailableError("Ray", address or "local", str(exc)) from exc
+
+
+def controller(settings: Settings, url: str) -> Any:
+    """The detached controller, created on first use and started (idempotent) every time."""
+    remote = ray.remote(Controller)
+    handle = remote.options(
+        name=CONTROLLER_NAME,
+        namespace=settings.namespace,
+        lifetime="detached",
+        get_if_exists=True,
+        num_cpus=0,
+        max_concurrency=10_000,
+        max_restarts=-1,
+    ).remote(settings.engine(url))
+    return handle

@@ -1,0 +1,98 @@
+"""Compile a validated workflow into the plan a run executes.
+
+The plan pins every function reference to a concrete version (resolved once, when the run
+starts, and recorded in the run's first event) and holds the compiled expressions, so a run
+never changes version or re-parses anything halfway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from actorflow.definitions.errors import InputError
+from actorflow.definitions.expressions import Expression, Template
+from actorflow.definitions.models import InputSpec, Workflow, split_ref
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+@dataclass(frozen=True)
+class PlannedNode:
+    id: str
+    function: str
+    version: str
+    deps: frozenset[str]
+    inputs: Template
+    for_each: Expression | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    workflow: str
+    version: str
+    nodes: dict[str, PlannedNode]
+    outputs: Template
+    inputs: Mapping[str, InputSpec]
+
+
+def compile_plan(wf: Workflow, functions: Mapping[str, str]) -> Plan:
+    """`functions` maps each node's function reference (as written) to a concrete version."""
+    nodes: dict[str, PlannedNode] = {}
+    for i, node in enumerate(wf.spec.nodes):
+        field = f"spec.nodes[{i}]"
+        inputs = Template.compile(node.inputs, field=f"{field}.inputs")
+        for_each = (
+            Template.compile(node.for_each, field=f"{field}.forEach").expressions[0]
+            if node.for_each
+            else None
+        )
+        refs = inputs.node_refs | (for_each.node_refs if for_each else set())
+        name, _ = split_ref(node.function)
+        nodes[node.id] = PlannedNode(
+            id=node.id,
+            function=name,
+            version=functions[node.function],
+            deps=frozenset(node.needs) | frozenset(refs),
+            inputs=inputs,
+            for_each=for_each,
+        )
+    return Plan(
+        workflow=wf.metadata.name,
+        version=wf.metadata.version,
+        nodes=nodes,
+        outputs=Template.compile(wf.spec.outputs, field="spec.outputs"),
+        inputs=wf.spec.inputs,
+    )
+
+
+def bind_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Check `given` against the declared inputs and fill defaults; every problem at once."""
+    problems: list[str] = []
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        problems.append(f"unknown input(s): {', '.join(unknown)}")
+    bound: dict[str, Any] = {}
+    for name, spec in declared.items():
+        if name in given:
+            value = given[name]
+            expected = _JSON_TYPES.get(spec.type)
+            bad_bool = isinstance(value, bool) and spec.type in ("integer", "number")
+            if expected and (not isinstance(value, expected) or bad_bool):
+                problems.append(f"input {name!r} must be {spec.type}, got {type(value).__name__}")
+            bound[name] = value
+        elif spec.required:
+            problems.append(f"missing required input {name!r}")
+        else:
+            bound[name] = spec.default
+    if problems:
+        raise InputError("; ".join(problems))
+    return bound

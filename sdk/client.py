@@ -1,0 +1,254 @@
+"""The asyncio client: apply definitions, start runs, watch them.
+
+Example::
+
+    async with AsyncClient() as client:
+        await client.apply("examples/hello/workflow.yaml")
+        run = await client.run("hello", {"name": "Ada"})
+        print(await run.result(timeout=30))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
+
+from actorflow._views import NodeInfo, node_infos
+from actorflow.actors.history import replay
+from actorflow.actors.jetstream import connect, ensure_infrastructure
+from actorflow.actors.registry import Registry
+from actorflow.actors.run_state import RunState
+from actorflow.cluster import wiring
+from actorflow.cluster.settings import Settings
+from actorflow.definitions import events as ev
+from actorflow.definitions.errors import (
+    NotFoundError,
+    RunFailedError,
+    WaitTimeoutError,
+)
+from actorflow.definitions.loader import load_path
+from actorflow.definitions.models import Function, Workflow
+
+Definitions = str | Path | Function | Workflow | Iterable[Function | Workflow]
+
+
+class AsyncClient:
+    """Connects to (or starts) the cluster; one per program is plenty."""
+
+    def __init__(self, settings: Settings | None = None, *, log_to_driver: bool = True) -> None:
+        self.settings = settings or Settings()
+        self._log_to_driver = log_to_driver
+        self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._controller: Any = None
+        self.nats_url = ""
+
+    def prepare(self) -> None:
+        """Find or start Ray and nats-server (blocking; call it from the main thread)."""
+        if not self.nats_url:
+            self.nats_url = wiring.nats_url(self.settings)
+        wiring.ensure_ray(self.settings, log_to_driver=self._log_to_driver)
+
+    async def connect(self) -> AsyncClient:
+        if self._nc is not None:
+            return self
+        self.prepare()
+        self._nc = await connect(
+            self.nats_url, name="actorflow-client", connect_timeout=self.settings.connect_timeout
+        )
+        self._js = self._nc.jetstream()
+        await ensure_infrastructure(self._js, replicas=self.settings.stream_replicas)
+        self._controller = wiring.controller(self.settings, self.nats_url)
+        await self._controller.start.remote()
+        return self
+
+    async def close(self) -> None:
+        if self._nc is not None:
+            await self._nc.drain()
+            self._nc = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("client is not connected: use `await client.connect()`")
+        return self._js
+
+    @property
+    def nc(self) -> NATS:
+        if self._nc is None:
+            raise RuntimeError("client is not connected: use `await client.connect()`")
+        return self._nc
+
+    # --- definitions ---------------------------------------------------------------------
+    async def apply(self, definitions: Definitions) -> list[dict[str, Any]]:
+        """Register functions and workflows from a YAML path (file or folder) or models."""
+        await self.connect()
+        models = _as_models(definitions)
+        docs = [m.model_dump(mode="json", by_alias=True) for m in models]
+        result: list[dict[str, Any]] = await self._controller.apply.remote(docs)
+        return result
+
+    async def workflows(self) -> list[Workflow]:
+        return await (await Registry.open(self.js)).workflows()
+
+    async def functions(self) -> list[Function]:
+        return await (await Registry.open(self.js)).functions()
+
+    async def pools(self) -> list[dict[str, Any]]:
+        await self.connect()
+        result: list[dict[str, Any]] = await self._controller.pools.remote()
+        return result
+
+    # --- runs ----------------------------------------------------------------------------
+    async def run(
+        self,
+        workflow: str | Workflow,
+        inputs: dict[str, Any] | None = None,
+        *,
+        version: str | None = None,
+        run_id: str | None = None,
+    ) -> AsyncRun:
+        """Start a run and return at once; with `run_id`, starting twice starts one run."""
+        await self.connect()
+        if isinstance(workflow, Workflow):
+            await self.apply(workflow)
+            workflow, version = workflow.metadata.name, workflow.metadata.version
+        started: str = await self._controller.start_run.remote(
+            workflow, dict(inputs or {}), version, run_id
+        )
+        return AsyncRun(self, started)
+
+    def get_run(self, run_id: str) -> AsyncRun:
+        return AsyncRun(self, run_id)
+
+    async def runs(
+        self, status: ev.RunStatus | str | None = None, workflow: str | None = None
+    ) -> list[ev.RunRecord]:
+        """Run records, newest first; one pass over the runs bucket."""
+        kv = await self.js.key_value(ev.KV_RUNS)
+        watcher = await kv.watchall(ignore_deletes=True)
+        records: list[ev.RunRecord] = []
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    break
+                with contextlib.suppress(ev.DecodeError):
+                    records.append(ev.decode(ev.RunRecord, entry.value or b""))
+        finally:
+            await watcher.stop()
+        wanted = ev.RunStatus(status.upper()) if isinstance(status, str) else status
+        return sorted(
+            (
+                r
+                for r in records
+                if (wanted is None or r.status == wanted)
+                and (workflow is None or r.workflow == workflow)
+            ),
+            key=lambda r: r.created_at,
+            reverse=True,
+        )
+
+    async def record(self, run_id: str) -> ev.RunRecord:
+        kv = await self.js.key_value(ev.KV_RUNS)
+        try:
+            entry = await kv.get(run_id)
+        except KeyNotFoundError:
+            raise NotFoundError("run", run_id) from None
+        return ev.decode(ev.RunRecord, entry.value or b"")
+
+    async def stream_stats(self) -> list[dict[str, Any]]:
+        out = []
+        for name in (ev.STREAM_HISTORY, ev.STREAM_TASKS, ev.STREAM_EVENTS):
+            info = await self.js.stream_info(name)
+            state = info.state
+            out.append(
+                {
+                    "stream": name,
+                    "messages": state.messages,
+                    "bytes": state.bytes,
+                    "consumers": state.consumer_count,
+                }
+            )
+        return out
+
+
+class AsyncRun:
+    """A handle on one run; cheap, holds nothing but the id."""
+
+    def __init__(self, client: AsyncClient, run_id: str) -> None:
+        self._client = client
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"AsyncRun({self.run_id!r})"
+
+    async def status(self) -> ev.RunRecord:
+        return await self._client.record(self.run_id)
+
+    async def wait(self, timeout: float | None = None) -> ev.RunRecord:
+        """Until the run stops (succeeded, interrupted, terminated); the run is not affected
+        by a timeout here."""
+        nc = self._client.nc
+        changed = asyncio.Event()
+
+        async def on_event(_msg: Msg) -> None:
+            changed.set()
+
+        sub = await nc.subscribe(f"af.events.run.*.{self.run_id}.*", cb=on_event)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    changed.clear()
+                    with contextlib.suppress(NotFoundError):
+                        record = await self.status()
+                        if record.status.finished:
+                            return record
+                    # Events are best effort; re-reading the record each second covers a
+                    # lifecycle event lost in a reconnect.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), 1.0)
+        except TimeoutError:
+            raise WaitTimeoutError(
+                f"run {self.run_id} still running after {timeout}s"
+            ) from None
+        finally:
+            await sub.unsubscribe()
+
+    async def result(self, timeout: float | None = None) -> dict[str, Any]:
+        """The run's outputs; raises RunFailedError (with the node's error) if it failed."""
+        record = await self.wait(timeout)
+        if record.status is not ev.RunStatus.SUCCEEDED:
+            raise RunFailedError(self.run_id, record.status.value, record.node, record.error)
+        return dict(record.outputs)
+
+    async def nodes(self) -> list[NodeInfo]:
+        """Per-node status, attempts, timings and errors, folded from the run's history."""
+        history = await replay(self._client.js, self.run_id)
+        if not history or not isinstance(history[0].event, ev.RunStarted):
+            raise NotFoundError("run", self.run_id)
+        state = RunState(history[0].event)
+        for rec in history[1:]:
+            state.apply(rec.event)
+        return node_infos(state)
+
+
+def _as_models(definitions: Definitions) -> list[Function | Workflow]:
+    if isinstance(definitions, str | Path):
+        return list(load_path(definitions))
+    if isinstance(definitions, Function | Workflow):
+        return [definitions]
+    return list(definitions)

@@ -1,0 +1,122 @@
+"""The blocking client: the asyncio client driven from a private event-loop thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from actorflow._views import NodeInfo
+from actorflow.client import AsyncClient, AsyncRun, Definitions
+from actorflow.cluster.settings import Settings
+from actorflow.definitions import events as ev
+from actorflow.definitions.models import Function, Workflow
+
+_T = TypeVar("_T")
+
+
+class Client:
+    """Connects to (or starts) the cluster.
+
+    Example::
+
+        client = Client()
+        client.apply("examples/hello/workflow.yaml")
+        print(client.run("hello", {"name": "Ada"}).result(timeout=30))
+    """
+
+    def __init__(self, settings: Settings | None = None, *, log_to_driver: bool = True) -> None:
+        self._async = AsyncClient(settings, log_to_driver=log_to_driver)
+        self._async.prepare()  # Ray wants the main thread for its signal handlers
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="actorflow-client", daemon=True
+        )
+        self._thread.start()
+        try:
+            self._call(self._async.connect())
+        except BaseException:
+            self.close()
+            raise
+
+    def _call(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    @property
+    def settings(self) -> Settings:
+        return self._async.settings
+
+    @property
+    def nats_url(self) -> str:
+        return self._async.nats_url
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._call(self._async.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def apply(self, definitions: Definitions) -> list[dict[str, Any]]:
+        return self._call(self._async.apply(definitions))
+
+    def run(
+        self,
+        workflow: str | Workflow,
+        inputs: dict[str, Any] | None = None,
+        *,
+        version: str | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        handle = self._call(self._async.run(workflow, inputs, version=version, run_id=run_id))
+        return Run(self, handle)
+
+    def get_run(self, run_id: str) -> Run:
+        return Run(self, self._async.get_run(run_id))
+
+    def runs(
+        self, status: ev.RunStatus | str | None = None, workflow: str | None = None
+    ) -> list[ev.RunRecord]:
+        return self._call(self._async.runs(status, workflow))
+
+    def workflows(self) -> list[Workflow]:
+        return self._call(self._async.workflows())
+
+    def functions(self) -> list[Function]:
+        return self._call(self._async.functions())
+
+    def pools(self) -> list[dict[str, Any]]:
+        return self._call(self._async.pools())
+
+    def stream_stats(self) -> list[dict[str, Any]]:
+        return self._call(self._async.stream_stats())
+
+
+class Run:
+    """A handle on one run."""
+
+    def __init__(self, client: Client, handle: AsyncRun) -> None:
+        self._client = client
+        self._handle = handle
+        self.run_id = handle.run_id
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id!r})"
+
+    def status(self) -> ev.RunRecord:
+        return self._client._call(self._handle.status())
+
+    def wait(self, timeout: float | None = None) -> ev.RunRecord:
+        return self._client._call(self._handle.wait(timeout))
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        return self._client._call(self._handle.result(timeout))
+
+    def nodes(self) -> list[NodeInfo]:
+        return self._client._call(self._handle.nodes())
