@@ -14,7 +14,7 @@ import secrets
 from typing import Any
 
 import ray
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, KeyNotFoundError, NoKeysError
 
@@ -39,7 +39,7 @@ _WRONG_LAST_SEQUENCE = 10071
 class Controller:
     def __init__(self, config: EngineConfig) -> None:
         self._config = config
-        self._nc: NATS | None = None
+        self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._registry: Registry | None = None
         self._pools: dict[str, FunctionPool] = {}
@@ -59,12 +59,8 @@ class Controller:
             self._js = self._nc.jetstream()
             await ensure_infrastructure(self._js, replicas=self._config.stream_replicas)
             self._registry = await Registry.open(self._js)
-            remote = ray.remote(RunActor)
             self._run_actors = [
-                remote.options(
-                    name=f"af-run-actor-{i}", num_cpus=0, max_concurrency=100_000
-                ).remote(self._config, f"af-run-actor-{i}")
-                for i in range(self._config.run_actors)
+                self._new_run_actor(f"af-run-actor-{i}") for i in range(self._config.run_actors)
             ]
             await asyncio.gather(*(a.start.remote() for a in self._run_actors))
             self._load = dict.fromkeys(range(len(self._run_actors)), 0)
@@ -213,11 +209,16 @@ class Controller:
             return  # still alive: another supervisor already replaced it
         except ray.exceptions.RayActorError:
             pass
-        name = f"af-run-actor-{index}-{secrets.token_hex(3)}"
-        fresh = ray.remote(RunActor).options(name=name, num_cpus=0, max_concurrency=100_000)
-        actor = fresh.remote(self._config, name)
+        actor = self._new_run_actor(f"af-run-actor-{index}-{secrets.token_hex(3)}")
         self._run_actors[index] = actor
         await actor.start.remote()
+
+    def _new_run_actor(self, name: str) -> Any:
+        """Run actors reserve no CPU: they wait on NATS; the CPUs belong to functions."""
+        remote: Any = ray.remote(RunActor)
+        return remote.options(name=name, num_cpus=0, max_concurrency=100_000).remote(
+            self._config, name
+        )
 
     async def _recover(self) -> int:
         assert self._js is not None

@@ -101,13 +101,15 @@ async def replay(js: JetStreamContext, run_id: str) -> list[Recorded]:
         while pending > 0:
             try:
                 msgs = await sub.fetch(min(pending, 512), timeout=5.0)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 break
             for msg in msgs:
                 meta = msg.metadata
                 pending = meta.num_pending
                 try:
-                    out.append(Recorded(ev.decode_history(msg.data), msg.subject, meta.sequence.stream))
+                    out.append(
+                        Recorded(ev.decode_history(msg.data), msg.subject, meta.sequence.stream)
+                    )
                 except ev.DecodeError as exc:
                     log.error("skipping undecodable event at seq %s: %s", meta.sequence.stream, exc)
     finally:

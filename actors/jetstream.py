@@ -1,4 +1,4 @@
-"""Connect to NATS and make sure the streams and buckets of the wire contract exist."""
+"""Connect to NatsClient and make sure the streams and buckets of the wire contract exist."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
@@ -25,7 +25,7 @@ from actorflow.definitions.errors import ClusterUnavailableError
 log = logging.getLogger(__name__)
 
 
-async def connect(url: str, *, name: str, connect_timeout: float = 5.0) -> NATS:
+async def connect(url: str, *, name: str, connect_timeout: float = 5.0) -> NatsClient:
     """Connect with endless reconnects: a restarted nats-server must not strand an actor."""
 
     async def on_error(exc: Exception) -> None:

@@ -56,7 +56,7 @@ def check_fits(function: Function) -> None:
     res = function.spec.resources
     want = {"CPU": res.cpus, "GPU": res.gpus, "memory": float(res.memory or 0), **res.custom}
     want = {k: v for k, v in want.items() if v}
-    for node in ray.nodes():
+    for node in ray.nodes():  # type: ignore[no-untyped-call]
         if node.get("Alive") and all(node["Resources"].get(k, 0) >= v for k, v in want.items()):
             return
     raise FunctionPoolError(
@@ -105,7 +105,9 @@ async def start_pool(
         cause = _root_cause(exc)
         if isinstance(cause, HandlerImportError):
             raise FunctionPoolError(f"function {function.ref}: {cause}") from None
-        raise FunctionPoolError(f"function {function.ref}: replicas failed to start: {cause}") from exc
+        raise FunctionPoolError(
+            f"function {function.ref}: replicas failed to start: {cause}"
+        ) from exc
     return pool
 
 

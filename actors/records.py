@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from actorflow.actors.config import EngineConfig
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 class RecordWriter:
     def __init__(
-        self, js: JetStreamContext, nc: NATS, state: RunState, config: EngineConfig
+        self, js: JetStreamContext, nc: NatsClient, state: RunState, config: EngineConfig
     ) -> None:
         self._js, self._nc, self._state, self._config = js, nc, state, config
         self._dirty = asyncio.Event()
@@ -99,7 +99,9 @@ class RecordWriter:
             try:
                 await self._write()
             except Exception as exc:
-                log.warning("progress record of %s not written: %s", self._state.started.run_id, exc)
+                log.warning(
+                    "progress record of %s not written: %s", self._state.started.run_id, exc
+                )
 
     async def close(self) -> None:
         if self._flusher is not None:

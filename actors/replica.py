@@ -1,6 +1,6 @@
 """A function-pool replica: pulls tasks from its pool's durable consumer and runs them.
 
-Every replica of a pool pulls from the same durable consumer, so NATS balances the load and
+Every replica of a pool pulls from the same durable consumer, so NatsClient balances the load and
 a task whose replica dies is redelivered (it was never acked). A result is made durable in
 the history *before* the task is acked: a crash between the two runs the step again with the
 same idempotency key, never loses it.
@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import ray
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -56,7 +56,7 @@ class FunctionReplica:
         self._function = Function.model_validate(function)
         self._config = config
         self._name = name
-        self._nc: NATS | None = None
+        self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._blobs: BlobStore | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -119,7 +119,7 @@ class FunctionReplica:
                 free += 1
             try:
                 msgs = await sub.fetch(free, timeout=5.0)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 msgs = []
             except asyncio.CancelledError:
                 raise
@@ -207,11 +207,16 @@ class FunctionReplica:
         try:
             inputs = await self._blobs.value(task.inputs)
             result = await asyncio.wait_for(self._handler.call(inputs, ctx, self._pool), timeout)
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             return _error_info(exc, code="TIMEOUT", message=f"step exceeded its {timeout}s timeout")
         except StepError as exc:
-            return _error_info(exc, code=exc.code, message=exc.message, retryable=exc.retryable,
-                               details=exc.details)
+            return _error_info(
+                exc,
+                code=exc.code,
+                message=exc.message,
+                retryable=exc.retryable,
+                details=exc.details,
+            )
         except Exception as exc:
             return _error_info(exc, code="HANDLER_ERROR")
         try:
@@ -248,5 +253,3 @@ def _error_info(
         retryable=retryable,
         details=safe_details,
     )
-
-

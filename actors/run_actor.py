@@ -16,7 +16,7 @@ import logging
 import uuid
 from typing import Any
 
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -40,7 +40,7 @@ class RunActor:
     def __init__(self, config: EngineConfig, name: str) -> None:
         self._config = config
         self._name = name
-        self._nc: NATS | None = None
+        self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._blobs: BlobStore | None = None
         self._drivers: dict[str, _Driver] = {}
@@ -89,7 +89,7 @@ class _Driver:
 
     def __init__(
         self,
-        nc: NATS,
+        nc: NatsClient,
         js: JetStreamContext,
         blobs: BlobStore,
         config: EngineConfig,
@@ -211,7 +211,7 @@ class _Driver:
         """Block for at least one result, then fold every result already waiting."""
         try:
             msg = await asyncio.wait_for(self._inbox.get(), _SILENCE_BEFORE_CATCH_UP)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             await self._catch_up()
             return
         await self._apply_msg(msg)
@@ -219,7 +219,7 @@ class _Driver:
             await self._apply_msg(self._inbox.get_nowait())
 
     async def _catch_up(self) -> None:
-        """Live delivery is best effort (a NATS restart drops it); the stream is not."""
+        """Live delivery is best effort (a NatsClient restart drops it); the stream is not."""
         for rec in await replay(self._js, self.run_id):
             if not rec.subject.endswith(f".{ev.DECISIONS}"):
                 await self._apply(rec.event)

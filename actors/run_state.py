@@ -105,7 +105,11 @@ class RunState:
             task = self._task(event.task)
             if task.status is NodeStatus.SCHEDULED:
                 task.status = NodeStatus.RUNNING
-                task.started_at, task.replica, task.ray_node = event.at, event.replica, event.ray_node
+                task.started_at, task.replica, task.ray_node = (
+                    event.at,
+                    event.replica,
+                    event.ray_node,
+                )
         elif isinstance(event, TaskCompleted):
             task = self._task(event.task)
             if task.status not in (NodeStatus.SUCCEEDED, NodeStatus.FAILED):
@@ -136,7 +140,9 @@ class RunState:
         return task
 
     @staticmethod
-    def _finish_task(task: TaskState, event: TaskCompleted | TaskFailed, status: NodeStatus) -> None:
+    def _finish_task(
+        task: TaskState, event: TaskCompleted | TaskFailed, status: NodeStatus
+    ) -> None:
         task.status = status
         task.started_at = task.started_at or event.execution.started_at
         task.finished_at = event.execution.finished_at

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,16 @@ def start(
     ports_dir = run_dir / "ports"
     ports_dir.mkdir(parents=True, exist_ok=True)
     args = [
-        binary(), "-js", "-sd", str(store_dir), "-a", "127.0.0.1", "-p", "-1",
-        "--ports_file_dir", str(ports_dir),
+        binary(),
+        "-js",
+        "-sd",
+        str(store_dir),
+        "-a",
+        "127.0.0.1",
+        "-p",
+        "-1",
+        "--ports_file_dir",
+        str(ports_dir),
     ]
     if log_file:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +72,7 @@ def start(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE if not log_file else subprocess.DEVNULL,
         start_new_session=detached,
-        preexec_fn=None if detached else _die_with_parent,
+        preexec_fn=None if detached else _die_with_parent(),  # noqa: PLW1509 (see below)
     )
     ports_file = ports_dir / f"{Path(args[0]).name}_{proc.pid}.ports"
     deadline = time.monotonic() + 15
@@ -102,10 +111,9 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    with contextlib.suppress(OSError):  # a zombie child counts as gone
-        with open(f"/proc/{pid}/stat") as fh:
-            if fh.read().split(") ")[-1].startswith("Z"):
-                return False
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as fh:
+        if fh.read().split(") ")[-1].startswith("Z"):  # a zombie child counts as gone
+            return False
     return True
 
 
@@ -127,6 +135,14 @@ def _reachable(url: str) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent() -> Callable[[], None] | None:
+    """A pre-exec hook asking the kernel to SIGTERM the child when this process dies.
+
+    libc is loaded here, in the parent: between fork and exec the child only makes the
+    prctl call, which takes no lock, so the hook is safe in a multi-threaded parent.
+    """
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except OSError:
+        return None
+    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -88,7 +88,7 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
 def controller(settings: Settings, url: str) -> Any:
     """The detached controller, created on first use and started (idempotent) every time."""
     remote = ray.remote(Controller)
-    handle = remote.options(
+    return remote.options(
         name=CONTROLLER_NAME,
         namespace=settings.namespace,
         lifetime="detached",
@@ -97,4 +97,3 @@ def controller(settings: Settings, url: str) -> Any:
         max_concurrency=10_000,
         max_restarts=-1,
     ).remote(settings.engine(url))
-    return handle

@@ -25,6 +25,18 @@ from typing import Any
 class ActorflowError(Exception):
     """Root of every error actorflow raises on purpose."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (Ray pickles them from actors to callers);
+        # subclasses take structured arguments, so rebuild from args + attributes.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[ActorflowError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
+
 
 @dataclass(frozen=True)
 class DefinitionIssue:

@@ -226,7 +226,12 @@ class TaskFailed(_Event):
 
 
 HistoryEvent = Annotated[
-    RunStarted | RunClaimed | TasksScheduled | RunFinished | TaskStarted | TaskCompleted
+    RunStarted
+    | RunClaimed
+    | TasksScheduled
+    | RunFinished
+    | TaskStarted
+    | TaskCompleted
     | TaskFailed,
     Field(discriminator="type"),
 ]

@@ -7,7 +7,7 @@ YAML keys are camelCase (`maxConcurrency`); Python uses snake_case; both are acc
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -16,26 +16,37 @@ from pydantic import (
     Field,
     JsonValue,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
-API_VERSION = "actorflow/v1"
+API_VERSION: Final = "actorflow/v1"
 
 _NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"
 _VERSION_RE = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,30})?$"
 _NODE_ID_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 _HANDLER_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _MEMORY_UNITS = {
-    "": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
-    "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "": 1,
+    "k": 10**3,
+    "m": 10**6,
+    "g": 10**9,
+    "t": 10**12,
+    "ki": 2**10,
+    "mi": 2**20,
+    "gi": 2**30,
+    "ti": 2**40,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
 }
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_memory(value: Any) -> int | None:
     """Accept bytes as a number or Kubernetes-style quantities ('512Mi', '2Gi', '1GB')."""
-    if value is None or isinstance(value, int) and not isinstance(value, bool):
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -63,9 +74,9 @@ def parse_duration(value: Any) -> float | None:
 
 
 Name = Annotated[str, Field(pattern=_NAME_RE)]
-Version = Annotated[str, BeforeValidator(lambda v: str(v)), Field(pattern=_VERSION_RE)]
+Version = Annotated[str, BeforeValidator(str), Field(pattern=_VERSION_RE)]
 NodeId = Annotated[str, Field(pattern=_NODE_ID_RE)]
-Memory = Annotated[int | None, BeforeValidator(parse_memory), Field(ge=0)]
+Memory = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(parse_memory)]
 Duration = Annotated[float | None, BeforeValidator(parse_duration)]
 
 
@@ -124,13 +135,21 @@ InputType = Literal["string", "integer", "number", "boolean", "object", "array",
 
 
 class InputSpec(_Model):
+    """A declared workflow input; required unless it has a default (or says otherwise)."""
+
     type: InputType = "any"
     default: JsonValue = None
+    required: bool = True
     description: str = ""
 
-    @property
-    def required(self) -> bool:
-        return "default" not in self.model_fields_set
+    @model_validator(mode="before")
+    @classmethod
+    def _required_unless_defaulted(cls, data: Any) -> Any:
+        # Decided once, from what the author wrote, and stored: a dump/load round trip
+        # cannot confuse "default: null" with "no default".
+        if isinstance(data, dict) and "required" not in data:
+            return {**data, "required": "default" not in data}
+        return data
 
 
 def _parse_function_ref(value: Any) -> Any:

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nats.aio.client import Client as NATS
+import ray
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
@@ -30,6 +31,8 @@ from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import (
+    ActorflowError,
+    ClusterUnavailableError,
     NotFoundError,
     RunFailedError,
     WaitTimeoutError,
@@ -40,13 +43,26 @@ from actorflow.definitions.models import Function, Workflow
 Definitions = str | Path | Function | Workflow | Iterable[Function | Workflow]
 
 
+async def _call(ref: Any) -> Any:
+    """Await a controller call, surfacing the controller's own error, not Ray's wrapper."""
+    try:
+        return await ref
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause
+        if isinstance(cause, ActorflowError):
+            raise cause from None
+        raise
+    except ray.exceptions.RayActorError as exc:
+        raise ClusterUnavailableError("controller", "ray", str(exc).splitlines()[0]) from exc
+
+
 class AsyncClient:
     """Connects to (or starts) the cluster; one per program is plenty."""
 
     def __init__(self, settings: Settings | None = None, *, log_to_driver: bool = True) -> None:
         self.settings = settings or Settings()
         self._log_to_driver = log_to_driver
-        self._nc: NATS | None = None
+        self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._controller: Any = None
         self.nats_url = ""
@@ -67,7 +83,7 @@ class AsyncClient:
         self._js = self._nc.jetstream()
         await ensure_infrastructure(self._js, replicas=self.settings.stream_replicas)
         self._controller = wiring.controller(self.settings, self.nats_url)
-        await self._controller.start.remote()
+        await _call(self._controller.start.remote())
         return self
 
     async def close(self) -> None:
@@ -88,7 +104,7 @@ class AsyncClient:
         return self._js
 
     @property
-    def nc(self) -> NATS:
+    def nc(self) -> NatsClient:
         if self._nc is None:
             raise RuntimeError("client is not connected: use `await client.connect()`")
         return self._nc
@@ -99,7 +115,7 @@ class AsyncClient:
         await self.connect()
         models = _as_models(definitions)
         docs = [m.model_dump(mode="json", by_alias=True) for m in models]
-        result: list[dict[str, Any]] = await self._controller.apply.remote(docs)
+        result: list[dict[str, Any]] = await _call(self._controller.apply.remote(docs))
         return result
 
     async def workflows(self) -> list[Workflow]:
@@ -110,7 +126,7 @@ class AsyncClient:
 
     async def pools(self) -> list[dict[str, Any]]:
         await self.connect()
-        result: list[dict[str, Any]] = await self._controller.pools.remote()
+        result: list[dict[str, Any]] = await _call(self._controller.pools.remote())
         return result
 
     # --- runs ----------------------------------------------------------------------------
@@ -124,11 +140,12 @@ class AsyncClient:
     ) -> AsyncRun:
         """Start a run and return at once; with `run_id`, starting twice starts one run."""
         await self.connect()
+        name = workflow if isinstance(workflow, str) else workflow.metadata.name
         if isinstance(workflow, Workflow):
             await self.apply(workflow)
-            workflow, version = workflow.metadata.name, workflow.metadata.version
-        started: str = await self._controller.start_run.remote(
-            workflow, dict(inputs or {}), version, run_id
+            version = workflow.metadata.version
+        started: str = await _call(
+            self._controller.start_run.remote(name, dict(inputs or {}), version, run_id)
         )
         return AsyncRun(self, started)
 
@@ -149,7 +166,7 @@ class AsyncClient:
                 with contextlib.suppress(ev.DecodeError):
                     records.append(ev.decode(ev.RunRecord, entry.value or b""))
         finally:
-            await watcher.stop()
+            await watcher.stop()  # type: ignore[no-untyped-call]
         wanted = ev.RunStatus(status.upper()) if isinstance(status, str) else status
         return sorted(
             (
@@ -222,9 +239,7 @@ class AsyncRun:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(changed.wait(), 1.0)
         except TimeoutError:
-            raise WaitTimeoutError(
-                f"run {self.run_id} still running after {timeout}s"
-            ) from None
+            raise WaitTimeoutError(f"run {self.run_id} still running after {timeout}s") from None
         finally:
             await sub.unsubscribe()
 

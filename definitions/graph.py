@@ -1,0 +1,216 @@
+"""Graph checks for workflows: what pydantic cannot see because it spans several nodes.
+
+A workflow is valid only as a whole: a node may name another in `needs` or read its output
+in an expression, and those references must resolve and form a DAG. The checks here
+report *every* problem at once, each with a field path in the YAML spelling
+(``spec.nodes[3].needs[0]``) and no line; the loader maps fields to lines.
+
+Edges in the graph point from a node to the nodes that need it (execution order), so a
+cycle reads the way it would run: ``cycle: a -> b -> a``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterator
+
+import networkx as nx
+
+from actorflow.definitions.errors import DefinitionError, DefinitionIssue, ExpressionError
+from actorflow.definitions.expressions import Template
+from actorflow.definitions.models import NodeSpec, Workflow, split_ref
+
+_STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_LOOP_VAR = re.compile(r"(?<![.\w])(item|index)\b")
+_SINGLE_EXPR = re.compile(r"\s*\$\{\{.*\}\}\s*", re.DOTALL)
+
+
+def check_workflow(
+    wf: Workflow, *, known_functions: Collection[str] | None = None
+) -> list[DefinitionIssue]:
+    """Every graph-level problem of `wf`, in document order; empty when it is sound.
+
+    Args:
+        wf: a workflow that already passed model validation.
+        known_functions: ``name@version`` strings; when given, each node's function must
+            be one of them (``name@latest`` matches any version of ``name``).
+    """
+    return _Checker(wf, known_functions).run()
+
+
+def dependencies(wf: Workflow) -> dict[str, set[str]]:
+    """Per node id, the nodes it waits for: its `needs` and every node its expressions read.
+
+    Expressions that do not compile contribute nothing (`check_workflow` reports them).
+    """
+    deps: dict[str, set[str]] = {}
+    for i, node in enumerate(wf.spec.nodes):
+        refs = set(node.needs)
+        for _, template in _templates(node, f"spec.nodes[{i}]", lenient=True):
+            refs |= template.node_refs
+        deps.setdefault(node.id, set()).update(refs)
+    return deps
+
+
+def topological_order(wf: Workflow) -> list[str]:
+    """Node ids so that every node comes after the nodes it depends on.
+
+    Ties keep document order, so the result is stable for a given definition.
+
+    Raises:
+        DefinitionError: the workflow has a cycle or references unknown nodes.
+    """
+    position = {node.id: i for i, node in reversed(list(enumerate(wf.spec.nodes)))}
+    graph = nx.DiGraph()
+    graph.add_nodes_from(position)
+    for node_id, deps in dependencies(wf).items():
+        unknown = deps - position.keys()
+        if unknown:
+            raise DefinitionError.single(
+                f"node {node_id!r} depends on unknown node(s): {', '.join(sorted(unknown))}",
+                field="spec.nodes",
+            )
+        graph.add_edges_from((dep, node_id) for dep in deps if dep != node_id)
+    try:
+        return list(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
+    except nx.NetworkXUnfeasible:
+        issues = [i for i in check_workflow(wf) if i.message.startswith("cycle:")]
+        raise DefinitionError(issues) from None
+
+
+def validate_workflow(
+    wf: Workflow, *, known_functions: Collection[str] | None = None, file: str | None = None
+) -> Workflow:
+    """Return `wf` unchanged if `check_workflow` finds nothing; raise otherwise.
+
+    Raises:
+        DefinitionError: one issue per problem, each naming `file` and the field.
+    """
+    issues = check_workflow(wf, known_functions=known_functions)
+    if issues:
+        raise DefinitionError([_with_file(i, file) for i in issues])
+    return wf
+
+
+def _with_file(issue: DefinitionIssue, file: str | None) -> DefinitionIssue:
+    return DefinitionIssue(issue.message, file=file, line=issue.line, field=issue.field)
+
+
+def _templates(
+    node: NodeSpec, base: str, *, lenient: bool = False
+) -> Iterator[tuple[str, Template]]:
+    """The compiled templates of one node: each input, then forEach."""
+    sources: list[tuple[str, object]] = [
+        (f"{base}.inputs.{key}", value) for key, value in node.inputs.items()
+    ]
+    if node.for_each is not None:
+        sources.append((f"{base}.forEach", node.for_each))
+    for field, value in sources:
+        try:
+            yield field, Template.compile(value, field=field)
+        except ExpressionError:
+            if not lenient:
+                raise
+
+
+def _loop_vars(template: Template) -> set[str]:
+    """`item` / `index` read as free variables (not as `x.item`, not inside strings)."""
+    found: set[str] = set()
+    for expr in template.expressions:
+        found.update(_LOOP_VAR.findall(_STRING_LITERAL.sub("''", expr.source)))
+    return found
+
+
+class _Checker:
+    """One pass over a workflow; collects issues and the dependency graph as it goes."""
+
+    def __init__(self, wf: Workflow, known_functions: Collection[str] | None) -> None:
+        self.wf = wf
+        self.known = None if known_functions is None else set(known_functions)
+        self.issues: list[DefinitionIssue] = []
+        self.position: dict[str, int] = {}
+        self.declared = set(wf.spec.inputs)
+        self.graph = nx.DiGraph()
+
+    def run(self) -> list[DefinitionIssue]:
+        for i, node in enumerate(self.wf.spec.nodes):
+            if node.id in self.position:
+                first = self.position[node.id]
+                self._add(
+                    f"duplicate node id {node.id!r} (first at spec.nodes[{first}])",
+                    f"spec.nodes[{i}].id",
+                )
+            else:
+                self.position[node.id] = i
+        self.graph.add_nodes_from(self.position)
+        for i, node in enumerate(self.wf.spec.nodes):
+            self._check_node(i, node)
+        for key, value in self.wf.spec.outputs.items():
+            self._check_template(f"spec.outputs.{key}", value, owner=None, loop_ok=False)
+        self._check_cycles()
+        return self.issues
+
+    def _add(self, message: str, field: str) -> None:
+        self.issues.append(DefinitionIssue(message, field=field))
+
+    def _check_node(self, i: int, node: NodeSpec) -> None:
+        base = f"spec.nodes[{i}]"
+        for k, dep in enumerate(node.needs):
+            field = f"{base}.needs[{k}]"
+            if dep == node.id:
+                self._add(f"node {dep!r} needs itself", field)
+            elif dep not in self.position:
+                self._add(f"needs unknown node {dep!r}", field)
+            else:
+                self.graph.add_edge(dep, node.id)
+        loop_ok = node.for_each is not None
+        for key, value in node.inputs.items():
+            self._check_template(f"{base}.inputs.{key}", value, owner=node.id, loop_ok=loop_ok)
+        if node.for_each is not None:
+            field = f"{base}.forEach"
+            if not _SINGLE_EXPR.fullmatch(node.for_each) or node.for_each.count("${{") != 1:
+                self._add(f"must be a single ${{{{ expression }}}}, got {node.for_each!r}", field)
+            else:
+                self._check_template(field, node.for_each, owner=node.id, loop_ok=False)
+        if self.known is not None:
+            self._check_function(f"{base}.function", node.function, self.known)
+
+    def _check_template(
+        self, field: str, value: object, *, owner: str | None, loop_ok: bool
+    ) -> None:
+        try:
+            template = Template.compile(value, field=field)
+        except ExpressionError as exc:
+            self.issues.extend(exc.issues)
+            return
+        for ref in sorted(template.node_refs):
+            if ref == owner:
+                self._add(f"node {ref!r} reads its own output", field)
+            elif ref not in self.position:
+                self._add(f"expression reads unknown node {ref!r}", field)
+            elif owner is not None:
+                self.graph.add_edge(ref, owner)
+        for name in sorted(template.input_refs - self.declared):
+            self._add(f"expression reads undeclared input {name!r}", field)
+        if not loop_ok:
+            for var in sorted(_loop_vars(template)):
+                where = "in forEach itself" if field.endswith(".forEach") else "without forEach"
+                self._add(f"{var!r} is only defined inside forEach (used {where})", field)
+
+    def _check_function(self, field: str, ref: str, known: set[str]) -> None:
+        name, version = split_ref(ref)
+        versions = sorted(split_ref(k)[1] for k in known if split_ref(k)[0] == name)
+        if (version == "latest" and versions) or ref in known:
+            return
+        hint = f" (known versions: {', '.join(versions)})" if versions else ""
+        self._add(f"unknown function {ref!r}{hint}", field)
+
+    def _check_cycles(self) -> None:
+        components = [c for c in nx.strongly_connected_components(self.graph) if len(c) > 1]
+        for component in sorted(components, key=lambda c: min(self.position[n] for n in c)):
+            edges = nx.find_cycle(self.graph.subgraph(component))
+            path = [u for u, _ in edges]
+            start = min(range(len(path)), key=lambda k: self.position[path[k]])
+            path = path[start:] + path[:start]
+            cycle = " -> ".join([*path, path[0]])
+            self._add(f"cycle: {cycle}", f"spec.nodes[{self.position[path[0]]}]")

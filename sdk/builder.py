@@ -1,0 +1,195 @@
+"""Build definitions in Python: the same models the YAML loader produces, checked the same way.
+
+Example::
+
+    from actorflow.builder import WorkflowBuilder, function
+
+    fetch = function("fetch", "mymod:fetch", memory="256Mi", timeout="30s")
+    wf = WorkflowBuilder("etl")
+    url = wf.input("url", type="string")
+    raw = wf.node("fetch", fetch, inputs={"url": url})
+    parsed = wf.node("parse", "parse@1", inputs={"raw": raw.output})
+    wf.output("result", parsed.out("rows"))
+    workflow = wf.build()            # a validated `Workflow`, or DefinitionError
+
+References between nodes are written as the expressions the YAML would hold
+(``${{ nodes.fetch.output }}``), so a built workflow dumps to readable YAML unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, JsonValue, ValidationError
+
+from actorflow.definitions.errors import DefinitionError
+from actorflow.definitions.graph import validate_workflow
+from actorflow.definitions.loader import issues_from_validation
+from actorflow.definitions.models import Function, InputType, Workflow
+
+__all__ = ["NodeHandle", "WorkflowBuilder", "function"]
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class _Unset(Enum):
+    """Marks an input without a default (`None` is a legitimate default)."""
+
+    TOKEN = 0
+
+
+def function(
+    name: str,
+    handler: str | Callable[..., Any],
+    *,
+    version: str = "1",
+    description: str = "",
+    cpus: float = 1.0,
+    gpus: float = 0.0,
+    memory: int | str | None = None,
+    custom: Mapping[str, float] | None = None,
+    replicas: int = 1,
+    max_concurrency: int = 1,
+    timeout: float | str | None = None,
+    code_dir: str | Path | None = None,
+) -> Function:
+    """A `Function` definition; `handler` is ``"module:callable"`` or the callable itself.
+
+    Raises:
+        DefinitionError: a field is invalid (e.g. a nested function, which replicas
+            cannot import, or ``memory="lots"``).
+    """
+    if callable(handler):
+        handler = f"{handler.__module__}:{handler.__qualname__}"
+    data: dict[str, Any] = {
+        "metadata": {"name": name, "version": version, "description": description},
+        "spec": {
+            "handler": handler,
+            "resources": {"cpus": cpus, "gpus": gpus, "memory": memory, "custom": custom or {}},
+            "replicas": replicas,
+            "max_concurrency": max_concurrency,
+            "timeout": timeout,
+            "code_dir": None if code_dir is None else str(code_dir),
+        },
+    }
+    return _validate(Function, data)
+
+
+@dataclass(frozen=True)
+class NodeHandle:
+    """A node added to a builder; its properties are expressions that read its output."""
+
+    id: str
+
+    @property
+    def output(self) -> str:
+        """``${{ nodes.<id>.output }}``: the node's whole result."""
+        return f"${{{{ nodes.{self.id}.output }}}}"
+
+    def out(self, *path: str | int) -> str:
+        """An expression for a part of the output: ``out("rows", 0)`` → ``output.rows[0]``."""
+        return f"${{{{ nodes.{self.id}.output{''.join(_accessor(p) for p in path)} }}}}"
+
+
+class WorkflowBuilder:
+    """Collects inputs, nodes and outputs; `build` validates them as one `Workflow`."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        version: str = "1",
+        description: str = "",
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self._metadata: dict[str, Any] = {
+            "name": name,
+            "version": version,
+            "description": description,
+            "labels": dict(labels or {}),
+        }
+        self._inputs: dict[str, dict[str, Any]] = {}
+        self._nodes: list[dict[str, Any]] = []
+        self._outputs: dict[str, JsonValue] = {}
+        self._functions: dict[str, Function] = {}
+
+    @property
+    def functions(self) -> list[Function]:
+        """The `Function` models passed to `node`, to register along with the workflow."""
+        return list(self._functions.values())
+
+    def input(
+        self,
+        name: str,
+        *,
+        type: InputType = "any",
+        default: JsonValue | Literal[_Unset.TOKEN] = _Unset.TOKEN,
+        description: str = "",
+    ) -> str:
+        """Declare a workflow input; returns the expression that reads it."""
+        spec: dict[str, Any] = {"type": type, "description": description}
+        if default is not _Unset.TOKEN:
+            spec["default"] = default
+        self._inputs[name] = spec
+        return f"${{{{ inputs{_accessor(name)} }}}}"
+
+    def node(
+        self,
+        id: str,
+        function: str | Function,
+        *,
+        inputs: Mapping[str, JsonValue] | None = None,
+        needs: Iterable[str | NodeHandle] = (),
+        for_each: str | None = None,
+    ) -> NodeHandle:
+        """Add a node calling `function` (a `Function` or ``"name@version"``)."""
+        if isinstance(function, Function):
+            self._functions[function.ref] = function
+            function = function.ref
+        self._nodes.append(
+            {
+                "id": id,
+                "function": function,
+                "needs": [n.id if isinstance(n, NodeHandle) else n for n in needs],
+                "inputs": dict(inputs or {}),
+                "for_each": for_each,
+            }
+        )
+        return NodeHandle(id)
+
+    def output(self, name: str, value: JsonValue) -> None:
+        """Declare a workflow output: a literal or an expression over nodes and inputs."""
+        self._outputs[name] = value
+
+    def build(self) -> Workflow:
+        """The validated workflow.
+
+        Raises:
+            DefinitionError: every model and graph problem at once.
+        """
+        data = {
+            "metadata": self._metadata,
+            "spec": {"inputs": self._inputs, "nodes": self._nodes, "outputs": self._outputs},
+        }
+        return validate_workflow(_validate(Workflow, data))
+
+
+def _validate(model: type[_M], data: dict[str, Any]) -> _M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise DefinitionError(issues_from_validation(exc, data)) from None
+
+
+def _accessor(key: str | int) -> str:
+    """`.key` where CEL allows it, else `["key"]` / `[0]`."""
+    if isinstance(key, int):
+        return f"[{key}]"
+    if key.isidentifier() and key.isascii():
+        return f".{key}"
+    return f"[{json.dumps(key)}]"
