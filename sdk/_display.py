@@ -1,0 +1,230 @@
+"""Rich renderings for the `actorflow` command: tables of runs, nodes, definitions, pools.
+
+Pure functions from data to renderables; the CLI decides where they are printed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Collection, Iterable
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from actorflow._views import NodeInfo
+from actorflow.definitions.events import NodeStatus, RunRecord, RunStatus
+from actorflow.definitions.models import Function, Workflow
+
+_STATUS_STYLE = {
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.INTERRUPTED: "red",
+    RunStatus.TERMINATED: "red",
+    RunStatus.RUNNING: "cyan",
+    RunStatus.WAITING: "yellow",
+    RunStatus.PAUSED: "yellow",
+    NodeStatus.FAILED: "red",
+    NodeStatus.SCHEDULED: "yellow",
+}
+
+
+def status_text(status: str) -> Text:
+    return Text(str(status), style=_STATUS_STYLE.get(status, ""))  # type: ignore[call-overload]
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 60:
+        return f"{value:.2f}s"
+    minutes, secs = divmod(int(value), 60)
+    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def when(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def run_duration(record: RunRecord) -> float | None:
+    start = record.started_at or record.created_at
+    end = record.finished_at or (None if not record.status.finished else record.updated_at)
+    return (end - start).total_seconds() if end else None
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+# --- runs ---------------------------------------------------------------------------------
+def runs_table(records: Iterable[RunRecord]) -> Table:
+    table = Table("run", "workflow", "status", "progress", "created", "duration")
+    table.columns[0].no_wrap = True
+    for r in records:
+        p = r.progress
+        progress = f"{p.succeeded}/{p.total}" + (f" ({p.failed} failed)" if p.failed else "")
+        table.add_row(
+            r.run_id,
+            f"{r.workflow}@{r.version}",
+            status_text(r.status),
+            progress,
+            when(r.created_at),
+            seconds(run_duration(r)),
+        )
+    return table
+
+
+def nodes_table(nodes: Iterable[NodeInfo], title: str | None = None) -> Table:
+    table = Table("node", "status", "attempt", "duration", "replica", "error", title=title)
+    for n in nodes:
+        table.add_row(
+            n.key,
+            status_text(n.status),
+            str(n.attempt or "-"),
+            seconds(n.duration),
+            n.replica or "-",
+            f"[{n.error.code}] {n.error.message}" if n.error else "",
+        )
+    return table
+
+
+def run_detail(record: RunRecord, nodes: list[NodeInfo]) -> RenderableType:
+    """`runs show`: the record, the nodes, then every failed node's error and traceback."""
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("run", record.run_id)
+    head.add_row("workflow", f"{record.workflow}@{record.version}")
+    head.add_row("status", status_text(record.status))
+    head.add_row("created", when(record.created_at))
+    head.add_row("started", when(record.started_at))
+    head.add_row("finished", when(record.finished_at))
+    head.add_row("duration", seconds(run_duration(record)))
+    p = record.progress
+    head.add_row("progress", f"{p.succeeded}/{p.total} succeeded, {p.failed} failed")
+    if record.outputs:
+        head.add_row("outputs", Text(as_json(record.outputs)))
+    if record.error:
+        head.add_row("error", Text(f"{record.node}: [{record.error.code}] {record.error.message}"))
+    parts: list[RenderableType] = [head, nodes_table(nodes, title="nodes")]
+    for n in nodes:
+        if n.error is None:
+            continue
+        parts.append(Text(f"\n{n.key} (attempt {n.attempt}): [{n.error.code}] {n.error.message}"))
+        if n.error.traceback:
+            parts.append(Text(n.error.traceback.rstrip(), style="dim"))
+    return Group(*parts)
+
+
+def status_counts(records: Iterable[RunRecord]) -> Table:
+    counts = Counter(r.status for r in records)
+    table = Table("status", "runs", title="runs")
+    for status in RunStatus:
+        if counts[status]:
+            table.add_row(status_text(status), str(counts[status]))
+    return table
+
+
+# --- definitions and pools ------------------------------------------------------------------
+def applied_table(
+    results: list[dict[str, Any]], existed: Collection[tuple[str, str, str]]
+) -> Table:
+    table = Table("kind", "name", "version", "result")
+    for r in results:
+        key = (r["kind"], r["name"], r["version"])
+        result = ("changed" if key in existed else "created") if r["changed"] else "unchanged"
+        style = "dim" if result == "unchanged" else "green"
+        table.add_row(r["kind"], r["name"], r["version"], Text(result, style=style))
+    return table
+
+
+def workflows_table(workflows: Iterable[Workflow]) -> Table:
+    table = Table("workflow", "version", "nodes", "inputs", "description")
+    for wf in sorted(workflows, key=lambda w: (w.metadata.name, w.metadata.version)):
+        table.add_row(
+            wf.metadata.name,
+            wf.metadata.version,
+            str(len(wf.spec.nodes)),
+            ", ".join(wf.spec.inputs) or "-",
+            wf.metadata.description,
+        )
+    return table
+
+
+def functions_table(functions: Iterable[Function], pools: list[dict[str, Any]]) -> Table:
+    by_ref = {f"{p['function']}@{p['version']}": p for p in pools}
+    table = Table("function", "version", "handler", "replicas", "concurrency", "resources")
+    for fn in sorted(functions, key=lambda f: (f.metadata.name, f.metadata.version)):
+        pool = by_ref.get(fn.ref)
+        replicas = f"{pool['replicas']}/{pool['desired']}" if pool else f"0/{fn.spec.replicas}"
+        table.add_row(
+            fn.metadata.name,
+            fn.metadata.version,
+            fn.spec.handler,
+            replicas,
+            str(fn.spec.max_concurrency),
+            _resources(fn.spec.resources.model_dump(exclude_defaults=True)),
+        )
+    return table
+
+
+def pools_table(pools: list[dict[str, Any]]) -> Table:
+    table = Table("pool", "handler", "replicas", "resources", title="function pools")
+    for p in sorted(pools, key=lambda p: (p["function"], p["version"])):
+        table.add_row(
+            f"{p['function']}@{p['version']}",
+            p["handler"],
+            f"{p['replicas']}/{p['desired']}",
+            _resources(p.get("resources", {})),
+        )
+    return table
+
+
+def streams_table(stats: list[dict[str, Any]]) -> Table:
+    table = Table("stream", "messages", "bytes", "consumers", title="JetStream")
+    for s in stats:
+        table.add_row(s["stream"], str(s["messages"]), _bytes(s["bytes"]), str(s["consumers"]))
+    return table
+
+
+def ray_nodes_table(nodes: list[dict[str, Any]]) -> Table:
+    table = Table("ray node", "address", "alive", "CPU", "GPU", "memory", "other", title="Ray")
+    for n in nodes:
+        res = dict(n.get("Resources", {}))
+        other = {
+            k: v
+            for k, v in res.items()
+            if k not in ("CPU", "GPU", "memory", "object_store_memory")
+            and not k.startswith("node:")
+            and not k.startswith("bundle_group")
+        }
+        table.add_row(
+            str(n.get("NodeID", ""))[:12],
+            str(n.get("NodeManagerAddress", "")),
+            Text("yes", "green") if n.get("Alive") else Text("no", "red"),
+            f"{res.get('CPU', 0):g}",
+            f"{res.get('GPU', 0):g}",
+            _bytes(int(res.get("memory", 0))),
+            _resources(other),
+        )
+    return table
+
+
+def _resources(res: dict[str, Any]) -> str:
+    flat: dict[str, Any] = {k: v for k, v in res.items() if k != "custom"}
+    flat.update(res.get("custom") or {})
+    return (
+        ", ".join(f"{k}={_bytes(v) if k == 'memory' else format(v, 'g')}" for k, v in flat.items())
+        or "-"
+    )
+
+
+def _bytes(n: int | float) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}TiB"

@@ -1,0 +1,332 @@
+"""The `actorflow` command.
+
+Example::
+
+    actorflow up
+    actorflow run hello -f examples/hello/workflow.yaml --input name=Ada --wait
+    actorflow runs list --status INTERRUPTED
+    actorflow down
+
+Every error the engine raises on purpose (and any other) prints as one red line on stderr
+and exits 1; usage errors exit 2. ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import ray
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from actorflow import _display as show
+from actorflow.cluster import lifecycle, wiring
+from actorflow.cluster.settings import Settings
+from actorflow.definitions.errors import (
+    ActorflowError,
+    NotFoundError,
+    RunFailedError,
+    WaitTimeoutError,
+)
+from actorflow.definitions.events import RunRecord, RunStatus
+from actorflow.definitions.loader import load_path
+from actorflow.definitions.models import Function, Workflow
+from actorflow.sync import Client, Run
+
+_POLL = 0.3
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _Options:
+    debug = False
+
+
+app = typer.Typer(
+    name="actorflow",
+    help="Durable, event-driven workflows on Ray actors and NATS JetStream.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
+workflows_app = typer.Typer(help="Registered workflows.", no_args_is_help=True)
+functions_app = typer.Typer(help="Registered functions and their pools.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(workflows_app, name="workflows")
+app.add_typer(functions_app, name="functions")
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    _Options.debug = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@contextlib.contextmanager
+def _client() -> Iterator[Client]:
+    with Client(Settings(), log_to_driver=False) as client:
+        yield client
+
+
+# --- cluster --------------------------------------------------------------------------------
+@app.command()
+def up() -> None:
+    """Start a local Ray head and nats-server that keep running after this command."""
+    with err.status("starting nats-server and Ray …"):
+        state = lifecycle.up(Settings())
+    verb = "already up" if state["already_up"] else "up"
+    out.print(f"[green]actorflow {verb}[/green]")
+    out.print(f"  NATS       {state['nats']['url']}  (pid {state['nats']['pid']})")
+    out.print(f"  Ray        {state['ray']['address']}  (pid {state['ray']['pid']})")
+    out.print(f"  dashboard  {state['ray'].get('dashboard', '-')}")
+
+
+@app.command()
+def down() -> None:
+    """Stop what `actorflow up` started (only that; other Ray clusters are left alone)."""
+    result = lifecycle.down(Settings())
+    if not result["was_up"]:
+        out.print("actorflow is not up")
+        return
+    for name, pid in result["stopped"].items():
+        out.print(f"stopped {name} (pid {pid})")
+    if result["leftover"]:
+        raise ActorflowError(f"processes still running after SIGKILL: {result['leftover']}")
+
+
+@app.command()
+def status() -> None:
+    """Ray nodes and resources, NATS, JetStream streams, function pools and run counts."""
+    settings = Settings()
+    recorded = lifecycle.status(settings)
+    if not (settings.ray_address and settings.nats_url) and not all(
+        recorded.get(k, {}).get("alive") for k in ("nats", "ray")
+    ):
+        raise ActorflowError(
+            "no actorflow cluster is up: run `actorflow up`, or set "
+            "ACTORFLOW_RAY_ADDRESS and ACTORFLOW_NATS_URL to join one"
+        )
+    with _client() as client:
+        out.print(f"[bold]NATS[/bold]       {client.nats_url}")
+        if "ray" in recorded and not settings.ray_address:
+            out.print(f"[bold]dashboard[/bold]  {recorded['ray'].get('dashboard', '-')}")
+        nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+        out.print(show.ray_nodes_table(nodes))
+        out.print(show.streams_table(client.stream_stats()))
+        out.print(show.pools_table(client.pools()))
+        out.print(show.status_counts(client.runs()))
+
+
+# --- definitions ----------------------------------------------------------------------------
+PathOption = Annotated[
+    Path,
+    typer.Option("--file", "-f", exists=True, help="A YAML file, or a folder of them."),
+]
+
+
+@app.command()
+def apply(file: PathOption) -> None:
+    """Register the functions and workflows of a YAML file or folder."""
+    models = load_path(file)  # validate before connecting: a bad file fails fast
+    with _client() as client:
+        _apply(client, models)
+
+
+def _apply(client: Client, models: list[Function | Workflow]) -> None:
+    known: list[Function | Workflow] = [*client.functions(), *client.workflows()]
+    existed = {(d.kind, d.metadata.name, d.metadata.version) for d in known}
+    out.print(show.applied_table(client.apply(models), existed))
+
+
+@workflows_app.command("list")
+def workflows_list() -> None:
+    """Every registered workflow version."""
+    with _client() as client:
+        out.print(show.workflows_table(client.workflows()))
+
+
+@functions_app.command("list")
+def functions_list() -> None:
+    """Every registered function version with its pool's replicas and resources."""
+    with _client() as client:
+        out.print(show.functions_table(client.functions(), client.pools()))
+
+
+# --- runs -----------------------------------------------------------------------------------
+def _check_inputs(values: list[str] | None) -> list[str] | None:
+    for value in values or []:
+        if "=" not in value or not value.partition("=")[0]:
+            raise typer.BadParameter(f"{value!r} is not KEY=VALUE")
+    return values
+
+
+def _check_json(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise typer.BadParameter(f"not JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise typer.BadParameter("must be a JSON object")
+    return value
+
+
+def parse_inputs(pairs: list[str] | None, inputs_json: str | None = None) -> dict[str, Any]:
+    """``--inputs-json`` first, then each ``--input k=v`` (the value as JSON when it parses,
+    else as a string: ``n=3`` gives 3, ``name=Ada`` gives "Ada")."""
+    inputs: dict[str, Any] = json.loads(inputs_json) if inputs_json else {}
+    for pair in pairs or []:
+        key, _, raw = pair.partition("=")
+        try:
+            inputs[key] = json.loads(raw)
+        except ValueError:
+            inputs[key] = raw
+    return inputs
+
+
+@app.command()
+def run(
+    name: Annotated[str, typer.Argument(help="The workflow to run.")],
+    *,
+    input_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            callback=_check_inputs,
+            metavar="KEY=VALUE",
+            help="An input; VALUE is read as JSON when it parses, else as a string.",
+        ),
+    ] = None,
+    inputs_json: Annotated[
+        str | None,
+        typer.Option("--inputs-json", callback=_check_json, help="All inputs as a JSON object."),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", exists=True, help="Apply this YAML file or folder first."),
+    ] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Default: latest.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Watch the run until it stops.")] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0, help="Seconds to wait (with --wait).")
+    ] = None,
+) -> None:
+    """Start a run; prints its id, or with --wait its progress and outputs."""
+    inputs = parse_inputs(input_, inputs_json)
+    models = load_path(file) if file else []
+    settings = Settings()
+    with _client() as client:
+        if models:
+            _apply(client, models)
+        handle = client.run(name, inputs, version=version)
+        if not wait:
+            out.print(handle.run_id, highlight=False)
+            if not (settings.ray_address or wiring.read_state(settings).get("ray")):
+                err.print(
+                    "note: no cluster is up, so the run stops with this command and resumes "
+                    "when a client next connects; use --wait or `actorflow up`",
+                    style="yellow",
+                )
+            return
+        record = _watch(handle, timeout)
+    if record.status is not RunStatus.SUCCEEDED:
+        raise RunFailedError(record.run_id, record.status.value, record.node, record.error)
+    out.print_json(json.dumps(record.outputs, default=str))
+
+
+def _watch(handle: Run, timeout: float | None) -> RunRecord:
+    """A live table of the run's nodes (on stderr) until the run stops; where stderr is not
+    a terminal, the final table only."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    title = f"run {handle.run_id}"
+    table = show.nodes_table([], title)
+    live = Live(table, console=err, refresh_per_second=8) if err.is_terminal else None
+    with live or contextlib.nullcontext():
+        while True:
+            record: RunRecord | None = None
+            with contextlib.suppress(NotFoundError):
+                record = handle.status()
+                table = show.nodes_table(handle.nodes(), f"{title}  {record.status}")
+                if live:
+                    live.update(table)
+            if record is not None and record.status.finished:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise WaitTimeoutError(
+                    f"run {handle.run_id} still running after {timeout}s (it goes on)"
+                )
+            time.sleep(_POLL)
+    if live is None:
+        err.print(table)
+    return record
+
+
+@runs_app.command("list")
+def runs_list(
+    status_: Annotated[
+        RunStatus | None, typer.Option("--status", "-s", case_sensitive=False)
+    ] = None,
+    workflow: Annotated[str | None, typer.Option("--workflow", "-w")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+) -> None:
+    """Runs, newest first."""
+    with _client() as client:
+        out.print(show.runs_table(client.runs(status_, workflow)[:limit]))
+
+
+@runs_app.command("show")
+def runs_show(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> None:
+    """A run's record and nodes: attempts, timings, errors and tracebacks."""
+    with _client() as client:
+        handle = client.get_run(run_id)
+        out.print(show.run_detail(handle.status(), handle.nodes()))
+
+
+# --- entry point ----------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 error, 2 usage)."""
+    try:
+        # Standalone mode: typer prints usage errors itself and exits 2.
+        app(args=argv, prog_name="actorflow")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        err.print("aborted", style="red")
+        return 130
+    except Exception as exc:
+        _report(exc)
+        return 1
+    return 0
+
+
+def _report(exc: Exception) -> None:
+    if _Options.debug:
+        err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False)
+    # A definition error lists every issue, one a line; anything else is one line.
+    first, *rest = (str(exc) or type(exc).__name__).splitlines() or [""]
+    if not isinstance(exc, ActorflowError):
+        first = f"{type(exc).__name__}: {first}"
+    err.print(f"error: {first}", style="red", markup=False, highlight=False, soft_wrap=True)
+    for line in rest:
+        err.print(f"  {line}", style="red", markup=False, highlight=False, soft_wrap=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
