@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
@@ -81,40 +82,51 @@ class DecisionLog:
         return ack.seq
 
 
-async def replay(js: JetStreamContext, run_id: str) -> list[Recorded]:
-    """Every event of a run, in stream order; undecodable messages are logged and skipped."""
-    subject = ev.run_history_filter(run_id)
+async def read_stream(
+    js: JetStreamContext,
+    stream: str,
+    subject: str,
+    deliver: DeliverPolicy = DeliverPolicy.ALL,
+) -> AsyncIterator[Msg]:
+    """Every message on `subject` (per `deliver`), read until the consumer has none pending.
+
+    Stops on the consumer's own pending count, not on a watcher's "caught up" marker, so
+    writes that land while reading cannot cut the listing short.
+    """
     sub = await js.pull_subscribe(
         subject,
-        stream=ev.STREAM_HISTORY,
+        stream=stream,
         config=ConsumerConfig(
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=deliver,
             ack_policy=AckPolicy.NONE,
             inactive_threshold=30.0,
             filter_subject=subject,
         ),
     )
-    out: list[Recorded] = []
     try:
-        info = await sub.consumer_info()
-        pending = info.num_pending or 0
+        pending = (await sub.consumer_info()).num_pending or 0
         while pending > 0:
             try:
                 msgs = await sub.fetch(min(pending, 512), timeout=5.0)
             except TimeoutError:
                 break
             for msg in msgs:
-                meta = msg.metadata
-                pending = meta.num_pending
-                try:
-                    out.append(
-                        Recorded(ev.decode_history(msg.data), msg.subject, meta.sequence.stream)
-                    )
-                except ev.DecodeError as exc:
-                    log.error("skipping undecodable event at seq %s: %s", meta.sequence.stream, exc)
+                pending = msg.metadata.num_pending
+                yield msg
     finally:
         try:
             await sub.unsubscribe()
         except Exception:  # the ephemeral consumer expires on its own
-            log.debug("could not unsubscribe replay consumer for %s", run_id)
+            log.debug("could not unsubscribe reader of %s", subject)
+
+
+async def replay(js: JetStreamContext, run_id: str) -> list[Recorded]:
+    """Every event of a run, in stream order; undecodable messages are logged and skipped."""
+    out: list[Recorded] = []
+    async for msg in read_stream(js, ev.STREAM_HISTORY, ev.run_history_filter(run_id)):
+        seq = msg.metadata.sequence.stream
+        try:
+            out.append(Recorded(ev.decode_history(msg.data), msg.subject, seq))
+        except ev.DecodeError as exc:
+            log.error("skipping undecodable event at seq %s: %s", seq, exc)
     return out

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -31,6 +33,7 @@ class RecordWriter:
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._created_at = state.started.at
 
     def record(self) -> ev.RunRecord:
@@ -77,17 +80,35 @@ class RecordWriter:
         except Exception as exc:  # lifecycle events are best effort; the record is not
             log.warning("could not publish %s: %s", subject, exc)
 
-    async def status_changed(self) -> None:
-        await self._write()
-        await self._announce()
+    def status_changed(self) -> None:
+        """Written in the background: the first task need not wait for the listing view.
+
+        `_write` reads the state under the lock, so a late write can never set back a
+        newer status.
+        """
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop())
+        self._background(self._write_and_announce())
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write_and_announce(self) -> None:
+        try:
+            await self._write()
+            await self._announce()
+        except Exception as exc:
+            log.warning("record of %s not written: %s", self._state.started.run_id, exc)
 
     def progressed(self) -> None:
         self._dirty.set()
 
     async def finished(self) -> None:
         await self.close()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
         await self._write()
         await self._announce()
 

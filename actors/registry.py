@@ -13,8 +13,21 @@ from actorflow.definitions.models import Function, Workflow
 
 
 class Registry:
+    """Reads are cached: the controller is the only writer, so its cache stays true, and a
+    run start costs no KV round trip per node."""
+
     def __init__(self, kv: KeyValue) -> None:
         self._kv = kv
+        self._cache: dict[str, bytes] = {}
+
+    async def _read(self, key: str) -> bytes:
+        if key not in self._cache:
+            self._cache[key] = (await self._kv.get(key)).value or b""
+        return self._cache[key]
+
+    async def _write(self, key: str, value: bytes) -> None:
+        await self._kv.put(key, value)
+        self._cache[key] = value
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> Registry:
@@ -26,21 +39,19 @@ class Registry:
         key = ev.definition_key(definition.kind, meta.name, meta.version)
         data = definition.model_dump_json(by_alias=True).encode()
         try:
-            entry = await self._kv.get(key)
-            unchanged = entry.value == data
+            unchanged = await self._read(key) == data
         except KeyNotFoundError:
             unchanged = False
         if not unchanged:
-            await self._kv.put(key, data)
-        await self._kv.put(ev.latest_key(definition.kind, meta.name), meta.version.encode())
+            await self._write(key, data)
+        await self._write(ev.latest_key(definition.kind, meta.name), meta.version.encode())
         return not unchanged
 
     async def latest_version(self, kind: str, name: str) -> str:
         try:
-            entry = await self._kv.get(ev.latest_key(kind, name))
+            return (await self._read(ev.latest_key(kind, name))).decode()
         except KeyNotFoundError:
             raise NotFoundError(kind.lower(), name) from None
-        return (entry.value or b"").decode()
 
     async def function(self, name: str, version: str = "latest") -> Function:
         if version == "latest":
@@ -55,10 +66,9 @@ class Registry:
 
     async def _get(self, kind: str, name: str, version: str) -> bytes:
         try:
-            entry = await self._kv.get(ev.definition_key(kind, name, version))
+            return await self._read(ev.definition_key(kind, name, version))
         except KeyNotFoundError:
             raise NotFoundError(kind.lower(), f"{name}@{version}") from None
-        return entry.value or b""
 
     async def functions(self) -> list[Function]:
         return [Function.model_validate_json(v) for v in await self._values("function.")]

@@ -118,7 +118,7 @@ class _Driver:
         self._state = RunState(started)
         self._decisions = DecisionLog(self._js, self.run_id, seq, self.incarnation)
         self._records = RecordWriter(self._js, self._nc, self._state, self._config)
-        await self._records.status_changed()
+        self._records.status_changed()
         return await self._loop()
 
     async def recover(self) -> str:
@@ -141,7 +141,7 @@ class _Driver:
         await self._decisions.append(
             ev.RunClaimed(run_id=self.run_id, incarnation=self.incarnation)
         )
-        await self._records.status_changed()
+        self._records.status_changed()
         # Tasks scheduled before the crash may never have reached the queue; publishing
         # them again is harmless (same Nats-Msg-Id, deduplicated by the server).
         await self._publish_tasks([(t.ref, state.render_task(t.ref)) for t in state.in_flight()])

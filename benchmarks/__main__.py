@@ -1,6 +1,6 @@
 """Run the benchmarks on a fresh embedded cluster and print a table (and JSON).
 
-    python -m benchmarks            # W1–W4
+python -m benchmarks            # W1-W4
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""W1–W4: the spine's speed, each beside plain Ray tasks doing the same DAG in the same run.
+"""W1-W4: the spine's speed, each beside plain Ray tasks doing the same DAG in the same run.
 
 Every actorflow figure is durable: each decision and result is persisted in JetStream
 before the next step starts.
@@ -25,11 +25,19 @@ HERE = Path(__file__).parent
 def functions() -> list[actorflow.Function]:
     return [
         actorflow.function(
-            "bench-noop", "steps:noop", version="1", cpus=0.1, max_concurrency=64,
+            "bench-noop",
+            "steps:noop",
+            version="1",
+            cpus=0.1,
+            max_concurrency=64,
             code_dir=str(HERE),
         ),
         actorflow.function(
-            "bench-stamp", "steps:stamp", version="1", cpus=0.1, max_concurrency=8,
+            "bench-stamp",
+            "steps:stamp",
+            version="1",
+            cpus=0.1,
+            max_concurrency=8,
             code_dir=str(HERE),
         ),
     ]

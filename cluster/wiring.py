@@ -74,6 +74,7 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
             )
         else:
             ray.init(
+                address="local",  # never join a cluster some `ray start` left on the machine
                 namespace=settings.namespace,
                 num_cpus=settings.ray_num_cpus,
                 num_gpus=settings.ray_num_gpus,

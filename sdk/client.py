@@ -20,10 +20,11 @@ import ray
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyNotFoundError
 
 from actorflow._views import NodeInfo, node_infos
-from actorflow.actors.history import replay
+from actorflow.actors.history import read_stream, replay
 from actorflow.actors.jetstream import connect, ensure_infrastructure
 from actorflow.actors.registry import Registry
 from actorflow.actors.run_state import RunState
@@ -156,17 +157,14 @@ class AsyncClient:
         self, status: ev.RunStatus | str | None = None, workflow: str | None = None
     ) -> list[ev.RunRecord]:
         """Run records, newest first; one pass over the runs bucket."""
-        kv = await self.js.key_value(ev.KV_RUNS)
-        watcher = await kv.watchall(ignore_deletes=True)
         records: list[ev.RunRecord] = []
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                with contextlib.suppress(ev.DecodeError):
-                    records.append(ev.decode(ev.RunRecord, entry.value or b""))
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+        async for msg in read_stream(
+            self.js, f"KV_{ev.KV_RUNS}", f"$KV.{ev.KV_RUNS}.>", DeliverPolicy.LAST_PER_SUBJECT
+        ):
+            if msg.headers and msg.headers.get("KV-Operation"):
+                continue  # a deleted or purged record
+            with contextlib.suppress(ev.DecodeError):
+                records.append(ev.decode(ev.RunRecord, msg.data))
         wanted = ev.RunStatus(status.upper()) if isinstance(status, str) else status
         return sorted(
             (
