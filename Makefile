@@ -6,7 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup example test unit integration lint typecheck bench soak clean
 
-$(STAMP): pyproject.toml
+# Strict editable installs link each module: re-install when a package folder gains or
+# loses a file (the folder's mtime changes), not on every edit.
+PKG_DIRS := sdk definitions runtime_envs actors triggers cluster
+
+$(STAMP): pyproject.toml $(PKG_DIRS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=strict

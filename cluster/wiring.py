@@ -60,6 +60,7 @@ def nats_url(settings: Settings) -> str:
 
 
 def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
+    """Join or start Ray. `log_to_driver=False` is for CLIs: no worker logs, no Ray warnings."""
     if ray.is_initialized():
         return
     address = settings.ray_address or read_state(settings).get("ray", {}).get("address")
@@ -70,7 +71,7 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
                 address=address,
                 namespace=settings.namespace,
                 log_to_driver=log_to_driver,
-                logging_level=logging.WARNING,
+                logging_level=logging.WARNING if log_to_driver else logging.ERROR,
             )
         else:
             ray.init(
@@ -80,7 +81,7 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
                 num_gpus=settings.ray_num_gpus,
                 include_dashboard=False,
                 log_to_driver=log_to_driver,
-                logging_level=logging.WARNING,
+                logging_level=logging.WARNING if log_to_driver else logging.ERROR,
             )
     except Exception as exc:
         raise ClusterUnavailableError("Ray", address or "local", str(exc)) from exc

@@ -143,15 +143,15 @@ PathOption = Annotated[
 @app.command()
 def apply(file: PathOption) -> None:
     """Register the functions and workflows of a YAML file or folder."""
-    models = load_path(file)  # validate before connecting: a bad file fails fast
+    load_path(file)  # validate before connecting: a bad file fails fast
     with _client() as client:
-        _apply(client, models)
+        _apply(client, file)
 
 
-def _apply(client: Client, models: list[Function | Workflow]) -> None:
+def _apply(client: Client, file: Path) -> None:
     known: list[Function | Workflow] = [*client.functions(), *client.workflows()]
     existed = {(d.kind, d.metadata.name, d.metadata.version) for d in known}
-    out.print(show.applied_table(client.apply(models), existed))
+    out.print(show.applied_table(client.apply(file), existed))
 
 
 @workflows_app.command("list")
@@ -230,11 +230,12 @@ def run(
 ) -> None:
     """Start a run; prints its id, or with --wait its progress and outputs."""
     inputs = parse_inputs(input_, inputs_json)
-    models = load_path(file) if file else []
+    if file:
+        load_path(file)  # validate before connecting: a bad file fails fast
     settings = Settings()
     with _client() as client:
-        if models:
-            _apply(client, models)
+        if file:
+            _apply(client, file)
         handle = client.run(name, inputs, version=version)
         if not wait:
             out.print(handle.run_id, highlight=False)

@@ -114,7 +114,13 @@ class AsyncClient:
     async def apply(self, definitions: Definitions) -> list[dict[str, Any]]:
         """Register functions and workflows from a YAML path (file or folder) or models."""
         await self.connect()
-        models = _as_models(definitions)
+        if isinstance(definitions, str | Path):
+            # Check against the registry here, so an unknown function is reported with
+            # the file and line that names it.
+            known = {f.ref for f in await self.functions()}
+            models = load_path(definitions, known_functions=known)
+        else:
+            models = _as_models(definitions)
         docs = [m.model_dump(mode="json", by_alias=True) for m in models]
         result: list[dict[str, Any]] = await _call(self._controller.apply.remote(docs))
         return result
@@ -259,9 +265,9 @@ class AsyncRun:
         return node_infos(state)
 
 
-def _as_models(definitions: Definitions) -> list[Function | Workflow]:
-    if isinstance(definitions, str | Path):
-        return list(load_path(definitions))
+def _as_models(
+    definitions: Function | Workflow | Iterable[Function | Workflow],
+) -> list[Function | Workflow]:
     if isinstance(definitions, Function | Workflow):
         return [definitions]
     return list(definitions)

@@ -15,7 +15,7 @@ from actorflow import StepContext, StepError
 
 _WORD = re.compile(r"[a-z][a-z']{2,}")
 _STOP = frozenset(
-    [
+    {
         "the",
         "and",
         "for",
@@ -51,7 +51,7 @@ _STOP = frozenset(
         "such",
         "each",
         "more",
-    ]
+    }
 )
 
 
