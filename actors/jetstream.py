@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,23 +28,33 @@ log = logging.getLogger(__name__)
 
 async def connect(url: str, *, name: str, connect_timeout: float = 5.0) -> NatsClient:
     """Connect with endless reconnects: a restarted nats-server must not strand an actor."""
+    try:
+        # Reconnects are endless once connected, so bound the first connection ourselves.
+        return await asyncio.wait_for(
+            _connect(url, name, min(connect_timeout, 2.0)), connect_timeout
+        )
+    except TimeoutError:
+        raise ClusterUnavailableError(
+            "NATS", url, f"no server answered within {connect_timeout:g}s"
+        ) from None
+    except Exception as exc:
+        raise ClusterUnavailableError("NATS", url, str(exc) or type(exc).__name__) from exc
 
+
+async def _connect(url: str, name: str, attempt_timeout: float) -> NatsClient:
     async def on_error(exc: Exception) -> None:
         log.debug("nats error on %s: %s", name, exc)
 
-    try:
-        return await nats.connect(
-            url,
-            name=name,
-            connect_timeout=connect_timeout,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.25,
-            allow_reconnect=True,
-            error_cb=on_error,
-            pending_size=64 * 1024 * 1024,
-        )
-    except Exception as exc:
-        raise ClusterUnavailableError("NATS", url, str(exc) or type(exc).__name__) from exc
+    return await nats.connect(
+        url,
+        name=name,
+        connect_timeout=attempt_timeout,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.25,
+        allow_reconnect=True,
+        error_cb=on_error,
+        pending_size=64 * 1024 * 1024,
+    )
 
 
 async def ensure_infrastructure(js: JetStreamContext, *, replicas: int = 1) -> None:

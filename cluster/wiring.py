@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
         return
     address = settings.ray_address or read_state(settings).get("ray", {}).get("address")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address:
+        _check_reachable(address, settings.connect_timeout)
     try:
         if address:
             ray.init(
@@ -85,6 +88,16 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
             )
     except Exception as exc:
         raise ClusterUnavailableError("Ray", address or "local", str(exc)) from exc
+
+
+def _check_reachable(address: str, timeout: float) -> None:
+    """Ray retries an unreachable address for minutes; say so in seconds instead."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return
+    except (OSError, ValueError) as exc:
+        raise ClusterUnavailableError("Ray", address, str(exc) or "unreachable") from None
 
 
 def controller(settings: Settings, url: str) -> Any:

@@ -68,29 +68,36 @@ class AsyncClient:
         self._controller: Any = None
         self.nats_url = ""
 
-    def prepare(self) -> None:
-        """Find or start Ray and nats-server (blocking; call it from the main thread)."""
-        if not self.nats_url:
-            self.nats_url = wiring.nats_url(self.settings)
-        wiring.ensure_ray(self.settings, log_to_driver=self._log_to_driver)
-
-    async def connect(self) -> AsyncClient:
+    async def connect_nats(self) -> None:
+        """NATS first: an unreachable server fails in seconds, before Ray is started."""
         if self._nc is not None:
-            return self
-        self.prepare()
+            return
+        self.nats_url = self.nats_url or wiring.nats_url(self.settings)
         self._nc = await connect(
             self.nats_url, name="actorflow-client", connect_timeout=self.settings.connect_timeout
         )
         self._js = self._nc.jetstream()
         await ensure_infrastructure(self._js, replicas=self.settings.stream_replicas)
-        self._controller = wiring.controller(self.settings, self.nats_url)
-        await _call(self._controller.start.remote())
+
+    def connect_ray(self) -> None:
+        """Join or start Ray (blocking; the blocking client calls it on the main thread)."""
+        wiring.ensure_ray(self.settings, log_to_driver=self._log_to_driver)
+
+    async def connect(self) -> AsyncClient:
+        if self._controller is not None:
+            return self
+        await self.connect_nats()
+        self.connect_ray()
+        controller = wiring.controller(self.settings, self.nats_url)
+        await _call(controller.start.remote())
+        self._controller = controller
         return self
 
     async def close(self) -> None:
         if self._nc is not None:
             await self._nc.drain()
             self._nc = None
+            self._controller = None
 
     async def __aenter__(self) -> AsyncClient:
         return await self.connect()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from actorflow._views import NodeInfo
 from actorflow.client import AsyncClient, AsyncRun, Definitions
+from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
 from actorflow.definitions.models import Function, Workflow
@@ -28,16 +30,21 @@ class Client:
 
     def __init__(self, settings: Settings | None = None, *, log_to_driver: bool = True) -> None:
         self._async = AsyncClient(settings, log_to_driver=log_to_driver)
-        self._async.prepare()  # Ray wants the main thread for its signal handlers
+        # An embedded nats-server dies with the thread that started it (PR_SET_PDEATHSIG),
+        # so start it from the caller's thread, not from the short-lived loop thread.
+        self._async.nats_url = wiring.nats_url(self._async.settings)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="actorflow-client", daemon=True
         )
         self._thread.start()
         try:
+            self._call(self._async.connect_nats())
+            self._async.connect_ray()  # on the caller's thread: Ray installs signal handlers
             self._call(self._async.connect())
         except BaseException:
-            self.close()
+            with contextlib.suppress(Exception):
+                self.close()
             raise
 
     def _call(self, coro: Coroutine[Any, Any, _T]) -> _T:
