@@ -201,3 +201,21 @@ def test_status(applied: dict[str, str], settings: actorflow.Settings) -> None:
     assert str(settings.nats_url) in result.stdout
     for expected in ("AF_HISTORY", "AF_TASKS", "add@1", "CPU"):
         assert expected in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "names"),
+    [
+        ("ACTORFLOW_NATS_URL", "nats://127.0.0.1:1", "NATS unavailable at nats://127.0.0.1:1"),
+        ("ACTORFLOW_RAY_ADDRESS", "127.0.0.1:1", "Ray unavailable at 127.0.0.1:1"),
+    ],
+)
+def test_unreachable_cluster_is_one_clear_line(
+    cli_env: dict[str, str], variable: str, value: str, names: str
+) -> None:
+    proc = cli({**cli_env, variable: value}, "runs", "list", timeout=60)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ")
+    assert names in lines[-1]
+    assert "Traceback" not in proc.stderr
