@@ -216,9 +216,9 @@ class Controller:
     def _new_run_actor(self, name: str) -> Any:
         """Run actors reserve no CPU: they wait on NATS; the CPUs belong to functions."""
         remote: Any = ray.remote(RunActor)
-        return remote.options(name=name, num_cpus=0, max_concurrency=100_000).remote(
-            self._config, name
-        )
+        return remote.options(
+            name=name, namespace=self._config.namespace, num_cpus=0, max_concurrency=100_000
+        ).remote(self._config, name)
 
     async def _recover(self) -> int:
         assert self._js is not None

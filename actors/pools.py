@@ -84,6 +84,8 @@ async def start_pool(
         name = f"af-fn-{function.metadata.name}-{function.metadata.version}-{i}"
         options: dict[str, Any] = {
             "name": name,
+            # Named in the engine's namespace: several engines can share one Ray cluster.
+            "namespace": config.namespace,
             "num_cpus": res.cpus,
             "num_gpus": res.gpus,
             "max_concurrency": max(1000, function.spec.max_concurrency * 4),

@@ -41,9 +41,15 @@ def binary() -> str:
 
 
 def start(
-    store_dir: Path, run_dir: Path, *, detached: bool, log_file: Path | None = None
+    store_dir: Path,
+    run_dir: Path,
+    *,
+    detached: bool,
+    log_file: Path | None = None,
+    port: int = -1,
 ) -> NatsProcess:
-    """Start nats-server with JetStream on a free loopback port and wait until it serves.
+    """Start nats-server with JetStream on a loopback port (`-1`: a free one) and wait until
+    it serves. Restarting on the same store dir and port resumes where it stopped.
 
     A non-detached server gets SIGTERM when this process dies (PR_SET_PDEATHSIG), so an
     embedded cluster never outlives its program; a detached one (`actorflow up`) does.
