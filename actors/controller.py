@@ -9,26 +9,35 @@ without anyone asking.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import secrets
+import uuid
 from typing import Any
 
-import ray
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, KeyNotFoundError, NoKeysError
+from nats.js.errors import APIError, KeyNotFoundError
+from pydantic import ValidationError
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.history import with_retries
 from actorflow.actors.jetstream import connect, ensure_infrastructure
 from actorflow.actors.pools import FunctionPool, start_pool, stop_pool
 from actorflow.actors.registry import Registry
-from actorflow.actors.run_actor import RunActor
+from actorflow.actors.supervisor import RunSupervisor
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import DefinitionError, NotFoundError
+from actorflow.definitions.errors import (
+    ActorflowError,
+    ControlError,
+    DefinitionError,
+    NotFoundError,
+)
 from actorflow.definitions.graph import validate_workflow
-from actorflow.definitions.models import Function, Workflow, split_ref
-from actorflow.definitions.plan import bind_inputs, compile_plan
+from actorflow.definitions.models import Function, RetryPolicy, Workflow, split_ref
+from actorflow.definitions.plan import bind_inputs, compile_plan, function_refs
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +52,7 @@ class Controller:
         self._js: JetStreamContext | None = None
         self._registry: Registry | None = None
         self._pools: dict[str, FunctionPool] = {}
-        self._run_actors: list[Any] = []
-        self._load: dict[int, int] = {}
-        self._driving: dict[str, asyncio.Task[None]] = {}
+        self._runs: RunSupervisor | None = None
         self._apply_lock = asyncio.Lock()
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -59,17 +66,15 @@ class Controller:
             self._js = self._nc.jetstream()
             await ensure_infrastructure(self._js, replicas=self._config.stream_replicas)
             self._registry = await Registry.open(self._js)
-            self._run_actors = [
-                self._new_run_actor(f"af-run-actor-{i}") for i in range(self._config.run_actors)
-            ]
-            await asyncio.gather(*(a.start.remote() for a in self._run_actors))
-            self._load = dict.fromkeys(range(len(self._run_actors)), 0)
+            self._runs = RunSupervisor(self._config, self._js)
+            await self._runs.start()
             for function in await self._registry.functions():
                 try:
                     self._pools[function.ref] = await start_pool(function, self._config, self._js)
                 except Exception as exc:
                     log.error("pool %s not restored: %s", function.ref, exc)
-            recovered = await self._recover()
+            recovered = await self._runs.recover()
+            await self._nc.subscribe(f"{ev.CONTROL_PREFIX}.*", cb=self._on_control_message)
             self._started = True
             log.info("controller started; recovered %d unfinished runs", recovered)
             return self.info()
@@ -77,8 +82,8 @@ class Controller:
     def info(self) -> dict[str, Any]:
         return {
             "nats_url": self._config.nats_url,
-            "run_actors": len(self._run_actors),
-            "active_runs": len(self._driving),
+            "run_actors": self._config.run_actors,
+            "active_runs": self._runs.active if self._runs else 0,
         }
 
     # --- definitions -----------------------------------------------------------------
@@ -127,11 +132,18 @@ class Controller:
         assert self._registry is not None and self._js is not None
         wf = await self._registry.workflow(workflow, version)
         bound = bind_inputs(wf.spec.inputs, inputs)
-        functions = {}
-        for node in wf.spec.nodes:
-            name, wanted = split_ref(node.function)
-            fn = await self._registry.function(name, wanted)
-            functions[node.function] = fn.metadata.version
+        functions: dict[str, str] = {}
+        specs: dict[str, Function] = {}
+        for ref in function_refs(wf):
+            name, wanted = split_ref(ref)
+            specs[ref] = await self._registry.function(name, wanted)
+            functions[ref] = specs[ref].metadata.version
+        # The run keeps the retry policy its functions had when it started.
+        retries = {
+            node.id: specs[node.function].spec.retry.model_dump(mode="json")
+            for node in wf.spec.nodes
+            if node.retry is None and specs[node.function].spec.retry != RetryPolicy()
+        }
         compile_plan(wf, functions)  # fail here, not in the run actor, on a bad plan
         run_id = run_id or f"{wf.metadata.name}-{secrets.token_hex(5)}"
         started = ev.RunStarted(
@@ -140,6 +152,7 @@ class Controller:
             version=wf.metadata.version,
             plan=wf.model_dump(mode="json", by_alias=True),
             functions=functions,
+            retries=retries,
             inputs=bound,
         )
         js = self._js
@@ -158,7 +171,8 @@ class Controller:
             raise
         if ack.duplicate:
             return run_id
-        self._drive(run_id, started.model_dump(mode="json"), ack.seq)
+        assert self._runs is not None
+        self._runs.drive(run_id, started.model_dump(mode="json"), ack.seq)
         await self._record_pending(started)
         return run_id
 
@@ -179,71 +193,76 @@ class Controller:
         except Exception:  # the run actor wrote first: its record is newer
             log.debug("record of %s already written", started.run_id)
 
-    def _drive(self, run_id: str, started: dict[str, Any] | None, seq: int = 0) -> None:
-        index = min(self._load, key=lambda i: self._load[i])
-        self._load[index] += 1
-        actor = self._run_actors[index]
-        ref = actor.drive.options(name=f"run:{run_id}").remote(run_id, started, seq)
-        self._driving[run_id] = asyncio.create_task(self._supervise(run_id, index, ref))
+    # --- control -------------------------------------------------------------------
+    async def control(self, run_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Pause, resume, cancel, terminate or retry a node: checked, recorded, delivered.
 
-    async def _supervise(self, run_id: str, index: int, ref: Any) -> None:
-        """If the run actor dies under a run, replace it and re-drive the run by replay."""
+        A request that does not apply to the run as it stands is refused with a
+        `ControlError` and changes nothing.
+        """
+        assert self._js is not None
+        assert self._runs is not None
         try:
-            await ref
-        except ray.exceptions.RayActorError:
-            log.warning("run actor %d died driving %s; re-driving by replay", index, run_id)
-            await self._replace_run_actor(index)
-            self._load[index] -= 1
-            self._driving.pop(run_id, None)
-            self._drive(run_id, None)
-            return
-        except Exception:
-            log.exception("driver of %s failed", run_id)
-        self._load[index] -= 1
-        self._driving.pop(run_id, None)
+            req = ev.ControlRequest.model_validate(request)
+        except ValidationError as exc:
+            raise ControlError(f"bad control request: {_first_error(exc)}") from None
+        record = await self._record(run_id)
+        allowed = _ALLOWED[req.action]
+        if record.status not in allowed:
+            raise ControlError(
+                f"cannot {req.action} run {run_id}: it is {record.status.value} "
+                f"(allowed when {', '.join(s.value for s in sorted(allowed))})"
+            )
+        if req.action == "retry":
+            wf = await self._registry_workflow(record)
+            if req.node not in {n.id for n in wf.spec.nodes}:
+                raise ControlError(f"run {run_id} has no node {req.node!r} to retry")
+        event = ev.RunControlled(run_id=run_id, id=uuid.uuid4().hex, **req.model_dump())
+        await with_retries(
+            lambda: self._js.publish(  # type: ignore[union-attr]
+                ev.run_subject(run_id, ev.CONTROL),
+                ev.encode(event),
+                headers={ev.MSG_ID: event.id},
+            ),
+            f"control {run_id}",
+        )
+        if not self._runs.is_driving(run_id):
+            self._runs.drive(run_id)
+        return {"run_id": run_id, "action": req.action, "id": event.id}
 
-    async def _replace_run_actor(self, index: int) -> None:
-        old = self._run_actors[index]
-        try:
-            await old.active.remote()
-            return  # still alive: another supervisor already replaced it
-        except ray.exceptions.RayActorError:
-            pass
-        actor = self._new_run_actor(f"af-run-actor-{index}-{secrets.token_hex(3)}")
-        self._run_actors[index] = actor
-        await actor.start.remote()
-
-    def _new_run_actor(self, name: str) -> Any:
-        """Run actors reserve no CPU: they wait on NATS; the CPUs belong to functions."""
-        remote: Any = ray.remote(RunActor)
-        return remote.options(
-            name=name, namespace=self._config.namespace, num_cpus=0, max_concurrency=100_000
-        ).remote(self._config, name)
-
-    async def _recover(self) -> int:
+    async def _record(self, run_id: str) -> ev.RunRecord:
         assert self._js is not None
         kv = await self._js.key_value(ev.KV_RUNS)
         try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return 0
-        count = 0
-        for key in keys:
-            try:
-                entry = await kv.get(key)
-                record = ev.decode(ev.RunRecord, entry.value or b"")
-            except (KeyNotFoundError, ev.DecodeError):
-                continue
-            if not record.status.finished and key not in self._driving:
-                self._drive(key, None)
-                count += 1
-        return count
+            entry = await kv.get(run_id)
+        except KeyNotFoundError:
+            raise NotFoundError("run", run_id) from None
+        return ev.decode(ev.RunRecord, entry.value or b"")
+
+    async def _registry_workflow(self, record: ev.RunRecord) -> Workflow:
+        assert self._registry is not None
+        return await self._registry.workflow(record.workflow, record.version)
+
+    async def _on_control_message(self, msg: Msg) -> None:
+        """Control requests from anyone on ``af.control.<run_id>``; replies if asked to."""
+        run_id = msg.subject.rpartition(".")[2]
+        try:
+            request = json.loads(msg.data or b"{}")
+            if not isinstance(request, dict):
+                raise ControlError("a control request is a JSON object")
+            reply: dict[str, Any] = {"ok": True, **await self.control(run_id, request)}
+        except (ValueError, ActorflowError) as exc:
+            reply = {"ok": False, "error": str(exc)}
+            log.warning("control request for %s refused: %s", run_id, exc)
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await msg.respond(json.dumps(reply).encode())
 
     async def shutdown(self) -> None:
         """Stop pools and run actors; runs in flight resume on the next start."""
         await asyncio.gather(*(stop_pool(p) for p in self._pools.values()), return_exceptions=True)
-        for actor in self._run_actors:
-            ray.kill(actor, no_restart=True)
+        if self._runs is not None:
+            self._runs.shutdown()
         if self._nc:
             await self._nc.drain()
 
@@ -257,6 +276,31 @@ def _parse(doc: dict[str, Any]) -> Function | Workflow:
     raise DefinitionError.single(f"unknown kind {kind!r}", field="kind")
 
 
+_ALLOWED: dict[str, frozenset[ev.RunStatus]] = {
+    "pause": frozenset({ev.RunStatus.PENDING, ev.RunStatus.RUNNING, ev.RunStatus.WAITING}),
+    "resume": frozenset({ev.RunStatus.INTERRUPTED, ev.RunStatus.PAUSED}),
+    "cancel": frozenset(
+        {ev.RunStatus.PENDING, ev.RunStatus.RUNNING, ev.RunStatus.WAITING, ev.RunStatus.PAUSED}
+    ),
+    "terminate": frozenset(
+        {
+            ev.RunStatus.PENDING,
+            ev.RunStatus.RUNNING,
+            ev.RunStatus.WAITING,
+            ev.RunStatus.PAUSED,
+            ev.RunStatus.INTERRUPTED,
+        }
+    ),
+    "retry": frozenset({ev.RunStatus.INTERRUPTED, ev.RunStatus.PAUSED}),
+}
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else str(err["msg"])
+
+
 def _applied(definition: Function | Workflow, changed: bool) -> dict[str, Any]:
     return {
         "kind": definition.kind,
@@ -266,4 +310,4 @@ def _applied(definition: Function | Workflow, changed: bool) -> dict[str, Any]:
     }
 
 
-__all__ = ["CONTROLLER_NAME", "Controller", "NotFoundError"]
+__all__ = ["CONTROLLER_NAME", "Controller"]

@@ -130,3 +130,16 @@ async def replay(js: JetStreamContext, run_id: str) -> list[Recorded]:
         except ev.DecodeError as exc:
             log.error("skipping undecodable event at seq %s: %s", seq, exc)
     return out
+
+
+async def read_records(js: JetStreamContext) -> AsyncIterator[ev.RunRecord]:
+    """Every run record, in one pass over the runs bucket (latest value of each key)."""
+    async for msg in read_stream(
+        js, f"KV_{ev.KV_RUNS}", f"$KV.{ev.KV_RUNS}.>", DeliverPolicy.LAST_PER_SUBJECT
+    ):
+        if msg.headers and msg.headers.get("KV-Operation"):
+            continue  # deleted or purged
+        try:
+            yield ev.decode(ev.RunRecord, msg.data)
+        except ev.DecodeError as exc:
+            log.error("skipping undecodable run record %s: %s", msg.subject, exc)

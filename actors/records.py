@@ -38,7 +38,8 @@ class RecordWriter:
 
     def record(self) -> ev.RunRecord:
         state = self._state
-        finished = state.finished
+        stopped = state.stopped
+        finished = stopped if stopped and stopped.status.finished else None
         return ev.RunRecord(
             run_id=state.started.run_id,
             workflow=state.started.workflow,
@@ -50,8 +51,11 @@ class RecordWriter:
             finished_at=finished.at if finished else None,
             progress=state.progress(),
             outputs=finished.outputs if finished else {},
-            node=finished.node if finished else None,
-            error=finished.error if finished else None,
+            reason=stopped.reason if stopped else None,
+            node=stopped.node if stopped else None,
+            error=stopped.error if stopped else None,
+            guidance=stopped.guidance if stopped else "",
+            wake_at=stopped.wake_at if stopped else None,
         )
 
     async def _write(self) -> None:
@@ -64,13 +68,14 @@ class RecordWriter:
 
     async def _announce(self) -> None:
         state = self._state
-        finished = state.finished
+        finished = state.stopped
         event = ev.RunLifecycle(
             run_id=state.started.run_id,
             workflow=state.started.workflow,
             version=state.started.version,
             status=state.status,
             outputs=finished.outputs if finished else {},
+            reason=finished.reason if finished else None,
             node=finished.node if finished else None,
             error=finished.error if finished else None,
         )
@@ -105,7 +110,7 @@ class RecordWriter:
     def progressed(self) -> None:
         self._dirty.set()
 
-    async def finished(self) -> None:
+    async def stopped(self) -> None:
         await self.close()
         if self._tasks:
             await asyncio.wait(self._tasks)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -25,7 +26,7 @@ from actorflow.actors.config import EngineConfig
 from actorflow.actors.history import DecisionLog, replay, with_retries
 from actorflow.actors.jetstream import connect
 from actorflow.actors.records import RecordWriter
-from actorflow.actors.run_state import Finish, RunState, Schedule
+from actorflow.actors.run_state import PlannedTask, RunState, Schedule, Stop
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import FencedError
 
@@ -57,24 +58,34 @@ class RunActor:
     async def active(self) -> list[str]:
         return sorted(self._drivers)
 
-    async def drive(self, run_id: str, started: dict[str, Any] | None = None, seq: int = 0) -> str:
+    async def drive(
+        self, run_id: str, started: dict[str, Any] | None = None, seq: int = 0
+    ) -> dict[str, Any]:
         """Drive a run until it stops; `started` given means a new run, else recover by replay.
 
-        Returns the run's status when the driver ends (or FENCED if another incarnation
-        owns the run).
+        Returns the run's status when the driver ends (FENCED if another incarnation owns
+        the run) and the id of the last control request it folded in.
         """
-        assert self._nc is not None and self._js is not None and self._blobs is not None
+        assert self._nc is not None
+        assert self._js is not None
+        assert self._blobs is not None
         if run_id in self._drivers:
-            return "ALREADY_DRIVEN"
+            return {"status": "ALREADY_DRIVEN", "last_control": None}
         driver = _Driver(self._nc, self._js, self._blobs, self._config, run_id)
         self._drivers[run_id] = driver
         try:
             if started is not None:
-                return await driver.run_new(ev.RunStarted.model_validate(started), seq)
-            return await driver.recover()
+                status = await driver.run_new(ev.RunStarted.model_validate(started), seq)
+            else:
+                status = await driver.recover()
+            return {
+                "status": status,
+                "last_control": driver.last_control,
+                "wake_at": driver.wake_at,
+            }
         except FencedError as exc:
             log.warning("%s", exc)
-            return "FENCED"
+            return {"status": "FENCED", "last_control": None}
         finally:
             await driver.close()
             del self._drivers[run_id]
@@ -99,19 +110,33 @@ class _Driver:
         self.run_id = run_id
         self.incarnation = uuid.uuid4().hex[:12]
         self._inbox: asyncio.Queue[Msg] = asyncio.Queue()
-        self._sub: Any = None
+        self._subs: list[Any] = []
         self._state: RunState | None = None
         self._decisions: DecisionLog | None = None
         self._records: RecordWriter | None = None
 
+    @property
+    def last_control(self) -> str | None:
+        """Id of the last control request folded in (the controller compares it on exit)."""
+        controls = self._state.controls if self._state else []
+        return controls[-1].id if controls else None
+
+    @property
+    def wake_at(self) -> str | None:
+        stopped = self._state.stopped if self._state else None
+        return stopped.wake_at.isoformat() if stopped and stopped.wake_at else None
+
     async def _listen(self) -> None:
         # Subscribe before anything is published (new run) or replayed (recovery), so no
-        # result can fall between the replay and the live feed; `apply` is idempotent, so
-        # results seen in both are harmless.
+        # result or control request can fall between the replay and the live feed; `apply`
+        # is idempotent, so events seen in both are harmless.
         async def on_msg(msg: Msg) -> None:
             self._inbox.put_nowait(msg)
 
-        self._sub = await self._nc.subscribe(ev.run_subject(self.run_id, ev.RESULTS), cb=on_msg)
+        for part in (ev.RESULTS, ev.CONTROL):
+            self._subs.append(
+                await self._nc.subscribe(ev.run_subject(self.run_id, part), cb=on_msg)
+            )
 
     async def run_new(self, started: ev.RunStarted, seq: int) -> str:
         await self._listen()
@@ -135,91 +160,118 @@ class _Driver:
                 last_decision = rec.seq
         self._decisions = DecisionLog(self._js, self.run_id, last_decision, self.incarnation)
         self._records = RecordWriter(self._js, self._nc, state, self._config)
-        if state.finished is not None:
-            await self._records.finished()
+        stopped = state.stopped
+        if stopped is not None and stopped.status is not ev.RunStatus.WAITING:
+            await self._records.stopped()  # nothing to do; make sure the record says so
             return state.status.value
-        await self._decisions.append(
-            ev.RunClaimed(run_id=self.run_id, incarnation=self.incarnation)
-        )
+        claim = ev.RunClaimed(run_id=self.run_id, incarnation=self.incarnation)
+        await self._decisions.append(claim)
+        state.apply(claim)
         self._records.status_changed()
         # Tasks scheduled before the crash may never have reached the queue; publishing
         # them again is harmless (same Nats-Msg-Id, deduplicated by the server).
-        await self._publish_tasks([(t.ref, state.render_task(t.ref)) for t in state.in_flight()])
+        await self._publish_tasks(state.republish())
         return await self._loop()
 
     async def _loop(self) -> str:
         state = self._state
-        assert state is not None and self._records is not None
+        assert state is not None
+        assert self._records is not None
         while True:
-            decisions = state.decide()
+            decisions = state.decide(ev.now())
             if not decisions:
-                await self._wait_for_events()
+                await self._wait_for_events(state.next_due())
                 self._records.progressed()
             for decision in decisions:
                 if isinstance(decision, Schedule):
                     await self._schedule(decision)
-                elif isinstance(decision, Finish):
-                    await self._finish(decision)
+                elif isinstance(decision, Stop):
+                    await self._stop(decision)
+                    if await self._late_controls():
+                        break  # a control request arrived as we stopped: go on
                     return state.status.value
 
+    async def _late_controls(self) -> bool:
+        """Fold what is already waiting; True if it reopened the run."""
+        assert self._state is not None
+        while not self._inbox.empty():
+            await self._apply_msg(self._inbox.get_nowait())
+        if self._state.stopped is None:
+            assert self._decisions is not None
+            claim = ev.RunClaimed(run_id=self.run_id, incarnation=self.incarnation)
+            await self._decisions.append(claim)
+            self._state.apply(claim)
+            assert self._records is not None
+            self._records.status_changed()
+            return True
+        return False
+
     async def _schedule(self, decision: Schedule) -> None:
-        assert self._state is not None and self._decisions is not None
-        event = ev.TasksScheduled(run_id=self.run_id, tasks=[ref for ref, _, _ in decision.tasks])
+        assert self._state is not None
+        assert self._decisions is not None
+        event = ev.TasksScheduled(run_id=self.run_id, tasks=[t.ref for t in decision.tasks])
         await self._decisions.append(event)
         self._state.apply(event)
-        await self._publish_tasks([(ref, inputs) for ref, _, inputs in decision.tasks])
+        await self._publish_tasks(decision.tasks)
 
-    async def _publish_tasks(self, tasks: list[tuple[ev.TaskRef, Any]]) -> None:
+    async def _publish_tasks(self, tasks: list[PlannedTask]) -> None:
         state = self._state
         assert state is not None
-        started = state.started
+        workflow = state.started.workflow
 
-        async def publish(ref: ev.TaskRef, inputs: Any) -> None:
-            planned = state.plan.nodes[ref.node]
+        async def publish(task: PlannedTask) -> None:
             message = ev.TaskScheduled(
                 run_id=self.run_id,
-                workflow=started.workflow,
-                task=ref,
-                function=planned.function,
-                version=planned.version,
-                inputs=await self._blobs.to_payload(inputs),
+                workflow=workflow,
+                task=task.ref,
+                function=task.function,
+                version=task.version,
+                inputs=await self._blobs.to_payload(task.inputs),
             )
-            subject = ev.task_subject(planned.function, planned.version)
+            subject = ev.task_subject(task.function, task.version)
             data = ev.encode(message)
             headers = {ev.MSG_ID: message.idempotency_key}
             await with_retries(
                 lambda: self._js.publish(subject, data, headers=headers), f"publish {subject}"
             )
 
-        await asyncio.gather(*(publish(ref, inputs) for ref, inputs in tasks))
+        await asyncio.gather(*(publish(task) for task in tasks))
 
-    async def _finish(self, decision: Finish) -> None:
-        assert self._state is not None and self._decisions is not None
+    async def _stop(self, decision: Stop) -> None:
+        assert self._state is not None
+        assert self._decisions is not None
         assert self._records is not None
-        event = ev.RunFinished(
+        event = ev.RunStopped(
             run_id=self.run_id,
             status=decision.status,
+            reason=decision.reason,
             outputs=decision.outputs,
             node=decision.node,
             error=decision.error,
+            guidance=decision.guidance,
+            wake_at=decision.wake_at,
         )
         await self._decisions.append(event)
         self._state.apply(event)
-        await self._records.finished()
+        await self._records.stopped()
 
-    async def _wait_for_events(self) -> None:
-        """Block for at least one result, then fold every result already waiting."""
+    async def _wait_for_events(self, due: datetime | None) -> None:
+        """Block for at least one event (or the next timer), then fold all that wait."""
+        timeout = _SILENCE_BEFORE_CATCH_UP
+        if due is not None:
+            timeout = min(timeout, max((due - ev.now()).total_seconds(), 0.0))
         try:
-            msg = await asyncio.wait_for(self._inbox.get(), _SILENCE_BEFORE_CATCH_UP)
+            msg = await asyncio.wait_for(self._inbox.get(), timeout)
         except TimeoutError:
-            await self._catch_up()
+            if due is None or timeout >= _SILENCE_BEFORE_CATCH_UP:
+                await self._catch_up()
             return
         await self._apply_msg(msg)
         while not self._inbox.empty():
             await self._apply_msg(self._inbox.get_nowait())
 
     async def _catch_up(self) -> None:
-        """Live delivery is best effort (a NatsClient restart drops it); the stream is not."""
+        """Live delivery is best effort (a NATS restart drops it); the stream is not."""
         for rec in await replay(self._js, self.run_id):
             if not rec.subject.endswith(f".{ev.DECISIONS}"):
                 await self._apply(rec.event)
@@ -228,7 +280,7 @@ class _Driver:
         try:
             event = ev.decode_history(msg.data)
         except ev.DecodeError as exc:
-            log.error("run %s: ignoring undecodable result: %s", self.run_id, exc)
+            log.error("run %s: ignoring undecodable event: %s", self.run_id, exc)
             return
         await self._apply(event)
 
@@ -242,8 +294,8 @@ class _Driver:
             self._state.apply(event)
 
     async def close(self) -> None:
-        if self._sub is not None:
+        for sub in self._subs:
             with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+                await sub.unsubscribe()
         if self._records is not None:
             await self._records.close()

@@ -1,16 +1,21 @@
 """The run state machine: a pure fold over a run's history, and the decisions it implies.
 
-No Ray, no NATS, no clock reads: the run actor feeds events in and carries decisions out,
-so a fresh incarnation that replays the same history reaches the same state and makes the
-same decisions. `apply` is idempotent (a result seen twice — once live, once in replay —
-changes nothing the second time).
+No Ray, no NATS, no clock reads: the run actor feeds events in (and the time, for timers)
+and carries decisions out, so a fresh incarnation that replays the same history reaches
+the same state and makes the same decisions. `apply` is idempotent: a result seen twice —
+once live, once in replay — changes nothing the second time.
+
+What happens when a step fails is decided here, when the failure is folded in, from the
+workflow's error policies and the node's retry policy: retry after a backoff (the due time
+is the failure's time plus the delay, so replay computes the same), skip, remediate, or
+stop the run INTERRUPTED with a reason and the operator's guidance.
 """
 
 from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from actorflow.definitions.errors import ExpressionError
@@ -20,67 +25,126 @@ from actorflow.definitions.events import (
     NodeStatus,
     Progress,
     RunClaimed,
-    RunFinished,
+    RunControlled,
     RunStarted,
     RunStatus,
+    RunStopped,
+    StopReason,
     TaskCompleted,
     TaskFailed,
     TaskRef,
     TasksScheduled,
     TaskStarted,
 )
-from actorflow.definitions.models import Workflow
+from actorflow.definitions.models import RetryPolicy, Workflow
 from actorflow.definitions.plan import Plan, PlannedNode, compile_plan
+
+# A run with nothing in flight whose next timer is further away than this lets go of its
+# run actor (WAITING) and is woken by the controller's timer.
+UNLOAD_AFTER = timedelta(seconds=5)
+
+_ACTIVE = (NodeStatus.SCHEDULED, NodeStatus.RUNNING)
 
 
 @dataclass
 class TaskState:
+    """The latest attempt of one node (or one for-each item)."""
+
     ref: TaskRef
     status: NodeStatus = NodeStatus.SCHEDULED
+    budget_from: int = 0  # attempts made before the last resume do not count against retries
     scheduled_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     replica: str = ""
     ray_node: str = ""
+    output: Any = None
     error: ErrorInfo | None = None
+    due_at: datetime | None = None  # RETRYING: the next attempt starts at this time
+    reason: StopReason | None = None  # FAILED: why the run must stop
+    guidance: str = ""
+    remedy_scheduled: bool = False
 
 
 @dataclass
 class NodeState:
     id: str
-    status: NodeStatus = NodeStatus.PENDING
     items: int | None = None  # for-each nodes: how many items were fanned out
-    outputs: dict[int | None, Any] = field(default_factory=dict)
     tasks: dict[int | None, TaskState] = field(default_factory=dict)
-    error: ErrorInfo | None = None
+    expanded: bool = False
+    render_error: ErrorInfo | None = None
+    attempt_floor: int = 0  # after a resume from the start, attempts continue above this
+
+    @property
+    def status(self) -> NodeStatus:
+        if self.render_error is not None:
+            return NodeStatus.FAILED
+        if not self.expanded:
+            return NodeStatus.PENDING
+        statuses = {t.status for t in self.tasks.values()}
+        for status in (
+            NodeStatus.FAILED,
+            NodeStatus.REMEDIATING,
+            NodeStatus.RETRYING,
+            NodeStatus.RUNNING,
+            NodeStatus.SCHEDULED,
+        ):
+            if status in statuses:
+                return status
+        if self.items is None and statuses == {NodeStatus.SKIPPED}:
+            return NodeStatus.SKIPPED
+        return NodeStatus.SUCCEEDED
 
     @property
     def output(self) -> Any:
         if self.items is None:
-            return self.outputs.get(None)
-        return [self.outputs.get(i) for i in range(self.items)]
+            task = self.tasks.get(None)
+            return task.output if task else None
+        return [self.tasks[i].output if i in self.tasks else None for i in range(self.items)]
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        if self.render_error is not None:
+            return self.render_error
+        return next((t.error for t in self.tasks.values() if t.error is not None), None)
 
     @property
     def attempts(self) -> int:
         return max((t.ref.attempt for t in self.tasks.values()), default=0)
 
+    def failed_task(self) -> TaskState | None:
+        return next((t for t in self.tasks.values() if t.status is NodeStatus.FAILED), None)
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    ref: TaskRef
+    function: str
+    version: str
+    inputs: Any
+
 
 @dataclass(frozen=True)
 class Schedule:
-    """Publish these tasks: each with the inputs rendered for it."""
+    """Publish these tasks."""
 
-    tasks: list[tuple[TaskRef, PlannedNode, Any]]
+    tasks: list[PlannedTask]
 
 
 @dataclass(frozen=True)
-class Finish:
+class Stop:
+    """Let go of the run, recording why."""
+
     status: RunStatus
-    outputs: dict[str, Any]
+    reason: StopReason | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
     node: str | None = None
     error: ErrorInfo | None = None
+    guidance: str = ""
+    wake_at: datetime | None = None
 
 
-Decision = Schedule | Finish
+Decision = Schedule | Stop
 
 
 class RunState:
@@ -91,19 +155,23 @@ class RunState:
         self.plan = plan or plan_of(started)
         self.nodes = {node_id: NodeState(node_id) for node_id in self.plan.nodes}
         self.status = RunStatus.RUNNING
-        self.finished: RunFinished | None = None
+        self.stopped: RunStopped | None = None
         self.incarnations: list[str] = []
         self.started_at: datetime = started.at
+        self.paused = False
+        self.cancelled = False
+        self.terminated = False
+        self.controls: list[RunControlled] = []
 
     # --- folding -------------------------------------------------------------------------
     def apply(self, event: HistoryEvent, output: Any = None) -> None:
         """Fold one event in. `output` is a TaskCompleted's value, already fetched if large."""
         if isinstance(event, TasksScheduled):
             for ref in event.tasks:
-                self._task(ref, at=event.at)
+                self._scheduled(ref, event.at)
         elif isinstance(event, TaskStarted):
-            task = self._task(event.task)
-            if task.status is NodeStatus.SCHEDULED:
+            task = self._current(event.task)
+            if task is not None and task.status is NodeStatus.SCHEDULED:
                 task.status = NodeStatus.RUNNING
                 task.started_at, task.replica, task.ray_node = (
                     event.at,
@@ -111,125 +179,287 @@ class RunState:
                     event.ray_node,
                 )
         elif isinstance(event, TaskCompleted):
-            task = self._task(event.task)
-            if task.status not in (NodeStatus.SUCCEEDED, NodeStatus.FAILED):
-                self._finish_task(task, event, NodeStatus.SUCCEEDED)
-                self.nodes[event.task.node].outputs[event.task.index] = output
-                self._settle(self.nodes[event.task.node])
+            self._completed(event, output)
         elif isinstance(event, TaskFailed):
-            task = self._task(event.task)
-            if task.status not in (NodeStatus.SUCCEEDED, NodeStatus.FAILED):
-                self._finish_task(task, event, NodeStatus.FAILED)
-                task.error = event.error
-                node = self.nodes[event.task.node]
-                node.status, node.error = NodeStatus.FAILED, event.error
-        elif isinstance(event, RunFinished):
-            self.status, self.finished = event.status, event
+            self._failed(event)
+        elif isinstance(event, RunStopped):
+            self.status, self.stopped = event.status, event
         elif isinstance(event, RunClaimed):
             self.incarnations.append(event.incarnation)
+            if self.stopped is not None and self.stopped.status is RunStatus.WAITING:
+                self.stopped, self.status = None, RunStatus.RUNNING  # woken by its timer
+        elif isinstance(event, RunControlled):
+            self._control(event)
 
-    def _task(self, ref: TaskRef, at: datetime | None = None) -> TaskState:
+    def _scheduled(self, ref: TaskRef, at: datetime) -> None:
         node = self.nodes[ref.node]
+        node.expanded = True
+        if ref.index is not None:
+            node.items = max(node.items or 0, ref.index + 1)
         task = node.tasks.get(ref.index)
+        if ref.remedy:
+            if task is not None and task.ref.attempt == ref.attempt:
+                task.remedy_scheduled = True
+            return
         if task is None or task.ref.attempt < ref.attempt:
-            task = node.tasks[ref.index] = TaskState(ref, scheduled_at=at)
-            if node.status is NodeStatus.PENDING:
-                node.status = NodeStatus.SCHEDULED
-            if ref.index is not None:
-                node.items = max(node.items or 0, ref.index + 1)
-        return task
+            budget = task.budget_from if task is not None else node.attempt_floor
+            node.tasks[ref.index] = TaskState(ref, scheduled_at=at, budget_from=budget)
+
+    def _current(self, ref: TaskRef) -> TaskState | None:
+        """The task state `ref` speaks of, if it is still the latest attempt."""
+        task = self.nodes[ref.node].tasks.get(ref.index)
+        return task if task is not None and task.ref.attempt == ref.attempt else None
+
+    def _completed(self, event: TaskCompleted, output: Any) -> None:
+        task = self._current(event.task)
+        if task is None:
+            return
+        if event.task.remedy:
+            if task.status is NodeStatus.REMEDIATING:
+                policy = self.plan.policy_for(task.error.code if task.error else "")
+                if policy is not None and policy.policy.then == "continue":
+                    task.status, task.output = NodeStatus.SUCCEEDED, output
+                else:
+                    task.status, task.due_at = NodeStatus.RETRYING, None
+            return
+        if task.status in _ACTIVE:
+            task.status, task.output = NodeStatus.SUCCEEDED, output
+            _timed(task, event)
+
+    def _failed(self, event: TaskFailed) -> None:
+        task = self._current(event.task)
+        if task is None:
+            return
+        if event.task.remedy:
+            if task.status is NodeStatus.REMEDIATING:
+                task.status, task.error, task.reason = (
+                    NodeStatus.FAILED,
+                    event.error,
+                    StopReason.FAILED,
+                )
+            return
+        if task.status not in _ACTIVE:
+            return
+        _timed(task, event)
+        task.error = event.error
+        self._on_failure(task, event.error, event.execution.finished_at)
+
+    def _on_failure(self, task: TaskState, error: ErrorInfo, at: datetime) -> None:
+        planned = self.plan.policy_for(error.code)
+        action = planned.policy.action if planned else "retry"
+        task.guidance = planned.policy.guidance if planned else ""
+        if action == "retry":
+            own = planned.policy.retry if planned else None
+            policy: RetryPolicy = own or self.plan.nodes[task.ref.node].retry
+            used = task.ref.attempt - task.budget_from
+            if policy.allows(used, error.code, error.type, error.retryable):
+                task.status = NodeStatus.RETRYING
+                task.due_at = at + timedelta(seconds=policy.delay(used))
+                return
+            task.status, task.reason = NodeStatus.FAILED, StopReason.FAILED
+        elif action == "skip":
+            task.status, task.output = NodeStatus.SKIPPED, None
+        elif action == "remediate":
+            task.status = NodeStatus.REMEDIATING
+        else:
+            reason = StopReason.MANUAL if action == "manual" else StopReason.FAILED
+            task.status, task.reason = NodeStatus.FAILED, reason
+
+    def _control(self, event: RunControlled) -> None:
+        if any(c.id == event.id for c in self.controls):
+            return
+        self.controls.append(event)
+        if self.terminated or self.status is RunStatus.SUCCEEDED:
+            return
+        if event.action == "pause":
+            self.paused = True
+        elif event.action == "cancel":
+            self.cancelled = True
+        elif event.action == "terminate":
+            self.terminated = True
+        elif event.action == "resume":
+            if event.from_start:
+                for node in self.nodes.values():
+                    node.attempt_floor = max(node.attempt_floor, node.attempts)
+                    node.tasks, node.items, node.expanded = {}, None, False
+                    node.render_error = None
+            else:
+                for node in self.nodes.values():
+                    self._retry_node(node)
+            self._reopen()
+        elif event.action == "retry" and event.node in self.nodes:
+            self._retry_node(self.nodes[event.node])
+            self._reopen()
 
     @staticmethod
-    def _finish_task(
-        task: TaskState, event: TaskCompleted | TaskFailed, status: NodeStatus
-    ) -> None:
-        task.status = status
-        task.started_at = task.started_at or event.execution.started_at
-        task.finished_at = event.execution.finished_at
-        task.replica = event.execution.replica or task.replica
-        task.ray_node = event.execution.ray_node or task.ray_node
+    def _retry_node(node: NodeState) -> None:
+        node.render_error = None
+        for task in node.tasks.values():
+            if task.status is NodeStatus.FAILED:
+                task.status, task.due_at, task.reason = NodeStatus.RETRYING, None, None
+                task.budget_from = task.ref.attempt  # a fresh retry budget
 
-    def _settle(self, node: NodeState) -> None:
-        if node.status is NodeStatus.FAILED:
-            return
-        if all(t.status is NodeStatus.SUCCEEDED for t in node.tasks.values()):
-            node.status = NodeStatus.SUCCEEDED
-        else:
-            node.status = NodeStatus.RUNNING
+    def _reopen(self) -> None:
+        self.paused = self.cancelled = False
+        self.stopped = None
+        self.status = RunStatus.RUNNING
 
     # --- deciding ------------------------------------------------------------------------
-    def decide(self) -> list[Decision]:
-        """What to do next; deterministic for a given history."""
-        if self.finished is not None:
+    def decide(self, now: datetime) -> list[Decision]:
+        """What to do next; deterministic for a given history and time."""
+        if self.stopped is not None:
             return []
-        decisions: list[Decision] = []
+        if self.terminated:
+            return [Stop(RunStatus.TERMINATED, reason=StopReason.CANCELLED)]
+        if self.cancelled:
+            return [Stop(RunStatus.INTERRUPTED, reason=StopReason.CANCELLED)]
+        in_flight = bool(self.in_flight())
         failed = self._failed_node()
-        if failed is None:
-            tasks = self._ready_tasks()
-            if tasks:
-                decisions.append(Schedule(tasks))
-            failed = self._failed_node()  # rendering may have failed a node
         if failed is not None:
-            if not self.in_flight():
-                decisions.append(Finish(RunStatus.INTERRUPTED, {}, failed.id, failed.error))
-            return decisions
-        if all(n.status is NodeStatus.SUCCEEDED for n in self.nodes.values()):
+            return [] if in_flight else [self._interrupt(failed)]
+        if self.paused:
+            return [] if in_flight else [Stop(RunStatus.PAUSED)]
+        tasks = self._due_retries(now) + self._remedies() + self._ready_tasks()
+        if tasks:
+            return [Schedule(tasks)]
+        failed = self._failed_node()  # rendering may have failed a node
+        if failed is not None:
+            return [] if in_flight else [self._interrupt(failed)]
+        if all(n.status.done for n in self.nodes.values()):
             try:
                 outputs = self.plan.outputs.render(self.context())
             except ExpressionError as exc:
-                return [Finish(RunStatus.INTERRUPTED, {}, None, _error("OUTPUT_ERROR", exc))]
-            return [Finish(RunStatus.SUCCEEDED, outputs)]
-        return decisions
+                error = _error("OUTPUT_ERROR", exc)
+                return [Stop(RunStatus.INTERRUPTED, StopReason.FAILED, error=error)]
+            return [Stop(RunStatus.SUCCEEDED, outputs=outputs)]
+        due = self.next_due()
+        if not in_flight and due is not None and due - now > UNLOAD_AFTER:
+            return [Stop(RunStatus.WAITING, wake_at=due)]
+        return []
+
+    @staticmethod
+    def _interrupt(node: NodeState) -> Stop:
+        task = node.failed_task()
+        return Stop(
+            RunStatus.INTERRUPTED,
+            reason=task.reason if task and task.reason else StopReason.FAILED,
+            node=node.id,
+            error=node.error,
+            guidance=task.guidance if task else "",
+        )
+
+    def next_due(self) -> datetime | None:
+        """When the earliest waiting retry becomes due (None: none waits)."""
+        dues = [
+            t.due_at
+            for n in self.nodes.values()
+            for t in n.tasks.values()
+            if t.status is NodeStatus.RETRYING and t.due_at is not None
+        ]
+        return min(dues, default=None)
 
     def _failed_node(self) -> NodeState | None:
         return next((n for n in self.nodes.values() if n.status is NodeStatus.FAILED), None)
 
-    def _ready_tasks(self) -> list[tuple[TaskRef, PlannedNode, Any]]:
-        out: list[tuple[TaskRef, PlannedNode, Any]] = []
+    def _due_retries(self, now: datetime) -> list[PlannedTask]:
+        out: list[PlannedTask] = []
+        context: dict[str, Any] | None = None
+        for node in self.nodes.values():
+            planned = self.plan.nodes[node.id]
+            for task in node.tasks.values():
+                if task.status is not NodeStatus.RETRYING:
+                    continue
+                if task.due_at is not None and task.due_at > now:
+                    continue
+                context = context or self.context()
+                ref = task.ref.model_copy(update={"attempt": task.ref.attempt + 1})
+                try:
+                    inputs = self._render_one(planned, ref, context)
+                except ExpressionError as exc:
+                    node.render_error = _error("EXPRESSION_ERROR", exc)
+                    continue
+                out.append(PlannedTask(ref, planned.function, planned.version, inputs))
+        return out
+
+    def _remedies(self) -> list[PlannedTask]:
+        out: list[PlannedTask] = []
+        for node in self.nodes.values():
+            for task in node.tasks.values():
+                if task.status is NodeStatus.REMEDIATING and not task.remedy_scheduled:
+                    planned = self.plan.policy_for(task.error.code if task.error else "")
+                    if planned is None or planned.function is None or planned.version is None:
+                        continue
+                    ref = task.ref.model_copy(update={"remedy": True})
+                    out.append(
+                        PlannedTask(
+                            ref, planned.function, planned.version, self._remedy_input(task)
+                        )
+                    )
+        return out
+
+    def _remedy_input(self, task: TaskState) -> dict[str, Any]:
+        return {
+            "error": task.error.model_dump(mode="json") if task.error else None,
+            "node": task.ref.node,
+            "index": task.ref.index,
+            "attempt": task.ref.attempt,
+            "run_id": self.started.run_id,
+        }
+
+    def _ready_tasks(self) -> list[PlannedTask]:
+        out: list[PlannedTask] = []
         context: dict[str, Any] | None = None
         for node_id, planned in self.plan.nodes.items():
             node = self.nodes[node_id]
-            if node.status is not NodeStatus.PENDING:
+            if node.expanded or node.render_error is not None:
                 continue
-            if any(self.nodes[d].status is not NodeStatus.SUCCEEDED for d in planned.deps):
+            if not all(self.nodes[d].status.done for d in planned.deps):
                 continue
             context = context or self.context()
+            attempt = node.attempt_floor + 1
             try:
-                rendered = self._render(planned, context)
+                rendered = self._render(planned, context, attempt)
             except ExpressionError as exc:
-                node.status, node.error = NodeStatus.FAILED, _error("EXPRESSION_ERROR", exc)
+                node.render_error = _error("EXPRESSION_ERROR", exc)
                 continue
             if planned.for_each is not None and not rendered:
-                node.items, node.status = 0, NodeStatus.SUCCEEDED  # nothing to fan out over
+                node.items, node.expanded = 0, True  # nothing to fan out over
                 context = None  # its (empty) output is now visible downstream
                 continue
-            out.extend((ref, planned, inputs) for ref, inputs in rendered)
+            out.extend(
+                PlannedTask(ref, planned.function, planned.version, inputs)
+                for ref, inputs in rendered
+            )
         return out
 
     @staticmethod
-    def _render(planned: PlannedNode, context: dict[str, Any]) -> list[tuple[TaskRef, Any]]:
+    def _render(
+        planned: PlannedNode, context: dict[str, Any], attempt: int
+    ) -> list[tuple[TaskRef, Any]]:
         if planned.for_each is None:
-            return [(TaskRef(node=planned.id), planned.inputs.render(context))]
+            return [(TaskRef(node=planned.id, attempt=attempt), planned.inputs.render(context))]
         items = planned.for_each.evaluate(context, field=f"{planned.id}.forEach")
         if not isinstance(items, list):
             raise ExpressionError(planned.for_each.source, "forEach must yield a list")
         return [
             (
-                TaskRef(node=planned.id, index=i),
+                TaskRef(node=planned.id, index=i, attempt=attempt),
                 planned.inputs.render({**context, "item": item, "index": i}),
             )
             for i, item in enumerate(items)
         ]
 
+    def _render_one(self, planned: PlannedNode, ref: TaskRef, context: dict[str, Any]) -> Any:
+        for task_ref, inputs in self._render(planned, context, ref.attempt):
+            if task_ref.index == ref.index:
+                return inputs
+        raise ExpressionError(planned.id, f"item {ref.index} no longer exists")
+
     def context(self) -> dict[str, Any]:
         """What expressions can read: inputs, finished nodes' outputs, the run itself."""
         return {
             "inputs": self.started.inputs,
-            "nodes": {
-                n.id: {"output": n.output}
-                for n in self.nodes.values()
-                if n.status is NodeStatus.SUCCEEDED
-            },
+            "nodes": {n.id: {"output": n.output} for n in self.nodes.values() if n.status.done},
             "run": {
                 "id": self.started.run_id,
                 "workflow": self.started.workflow,
@@ -243,29 +473,61 @@ class RunState:
             t
             for n in self.nodes.values()
             for t in n.tasks.values()
-            if t.status in (NodeStatus.SCHEDULED, NodeStatus.RUNNING)
+            if t.status in _ACTIVE or (t.status is NodeStatus.REMEDIATING and t.remedy_scheduled)
         ]
 
-    def render_task(self, ref: TaskRef) -> Any:
-        """Inputs of an already scheduled task, rendered again (for re-publishing on recovery)."""
-        planned = self.plan.nodes[ref.node]
-        for task_ref, inputs in self._render(planned, self.context()):
-            if task_ref.index == ref.index:
-                return inputs
-        raise KeyError(ref.key)
+    def republish(self) -> list[PlannedTask]:
+        """Tasks scheduled but without a result: published again on recovery (same ids)."""
+        out: list[PlannedTask] = []
+        context = self.context()
+        for task in self.in_flight():
+            if task.status is NodeStatus.REMEDIATING:
+                planned_policy = self.plan.policy_for(task.error.code if task.error else "")
+                if planned_policy and planned_policy.function and planned_policy.version:
+                    ref = task.ref.model_copy(update={"remedy": True})
+                    out.append(
+                        PlannedTask(
+                            ref,
+                            planned_policy.function,
+                            planned_policy.version,
+                            self._remedy_input(task),
+                        )
+                    )
+                continue
+            planned = self.plan.nodes[task.ref.node]
+            inputs = self._render_one(planned, task.ref, context)
+            out.append(PlannedTask(task.ref, planned.function, planned.version, inputs))
+        return out
 
     def progress(self) -> Progress:
-        nodes = self.nodes.values()
+        statuses = [n.status for n in self.nodes.values()]
         return Progress(
-            total=len(self.nodes),
-            succeeded=sum(n.status is NodeStatus.SUCCEEDED for n in nodes),
-            failed=sum(n.status is NodeStatus.FAILED for n in nodes),
-            running=sum(n.status in (NodeStatus.SCHEDULED, NodeStatus.RUNNING) for n in nodes),
+            total=len(statuses),
+            succeeded=sum(s.done for s in statuses),
+            failed=sum(s is NodeStatus.FAILED for s in statuses),
+            running=sum(
+                s
+                in (
+                    NodeStatus.SCHEDULED,
+                    NodeStatus.RUNNING,
+                    NodeStatus.RETRYING,
+                    NodeStatus.REMEDIATING,
+                )
+                for s in statuses
+            ),
         )
 
 
 def plan_of(started: RunStarted) -> Plan:
-    return compile_plan(Workflow.model_validate(started.plan), started.functions)
+    retries = {k: RetryPolicy.model_validate(v) for k, v in started.retries.items()}
+    return compile_plan(Workflow.model_validate(started.plan), started.functions, retries)
+
+
+def _timed(task: TaskState, event: TaskCompleted | TaskFailed) -> None:
+    task.started_at = task.started_at or event.execution.started_at
+    task.finished_at = event.execution.finished_at
+    task.replica = event.execution.replica or task.replica
+    task.ray_node = event.execution.ray_node or task.ray_node
 
 
 def _error(code: str, exc: Exception) -> ErrorInfo:

@@ -12,6 +12,7 @@ catch the family they care about and still print one clear line (`str(err)`)::
     ├── ClusterUnavailableError  Ray or NATS cannot be reached or started
     ├── RunFailedError           a run ended interrupted; carries the failing node's error
     ├── WaitTimeoutError         a wait for a run ran out of time (the run goes on)
+    ├── ControlError             a control request that does not apply to the run as it is
     ├── FencedError              a stale run-actor incarnation tried to write
     └── StepError                raised by handlers: an error code a workflow can act on
 """
@@ -127,6 +128,11 @@ class RunFailedError(ActorflowError):
 
 class WaitTimeoutError(ActorflowError):
     """Waiting for a run ran out of time; the run itself is unaffected."""
+
+
+class ControlError(ActorflowError):
+    """Pause / resume / cancel / terminate / retry refused: the run is not in a state where
+    that means anything (e.g. resuming a SUCCEEDED run). The run is unchanged."""
 
 
 class FencedError(ActorflowError):

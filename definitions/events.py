@@ -39,6 +39,8 @@ OBJECT_STORE = "AF_BLOBS"
 
 DECISIONS = "d"
 RESULTS = "r"
+CONTROL = "c"
+CONTROL_PREFIX = "af.control"
 
 # Header names the server acts on.
 MSG_ID = "Nats-Msg-Id"
@@ -58,6 +60,10 @@ def run_subject(run_id: str, part: str) -> str:
 
 def run_history_filter(run_id: str) -> str:
     return f"af.run.{run_id}.>"
+
+
+def control_subject(run_id: str) -> str:
+    return f"{CONTROL_PREFIX}.{run_id}"
 
 
 def task_subject(function: str, version: str) -> str:
@@ -105,8 +111,21 @@ class NodeStatus(StrEnum):
     PENDING = "PENDING"
     SCHEDULED = "SCHEDULED"
     RUNNING = "RUNNING"
+    RETRYING = "RETRYING"  # failed; the next attempt waits for its backoff
+    REMEDIATING = "REMEDIATING"  # failed; its error policy's remediation runs
     SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"  # failed, and its error policy said go on without it
+    FAILED = "FAILED"  # failed for good (until someone resumes or retries it)
+
+    @property
+    def done(self) -> bool:
+        return self in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED)
+
+
+class StopReason(StrEnum):
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    MANUAL = "manual"
 
 
 class _Wire(BaseModel):
@@ -140,18 +159,21 @@ class ErrorInfo(_Wire):
 
 
 class TaskRef(_Wire):
-    """One execution of a node (or of one item of a for-each node)."""
+    """One execution of a node (or of one item of a for-each node), or of the remediation
+    that an error policy runs for a failed attempt (`remedy`)."""
 
     node: str
     index: int | None = None
     attempt: int = 1
+    remedy: bool = False
 
     @property
     def key(self) -> str:
         return self.node if self.index is None else f"{self.node}[{self.index}]"
 
     def idempotency_key(self, run_id: str) -> str:
-        return f"{run_id}.{self.key}.{self.attempt}"
+        suffix = ".remedy" if self.remedy else ""
+        return f"{run_id}.{self.key}.{self.attempt}{suffix}"
 
 
 class Execution(_Wire):
@@ -178,6 +200,7 @@ class RunStarted(_Event):
     version: str
     plan: dict[str, Any]
     functions: dict[str, str]
+    retries: dict[str, dict[str, Any]] = Field(default_factory=dict)
     inputs: dict[str, JsonValue]
 
 
@@ -193,14 +216,41 @@ class TasksScheduled(_Event):
     tasks: list[TaskRef]
 
 
-class RunFinished(_Event):
-    """The run stopped: SUCCEEDED with outputs, or INTERRUPTED / TERMINATED with an error."""
+class RunStopped(_Event):
+    """The driver let go of the run: SUCCEEDED (with outputs), INTERRUPTED (with a reason,
+    the node, its error and any guidance), PAUSED, TERMINATED, or WAITING until `wake_at`."""
 
-    type: Literal["RunFinished"] = "RunFinished"
+    type: Literal["RunStopped"] = "RunStopped"
     status: RunStatus
+    reason: StopReason | None = None
     outputs: dict[str, JsonValue] = Field(default_factory=dict)
     node: str | None = None
     error: ErrorInfo | None = None
+    guidance: str = ""
+    wake_at: datetime | None = None
+
+
+ControlAction = Literal["pause", "resume", "cancel", "terminate", "retry"]
+
+
+class ControlRequest(_Wire):
+    """What anyone may publish (request/reply) on ``af.control.<run_id>``."""
+
+    action: ControlAction
+    node: str | None = None
+    from_start: bool = False
+    reason: str = ""
+
+
+class RunControlled(_Event):
+    """A control request, accepted and recorded on ``af.run.<run_id>.c``."""
+
+    type: Literal["RunControlled"] = "RunControlled"
+    id: str
+    action: ControlAction
+    node: str | None = None
+    from_start: bool = False
+    reason: str = ""
 
 
 # --- history: results (written by function replicas) -----------------------------------------
@@ -229,7 +279,8 @@ HistoryEvent = Annotated[
     RunStarted
     | RunClaimed
     | TasksScheduled
-    | RunFinished
+    | RunStopped
+    | RunControlled
     | TaskStarted
     | TaskCompleted
     | TaskFailed,
@@ -278,8 +329,11 @@ class RunRecord(_Wire):
     finished_at: datetime | None = None
     progress: Progress = Field(default_factory=Progress)
     outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    reason: StopReason | None = None
     node: str | None = None
     error: ErrorInfo | None = None
+    guidance: str = ""
+    wake_at: datetime | None = None
 
 
 class RunLifecycle(_Wire):
@@ -293,6 +347,7 @@ class RunLifecycle(_Wire):
     status: RunStatus
     at: datetime = Field(default_factory=now)
     outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    reason: StopReason | None = None
     node: str | None = None
     error: ErrorInfo | None = None
 

@@ -147,6 +147,9 @@ class _Checker:
             self._check_node(i, node)
         for key, value in self.wf.spec.outputs.items():
             self._check_template(f"spec.outputs.{key}", value, owner=None, loop_ok=False)
+        for code, policy in self.wf.spec.on_error.items():
+            if policy.function and self.known is not None:
+                self._check_function(f"spec.onError.{code}.function", policy.function, self.known)
         self._check_cycles()
         return self.issues
 

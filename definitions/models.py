@@ -102,9 +102,35 @@ class Resources(_Model):
     custom: dict[str, float] = Field(default_factory=dict)
 
 
+class RetryPolicy(_Model):
+    """How often and how patiently a failed step is tried again.
+
+    The delay before attempt n+1 is ``initial_delay * backoff**(n-1)``, capped at
+    ``max_delay``. Errors whose code or exception type is listed in ``non_retryable`` (and
+    errors raised with ``retryable=False``) are never retried.
+    """
+
+    max_attempts: int = Field(default=1, ge=1, le=1000)
+    initial_delay: Annotated[float, BeforeValidator(parse_duration)] = 1.0
+    backoff: float = Field(default=2.0, ge=1.0, le=100.0)
+    max_delay: Annotated[float, BeforeValidator(parse_duration)] = 300.0
+    non_retryable: list[str] = Field(default_factory=list)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt `attempt` (1-based) before the next one."""
+        return min(self.initial_delay * self.backoff ** max(attempt - 1, 0), self.max_delay)
+
+    def allows(self, attempt: int, code: str, error_type: str, retryable: bool) -> bool:
+        if not retryable or attempt >= self.max_attempts:
+            return False
+        short_type = error_type.rpartition(".")[2]
+        return not {code, error_type, short_type} & set(self.non_retryable)
+
+
 class FunctionSpec(_Model):
     handler: str
     resources: Resources = Field(default_factory=Resources)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
     replicas: int = Field(default=1, ge=1, le=1024)
     max_concurrency: int = Field(default=1, ge=1, le=10_000)
     timeout: Duration = None
@@ -177,12 +203,41 @@ class NodeSpec(_Model):
     needs: list[NodeId] = Field(default_factory=list)
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     for_each: str | None = None
+    retry: RetryPolicy | None = None
+
+
+ErrorAction = Literal["retry", "skip", "fail", "manual", "remediate"]
+
+
+class ErrorPolicy(_Model):
+    """What a workflow does when a step fails with a given error code.
+
+    ``retry``: try again under ``retry`` (else the node's / function's policy), then
+    interrupt. ``skip``: the node succeeds with a null output and the run goes on. ``fail``:
+    interrupt at once. ``manual``: interrupt and show ``guidance`` to the operator.
+    ``remediate``: run ``function`` with the error, then ``then``: retry the step or continue
+    past it (its output becomes the remediation's output).
+    """
+
+    action: ErrorAction
+    retry: RetryPolicy | None = None
+    guidance: str = ""
+    function: FunctionRef | None = None
+    then: Literal["retry", "continue"] = "retry"
+
+    @model_validator(mode="after")
+    def _remediation_names_a_function(self) -> ErrorPolicy:
+        if self.action == "remediate" and not self.function:
+            raise ValueError("action 'remediate' needs a 'function' to run")
+        return self
 
 
 class WorkflowSpec(_Model):
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     nodes: list[NodeSpec] = Field(min_length=1)
     outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    on_error: dict[str, ErrorPolicy] = Field(default_factory=dict)
+    """Error code → policy; the key ``default`` applies to codes not listed."""
 
 
 class Workflow(_Model):

@@ -8,12 +8,18 @@ never changes version or re-parses anything halfway.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from actorflow.definitions.errors import InputError
 from actorflow.definitions.expressions import Expression, Template
-from actorflow.definitions.models import InputSpec, Workflow, split_ref
+from actorflow.definitions.models import (
+    ErrorPolicy,
+    InputSpec,
+    RetryPolicy,
+    Workflow,
+    split_ref,
+)
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -33,6 +39,16 @@ class PlannedNode:
     deps: frozenset[str]
     inputs: Template
     for_each: Expression | None
+    retry: RetryPolicy
+
+
+@dataclass(frozen=True)
+class PlannedPolicy:
+    """An error policy with its remediation function (if any) pinned to a version."""
+
+    policy: ErrorPolicy
+    function: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,16 +58,33 @@ class Plan:
     nodes: dict[str, PlannedNode]
     outputs: Template
     inputs: Mapping[str, InputSpec]
+    on_error: Mapping[str, PlannedPolicy] = field(default_factory=dict)
+
+    def policy_for(self, code: str) -> PlannedPolicy | None:
+        return self.on_error.get(code) or self.on_error.get("default")
 
 
-def compile_plan(wf: Workflow, functions: Mapping[str, str]) -> Plan:
-    """`functions` maps each node's function reference (as written) to a concrete version."""
+def function_refs(wf: Workflow) -> set[str]:
+    """Every function reference the workflow can call: its nodes' and its remediations'."""
+    refs = {node.function for node in wf.spec.nodes}
+    return refs | {p.function for p in wf.spec.on_error.values() if p.function}
+
+
+def compile_plan(
+    wf: Workflow,
+    functions: Mapping[str, str],
+    retries: Mapping[str, RetryPolicy] | None = None,
+) -> Plan:
+    """`functions` maps each function reference (as written) to a concrete version;
+    `retries` gives each node's retry policy where its function's differs from the default.
+    """
+    retries = retries or {}
     nodes: dict[str, PlannedNode] = {}
     for i, node in enumerate(wf.spec.nodes):
-        field = f"spec.nodes[{i}]"
-        inputs = Template.compile(node.inputs, field=f"{field}.inputs")
+        where = f"spec.nodes[{i}]"
+        inputs = Template.compile(node.inputs, field=f"{where}.inputs")
         for_each = (
-            Template.compile(node.for_each, field=f"{field}.forEach").expressions[0]
+            Template.compile(node.for_each, field=f"{where}.forEach").expressions[0]
             if node.for_each
             else None
         )
@@ -64,13 +97,23 @@ def compile_plan(wf: Workflow, functions: Mapping[str, str]) -> Plan:
             deps=frozenset(node.needs) | frozenset(refs),
             inputs=inputs,
             for_each=for_each,
+            retry=node.retry or retries.get(node.id) or RetryPolicy(),
         )
+    on_error = {
+        code: PlannedPolicy(
+            policy,
+            split_ref(policy.function)[0] if policy.function else None,
+            functions[policy.function] if policy.function else None,
+        )
+        for code, policy in wf.spec.on_error.items()
+    }
     return Plan(
         workflow=wf.metadata.name,
         version=wf.metadata.version,
         nodes=nodes,
         outputs=Template.compile(wf.spec.outputs, field="spec.outputs"),
         inputs=wf.spec.inputs,
+        on_error=on_error,
     )
 
 

@@ -18,6 +18,7 @@ from actorflow.cluster.settings import Settings
 from actorflow.definitions.errors import (
     ActorflowError,
     ClusterUnavailableError,
+    ControlError,
     DefinitionError,
     ExpressionError,
     FencedError,
@@ -30,7 +31,7 @@ from actorflow.definitions.errors import (
 )
 from actorflow.definitions.events import ErrorInfo, RunRecord, RunStatus
 from actorflow.definitions.loader import dump, load_file, load_text
-from actorflow.definitions.models import Function, Workflow
+from actorflow.definitions.models import ErrorPolicy, Function, RetryPolicy, Workflow
 from actorflow.sync import Client, Run
 
 __version__ = "0.1.0"
@@ -41,8 +42,10 @@ __all__ = [
     "AsyncRun",
     "Client",
     "ClusterUnavailableError",
+    "ControlError",
     "DefinitionError",
     "ErrorInfo",
+    "ErrorPolicy",
     "ExpressionError",
     "FencedError",
     "Function",
@@ -51,6 +54,7 @@ __all__ = [
     "NodeInfo",
     "NotFoundError",
     "PayloadError",
+    "RetryPolicy",
     "Run",
     "RunFailedError",
     "RunRecord",

@@ -30,7 +30,7 @@ from pydantic import BaseModel, JsonValue, ValidationError
 from actorflow.definitions.errors import DefinitionError
 from actorflow.definitions.graph import validate_workflow
 from actorflow.definitions.loader import issues_from_validation
-from actorflow.definitions.models import Function, InputType, Workflow
+from actorflow.definitions.models import ErrorPolicy, Function, InputType, RetryPolicy, Workflow
 
 __all__ = ["NodeHandle", "WorkflowBuilder", "function"]
 
@@ -57,6 +57,7 @@ def function(
     max_concurrency: int = 1,
     timeout: float | str | None = None,
     code_dir: str | Path | None = None,
+    retry: RetryPolicy | Mapping[str, Any] | None = None,
 ) -> Function:
     """A `Function` definition; `handler` is ``"module:callable"`` or the callable itself.
 
@@ -75,9 +76,16 @@ def function(
             "max_concurrency": max_concurrency,
             "timeout": timeout,
             "code_dir": None if code_dir is None else str(code_dir),
+            "retry": _plain(retry) or {},
         },
     }
     return _validate(Function, data)
+
+
+def _plain(value: BaseModel | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    return dict(value) if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,7 @@ class WorkflowBuilder:
         self._nodes: list[dict[str, Any]] = []
         self._outputs: dict[str, JsonValue] = {}
         self._functions: dict[str, Function] = {}
+        self._on_error: dict[str, dict[str, Any]] = {}
 
     @property
     def functions(self) -> list[Function]:
@@ -146,6 +155,7 @@ class WorkflowBuilder:
         inputs: Mapping[str, JsonValue] | None = None,
         needs: Iterable[str | NodeHandle] = (),
         for_each: str | None = None,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
     ) -> NodeHandle:
         """Add a node calling `function` (a `Function` or ``"name@version"``)."""
         if isinstance(function, Function):
@@ -158,9 +168,14 @@ class WorkflowBuilder:
                 "needs": [n.id if isinstance(n, NodeHandle) else n for n in needs],
                 "inputs": dict(inputs or {}),
                 "for_each": for_each,
+                "retry": _plain(retry),
             }
         )
         return NodeHandle(id)
+
+    def on_error(self, code: str, policy: ErrorPolicy | Mapping[str, Any]) -> None:
+        """What to do when a step fails with `code` (``"default"``: any other code)."""
+        self._on_error[code] = _plain(policy) or {}
 
     def output(self, name: str, value: JsonValue) -> None:
         """Declare a workflow output: a literal or an expression over nodes and inputs."""
@@ -174,7 +189,12 @@ class WorkflowBuilder:
         """
         data = {
             "metadata": self._metadata,
-            "spec": {"inputs": self._inputs, "nodes": self._nodes, "outputs": self._outputs},
+            "spec": {
+                "inputs": self._inputs,
+                "nodes": self._nodes,
+                "outputs": self._outputs,
+                "on_error": self._on_error,
+            },
         }
         return validate_workflow(_validate(Workflow, data))
 

@@ -20,11 +20,10 @@ import ray
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyNotFoundError
 
 from actorflow._views import NodeInfo, node_infos
-from actorflow.actors.history import read_stream, replay
+from actorflow.actors.history import read_records, replay
 from actorflow.actors.jetstream import connect, ensure_infrastructure
 from actorflow.actors.registry import Registry
 from actorflow.actors.run_state import RunState
@@ -163,6 +162,25 @@ class AsyncClient:
         )
         return AsyncRun(self, started)
 
+    async def control(
+        self,
+        run_id: str,
+        action: ev.ControlAction,
+        *,
+        node: str | None = None,
+        from_start: bool = False,
+        reason: str = "",
+    ) -> dict[str, Any]:
+        """Pause, resume, cancel, terminate, or retry one node of a run.
+
+        Raises ControlError (the run unchanged) when the action does not apply to the run
+        as it stands, NotFoundError for an unknown run.
+        """
+        await self.connect()
+        request = {"action": action, "node": node, "from_start": from_start, "reason": reason}
+        result: dict[str, Any] = await _call(self._controller.control.remote(run_id, request))
+        return result
+
     def get_run(self, run_id: str) -> AsyncRun:
         return AsyncRun(self, run_id)
 
@@ -170,14 +188,7 @@ class AsyncClient:
         self, status: ev.RunStatus | str | None = None, workflow: str | None = None
     ) -> list[ev.RunRecord]:
         """Run records, newest first; one pass over the runs bucket."""
-        records: list[ev.RunRecord] = []
-        async for msg in read_stream(
-            self.js, f"KV_{ev.KV_RUNS}", f"$KV.{ev.KV_RUNS}.>", DeliverPolicy.LAST_PER_SUBJECT
-        ):
-            if msg.headers and msg.headers.get("KV-Operation"):
-                continue  # a deleted or purged record
-            with contextlib.suppress(ev.DecodeError):
-                records.append(ev.decode(ev.RunRecord, msg.data))
+        records = [r async for r in read_records(self.js)]
         wanted = ev.RunStatus(status.upper()) if isinstance(status, str) else status
         return sorted(
             (
@@ -260,6 +271,26 @@ class AsyncRun:
         if record.status is not ev.RunStatus.SUCCEEDED:
             raise RunFailedError(self.run_id, record.status.value, record.node, record.error)
         return dict(record.outputs)
+
+    async def pause(self, reason: str = "") -> None:
+        """No new node starts; running ones finish; then the run is PAUSED."""
+        await self._client.control(self.run_id, "pause", reason=reason)
+
+    async def resume(self, *, from_start: bool = False, reason: str = "") -> None:
+        """Go on from the failed node(s) — or, `from_start`, run every node again."""
+        await self._client.control(self.run_id, "resume", from_start=from_start, reason=reason)
+
+    async def cancel(self, reason: str = "") -> None:
+        """Stop now: INTERRUPTED (cancelled), still resumable."""
+        await self._client.control(self.run_id, "cancel", reason=reason)
+
+    async def terminate(self, reason: str = "") -> None:
+        """Stop for good: TERMINATED, not resumable."""
+        await self._client.control(self.run_id, "terminate", reason=reason)
+
+    async def retry(self, node: str, reason: str = "") -> None:
+        """Run a failed node again (with a fresh retry budget) and go on from there."""
+        await self._client.control(self.run_id, "retry", node=node, reason=reason)
 
     async def nodes(self) -> list[NodeInfo]:
         """Per-node status, attempts, timings and errors, folded from the run's history."""

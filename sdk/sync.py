@@ -127,3 +127,23 @@ class Run:
 
     def nodes(self) -> list[NodeInfo]:
         return self._client._call(self._handle.nodes())
+
+    def pause(self, reason: str = "") -> None:
+        """No new node starts; running ones finish; then the run is PAUSED."""
+        self._client._call(self._handle.pause(reason))
+
+    def resume(self, *, from_start: bool = False, reason: str = "") -> None:
+        """Go on from the failed node(s) — or, `from_start`, run every node again."""
+        self._client._call(self._handle.resume(from_start=from_start, reason=reason))
+
+    def cancel(self, reason: str = "") -> None:
+        """Stop now: INTERRUPTED (cancelled), still resumable."""
+        self._client._call(self._handle.cancel(reason))
+
+    def terminate(self, reason: str = "") -> None:
+        """Stop for good: TERMINATED, not resumable."""
+        self._client._call(self._handle.terminate(reason))
+
+    def retry(self, node: str, reason: str = "") -> None:
+        """Run a failed node again (with a fresh retry budget) and go on from there."""
+        self._client._call(self._handle.retry(node, reason))
