@@ -217,6 +217,22 @@ class Controller:
             wf = await self._registry_workflow(record)
             if req.node not in {n.id for n in wf.spec.nodes}:
                 raise ControlError(f"run {run_id} has no node {req.node!r} to retry")
+        if req.action in ("resume", "retry"):
+            # Shown RUNNING at once, so `resume(); result()` waits for the new outcome. It is
+            # written before the request is delivered: every later write is the driver's.
+            kv = await self._js.key_value(ev.KV_RUNS)
+            reopened = record.model_copy(
+                update={
+                    "status": ev.RunStatus.RUNNING,
+                    "updated_at": ev.now(),
+                    "reason": None,
+                    "node": None,
+                    "error": None,
+                    "guidance": "",
+                    "finished_at": None,
+                }
+            )
+            await kv.put(run_id, ev.encode(reopened))
         event = ev.RunControlled(run_id=run_id, id=uuid.uuid4().hex, **req.model_dump())
         await with_retries(
             lambda: self._js.publish(  # type: ignore[union-attr]

@@ -4,9 +4,11 @@ plus a ``latest.<kind>.<name>`` pointer to the most recently applied version."""
 from __future__ import annotations
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.api import DeliverPolicy
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from actorflow.actors.history import read_stream
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import NotFoundError
 from actorflow.definitions.models import Function, Workflow
@@ -16,7 +18,8 @@ class Registry:
     """Reads are cached: the controller is the only writer, so its cache stays true, and a
     run start costs no KV round trip per node."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, js: JetStreamContext, kv: KeyValue) -> None:
+        self._js = js
         self._kv = kv
         self._cache: dict[str, bytes] = {}
 
@@ -31,7 +34,7 @@ class Registry:
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> Registry:
-        return cls(await js.key_value(ev.KV_DEFINITIONS))
+        return cls(js, await js.key_value(ev.KV_DEFINITIONS))
 
     async def put(self, definition: Function | Workflow) -> bool:
         """Store a definition; returns False when the same version was already identical."""
@@ -77,16 +80,17 @@ class Registry:
         return [Workflow.model_validate_json(v) for v in await self._values("workflow.")]
 
     async def _values(self, prefix: str) -> list[bytes]:
-        try:
-            keys = await self._kv.keys()
-        except NoKeysError:
-            return []
-        out = []
-        for key in sorted(k for k in keys if k.startswith(prefix)):
-            try:
-                entry = await self._kv.get(key)
-            except KeyNotFoundError:
+        """Latest value of every key under `prefix`, in one pass over the bucket's stream.
+
+        (A KV key watcher may report "caught up" early while keys are being written; the
+        consumer's own pending count does not.)
+        """
+        subject = f"$KV.{ev.KV_DEFINITIONS}.{prefix}>"
+        out: dict[str, bytes] = {}
+        async for msg in read_stream(
+            self._js, f"KV_{ev.KV_DEFINITIONS}", subject, DeliverPolicy.LAST_PER_SUBJECT
+        ):
+            if msg.headers and msg.headers.get("KV-Operation"):
                 continue
-            if entry.value:
-                out.append(entry.value)
-        return out
+            out[msg.subject] = msg.data
+        return [out[k] for k in sorted(out)]

@@ -64,6 +64,7 @@ class TaskState:
     reason: StopReason | None = None  # FAILED: why the run must stop
     guidance: str = ""
     remedy_scheduled: bool = False
+    previous: list[TaskState] = field(default_factory=list)  # earlier attempts, oldest first
 
 
 @dataclass
@@ -203,7 +204,10 @@ class RunState:
             return
         if task is None or task.ref.attempt < ref.attempt:
             budget = task.budget_from if task is not None else node.attempt_floor
-            node.tasks[ref.index] = TaskState(ref, scheduled_at=at, budget_from=budget)
+            previous = [*task.previous, task] if task is not None else []
+            node.tasks[ref.index] = TaskState(
+                ref, scheduled_at=at, budget_from=budget, previous=previous
+            )
 
     def _current(self, ref: TaskRef) -> TaskState | None:
         """The task state `ref` speaks of, if it is still the latest attempt."""

@@ -106,15 +106,23 @@ def run_detail(record: RunRecord, nodes: list[NodeInfo]) -> RenderableType:
     head.add_row("progress", f"{p.succeeded}/{p.total} succeeded, {p.failed} failed")
     if record.outputs:
         head.add_row("outputs", Text(as_json(record.outputs)))
+    if record.reason:
+        head.add_row("reason", record.reason.value)
     if record.error:
         head.add_row("error", Text(f"{record.node}: [{record.error.code}] {record.error.message}"))
+    if record.guidance:
+        head.add_row("guidance", Text(record.guidance, style="bold yellow"))
+    if record.wake_at:
+        head.add_row("wakes at", when(record.wake_at))
     parts: list[RenderableType] = [head, nodes_table(nodes, title="nodes")]
     for n in nodes:
-        if n.error is None:
-            continue
-        parts.append(Text(f"\n{n.key} (attempt {n.attempt}): [{n.error.code}] {n.error.message}"))
-        if n.error.traceback:
-            parts.append(Text(n.error.traceback.rstrip(), style="dim"))
+        failures = [(a.attempt, a.error) for a in n.history] + [(n.attempt, n.error)]
+        for number, err in failures:
+            if err is None:
+                continue
+            parts.append(Text(f"\n{n.key} (attempt {number}): [{err.code}] {err.message}"))
+            if err.traceback:
+                parts.append(Text(err.traceback.rstrip(), style="dim"))
     return Group(*parts)
 
 

@@ -10,8 +10,22 @@ from actorflow.actors.run_state import RunState
 from actorflow.definitions.events import ErrorInfo, NodeStatus
 
 
+class AttemptInfo(BaseModel):
+    """An earlier attempt of a node: how it failed and when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: int
+    status: NodeStatus
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    replica: str = ""
+    error: ErrorInfo | None = None
+
+
 class NodeInfo(BaseModel):
-    """One node of a run (for-each nodes: one entry per item, `index` set)."""
+    """One node of a run (for-each nodes: one entry per item, `index` set): its latest
+    attempt, with the earlier ones in `history`."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -25,6 +39,8 @@ class NodeInfo(BaseModel):
     replica: str = ""
     ray_node: str = ""
     error: ErrorInfo | None = None
+    guidance: str = ""
+    history: list[AttemptInfo] = []
 
     @property
     def key(self) -> str:
@@ -56,6 +72,18 @@ def node_infos(state: RunState) -> list[NodeInfo]:
                     replica=task.replica,
                     ray_node=task.ray_node,
                     error=task.error,
+                    guidance=task.guidance,
+                    history=[
+                        AttemptInfo(
+                            attempt=p.ref.attempt,
+                            status=p.status,
+                            started_at=p.started_at,
+                            finished_at=p.finished_at,
+                            replica=p.replica,
+                            error=p.error,
+                        )
+                        for p in task.previous
+                    ],
                 )
             )
     return out

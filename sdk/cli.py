@@ -37,7 +37,7 @@ from actorflow.definitions.errors import (
     RunFailedError,
     WaitTimeoutError,
 )
-from actorflow.definitions.events import RunRecord, RunStatus
+from actorflow.definitions.events import ControlAction, RunRecord, RunStatus
 from actorflow.definitions.loader import load_path
 from actorflow.definitions.models import Function, Workflow
 from actorflow.sync import Client, Run
@@ -298,6 +298,57 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> Non
     with _client() as client:
         handle = client.get_run(run_id)
         out.print(show.run_detail(handle.status(), handle.nodes()))
+
+
+RunIdArg = Annotated[str, typer.Argument(help="The run id.")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Recorded with the request.")]
+
+
+def _control(run_id: str, action: ControlAction, **options: Any) -> None:
+    with _client() as client:
+        client.control(run_id, action, **options)
+        record = client.get_run(run_id).status()
+    out.print(f"{action}: {run_id} is {record.status.value}", highlight=False)
+
+
+@runs_app.command("pause")
+def runs_pause(run_id: RunIdArg, reason: ReasonOption = "") -> None:
+    """No new node starts; running nodes finish; then the run is PAUSED."""
+    _control(run_id, "pause", reason=reason)
+
+
+@runs_app.command("resume")
+def runs_resume(
+    run_id: RunIdArg,
+    from_start: Annotated[
+        bool, typer.Option("--from-start", help="Run every node again, not only failed ones.")
+    ] = False,
+    reason: ReasonOption = "",
+) -> None:
+    """Go on from the failed node(s) of an INTERRUPTED or PAUSED run."""
+    _control(run_id, "resume", from_start=from_start, reason=reason)
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: RunIdArg, reason: ReasonOption = "") -> None:
+    """Stop now: INTERRUPTED (cancelled), still resumable."""
+    _control(run_id, "cancel", reason=reason)
+
+
+@runs_app.command("terminate")
+def runs_terminate(run_id: RunIdArg, reason: ReasonOption = "") -> None:
+    """Stop for good: TERMINATED, not resumable."""
+    _control(run_id, "terminate", reason=reason)
+
+
+@runs_app.command("retry")
+def runs_retry(
+    run_id: RunIdArg,
+    node: Annotated[str, typer.Option("--node", "-n", help="The failed node to run again.")],
+    reason: ReasonOption = "",
+) -> None:
+    """Run one failed node again (fresh retry budget) and go on from there."""
+    _control(run_id, "retry", node=node, reason=reason)
 
 
 # --- entry point ----------------------------------------------------------------------------

@@ -84,6 +84,20 @@ class Client:
         handle = self._call(self._async.run(workflow, inputs, version=version, run_id=run_id))
         return Run(self, handle)
 
+    def control(
+        self,
+        run_id: str,
+        action: ev.ControlAction,
+        *,
+        node: str | None = None,
+        from_start: bool = False,
+        reason: str = "",
+    ) -> dict[str, Any]:
+        """Pause, resume, cancel, terminate, or retry a node; see `AsyncClient.control`."""
+        return self._call(
+            self._async.control(run_id, action, node=node, from_start=from_start, reason=reason)
+        )
+
     def get_run(self, run_id: str) -> Run:
         return Run(self, self._async.get_run(run_id))
 

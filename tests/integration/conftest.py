@@ -46,6 +46,10 @@ TEST_FUNCTIONS = [
     _fn("not-json", "not_json"),
     _fn("whoami", "whoami"),
     _fn("async-echo", "async_echo", maxConcurrency=16),
+    _fn("sleep", "sleep", maxConcurrency=8),
+    _fn("flaky", "flaky", maxConcurrency=8),
+    _fn("fix", "fix", maxConcurrency=8),
+    _fn("poison", "poison", maxConcurrency=8),
 ]
 
 

@@ -64,3 +64,32 @@ def whoami(ctx: StepContext) -> dict[str, Any]:
 def sleep(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
+
+
+MARKERS = "/tmp/actorflow-test-markers"
+
+
+def _marker(run_id: str, node: str) -> str:
+    return os.path.join(MARKERS, f"{run_id}.{node}")
+
+
+def flaky(ctx: StepContext, code: str = "STALE") -> str:
+    """Fails with `code` until the marker for this run and node exists."""
+    if not os.path.exists(_marker(ctx.run_id, ctx.node)):
+        raise StepError(code, f"{ctx.node} is not ready yet (attempt {ctx.attempt})")
+    return f"ok on attempt {ctx.attempt}"
+
+
+def fix(error: dict[str, Any], node: str, run_id: str, **_: Any) -> str:
+    """A remediation: makes the flaky node's marker, so its next attempt succeeds."""
+    os.makedirs(MARKERS, exist_ok=True)
+    with open(_marker(run_id, node), "w") as fh:
+        fh.write(error["code"])
+    return f"fixed {error['code']}"
+
+
+def poison(ledger: str, ctx: StepContext) -> None:
+    """Records each execution (with its time), then fails."""
+    with open(ledger, "a") as fh:
+        fh.write(f"{ctx.idempotency_key} {time.time()}\n")
+    raise RuntimeError(f"poisoned attempt {ctx.attempt}")

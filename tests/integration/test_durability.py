@@ -1,0 +1,240 @@
+"""Retries, error-code policies, control and durable timers on the real engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import nats
+import pytest
+
+import actorflow
+from actorflow import ControlError, NotFoundError, RunFailedError, RunStatus, WorkflowBuilder
+
+TIMEOUT = 120
+
+
+def _apply_run(
+    client: actorflow.Client, b: WorkflowBuilder, inputs: dict | None = None
+) -> actorflow.Run:
+    wf = b.build()
+    client.apply(wf)
+    return client.run(wf.metadata.name, inputs or {}, version=wf.metadata.version)
+
+
+def _wait_status(run: actorflow.Run, wanted: RunStatus, timeout: float = 60) -> actorflow.RunRecord:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = run.status()
+        if record.status is wanted:
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"{run.run_id} never became {wanted}: {run.status().status}")
+
+
+def test_poison_step_runs_exactly_max_attempts_with_backoff(
+    client: actorflow.Client, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    b = WorkflowBuilder("poisoned", version="1")
+    b.node(
+        "p",
+        "poison@1",
+        inputs={"ledger": str(ledger)},
+        retry={"max_attempts": 3, "initial_delay": "200ms", "backoff": 2},
+    )
+    run = _apply_run(client, b)
+    with pytest.raises(RunFailedError) as info:
+        run.result(timeout=TIMEOUT)
+    lines = ledger.read_text().split()
+    keys, stamps = lines[0::2], [float(t) for t in lines[1::2]]
+    assert keys == [f"{run.run_id}.p.1", f"{run.run_id}.p.2", f"{run.run_id}.p.3"]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert gaps[0] >= 0.2
+    assert gaps[1] >= 0.4  # backoff doubled: no hot loop
+    assert info.value.error.code == "HANDLER_ERROR"
+    assert "poisoned attempt 3" in info.value.error.message
+    record = run.status()
+    assert record.status is RunStatus.INTERRUPTED
+    assert record.reason == "failed"
+    (node,) = run.nodes()
+    assert node.attempt == 3
+    assert [a.attempt for a in node.history] == [1, 2]
+    assert all(a.error is not None for a in node.history)
+
+
+def test_retry_after_a_long_backoff_unloads_and_wakes_on_time(client: actorflow.Client) -> None:
+    b = WorkflowBuilder("sleepy-retry", version="1")
+    f = b.node("f", "flaky@1", retry={"max_attempts": 2, "initial_delay": "6s"})
+    b.output("f", f.output)
+    run = _apply_run(client, b)
+    record = _wait_status(run, RunStatus.WAITING)
+    assert record.wake_at is not None
+    Path("/tmp/actorflow-test-markers").mkdir(exist_ok=True)
+    Path(f"/tmp/actorflow-test-markers/{run.run_id}.f").write_text("ok")
+    assert run.result(timeout=TIMEOUT) == {"f": "ok on attempt 2"}
+    (node,) = run.nodes()
+    failed_at = node.history[0].finished_at
+    assert failed_at is not None
+    assert node.started_at is not None
+    assert (node.started_at - failed_at).total_seconds() >= 6  # never early
+
+
+def test_skip_policy_goes_on_without_the_node(client: actorflow.Client) -> None:
+    b = WorkflowBuilder("skipping", version="1")
+    f = b.node("f", "coded-fail@1", inputs={"code": "OPTIONAL", "message": "no data"})
+    g = b.node("g", "echo@1", inputs={"value": f.output})
+    b.output("g", g.output)
+    b.on_error("OPTIONAL", {"action": "skip"})
+    run = _apply_run(client, b)
+    assert run.result(timeout=TIMEOUT) == {"g": None}
+    assert {n.node: n.status for n in run.nodes()} == {"f": "SKIPPED", "g": "SUCCEEDED"}
+
+
+def test_manual_policy_interrupts_with_guidance_then_retry_node(client: actorflow.Client) -> None:
+    b = WorkflowBuilder("manual", version="1")
+    f = b.node("f", "flaky@1", inputs={"code": "PRIMARY_DOWN"})
+    b.output("f", f.output)
+    b.on_error(
+        "PRIMARY_DOWN", {"action": "manual", "guidance": "promote the replica, then retry f"}
+    )
+    run = _apply_run(client, b)
+    with pytest.raises(RunFailedError):
+        run.result(timeout=TIMEOUT)
+    record = run.status()
+    assert record.reason == "manual"
+    assert record.guidance == "promote the replica, then retry f"
+    assert record.error is not None
+    assert record.error.code == "PRIMARY_DOWN"
+    Path("/tmp/actorflow-test-markers").mkdir(exist_ok=True)
+    Path(f"/tmp/actorflow-test-markers/{run.run_id}.f").write_text("ok")
+    run.retry("f", reason="replica promoted")
+    assert run.result(timeout=TIMEOUT) == {"f": "ok on attempt 2"}
+
+
+def test_remediate_then_retry_runs_the_fix_and_the_step_again(client: actorflow.Client) -> None:
+    b = WorkflowBuilder("remedied", version="1")
+    f = b.node("f", "flaky@1", inputs={"code": "STALE"})
+    b.output("f", f.output)
+    b.on_error("STALE", {"action": "remediate", "function": "fix@1", "then": "retry"})
+    run = _apply_run(client, b)
+    assert run.result(timeout=TIMEOUT) == {"f": "ok on attempt 2"}
+
+
+def test_pause_then_resume(client: actorflow.Client) -> None:
+    b = WorkflowBuilder("pausable", version="1")
+    first = b.node("first", "sleep@1", inputs={"seconds": 1.0})
+    second = b.node("second", "echo@1", inputs={"value": first.output})
+    b.output("v", second.output)
+    run = _apply_run(client, b)
+    _wait_status(run, RunStatus.RUNNING)
+    run.pause(reason="maintenance")
+    record = _wait_status(run, RunStatus.PAUSED)
+    nodes = {n.node: n.status for n in run.nodes()}
+    assert nodes == {"first": "SUCCEEDED", "second": "PENDING"}  # running one finished, no new
+    assert record.progress.succeeded == 1
+    run.resume()
+    assert run.result(timeout=TIMEOUT) == {"v": 1.0}
+
+
+def test_cancel_is_resumable_and_terminate_is_final(client: actorflow.Client) -> None:
+    b = WorkflowBuilder("cancellable", version="1")
+    s = b.node("s", "sleep@1", inputs={"seconds": 0.5})
+    b.output("s", s.output)
+    run = _apply_run(client, b)
+    run.cancel(reason="wrong inputs")
+    record = _wait_status(run, RunStatus.INTERRUPTED)
+    assert record.reason == "cancelled"
+    run.resume()
+    assert run.result(timeout=TIMEOUT) == {"s": 0.5}
+    with pytest.raises(ControlError, match="cannot resume"):
+        run.resume()  # SUCCEEDED: nothing to resume
+    other = client.run("cancellable")
+    other.terminate()
+    _wait_status(other, RunStatus.TERMINATED)
+    with pytest.raises(ControlError, match="cannot resume"):
+        other.resume()
+    assert other.status().status is RunStatus.TERMINATED
+
+
+def test_bad_control_requests_change_nothing(client: actorflow.Client) -> None:
+    with pytest.raises(NotFoundError, match="run 'no-such-run' not found"):
+        client.control("no-such-run", "pause")
+    b = WorkflowBuilder("controlled", version="1")
+    b.node("x", "echo@1", inputs={"value": 1})
+    run = _apply_run(client, b)
+    run.result(timeout=TIMEOUT)
+    with pytest.raises(ControlError, match="cannot retry"):
+        run.retry("x")
+    with pytest.raises(ControlError, match="cannot pause"):
+        run.pause()
+    assert run.status().status is RunStatus.SUCCEEDED
+    assert len(run.nodes()) == 1
+
+
+def test_control_from_outside_over_nats(client: actorflow.Client) -> None:
+    b = WorkflowBuilder("external", version="1")
+    s = b.node("s", "sleep@1", inputs={"seconds": 0.5})
+    b.output("s", s.output)
+    run = _apply_run(client, b)
+    url = client.nats_url
+
+    async def request(payload: bytes, run_id: str) -> dict:
+        nc = await nats.connect(url)
+        try:
+            msg = await nc.request(f"af.control.{run_id}", payload, timeout=10)
+            return json.loads(msg.data)
+        finally:
+            await nc.close()
+
+    bad = asyncio.run(request(b'{"action": "explode"}', run.run_id))
+    assert bad["ok"] is False
+    assert "action" in bad["error"]
+    not_json = asyncio.run(request(b"not json", run.run_id))
+    assert not_json["ok"] is False
+    unknown = asyncio.run(request(b'{"action": "pause"}', "no-such-run"))
+    assert unknown == {"ok": False, "error": "run 'no-such-run' not found"}
+    ok = asyncio.run(request(b'{"action": "cancel", "reason": "primary is down"}', run.run_id))
+    assert ok["ok"] is True
+    record = _wait_status(run, RunStatus.INTERRUPTED)
+    assert record.reason == "cancelled"
+    ok = asyncio.run(request(b'{"action": "resume", "reason": "fixed"}', run.run_id))
+    assert ok["ok"] is True
+    assert run.result(timeout=TIMEOUT) == {"s": 0.5}
+
+
+def test_cli_controls_and_shows_guidance(client: actorflow.Client, cli_env: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    b = WorkflowBuilder("cli-manual", version="1")
+    b.node("f", "flaky@1", inputs={"code": "NEEDS_HUMAN"})
+    b.on_error("default", {"action": "manual", "guidance": "call the on-call DBA"})
+    run = _apply_run(client, b)
+    _wait_status(run, RunStatus.INTERRUPTED)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "actorflow.cli", *args],
+            env={**cli_env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    shown = cli("runs", "show", run.run_id)
+    assert shown.returncode == 0
+    assert "call the on-call DBA" in shown.stdout
+    assert "NEEDS_HUMAN" in shown.stdout
+    bad = cli("runs", "resume", "no-such-run")
+    assert bad.returncode == 1
+    assert "not found" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    os.makedirs("/tmp/actorflow-test-markers", exist_ok=True)
+    Path(f"/tmp/actorflow-test-markers/{run.run_id}.f").write_text("ok")
+    done = cli("runs", "retry", run.run_id, "--node", "f")
+    assert done.returncode == 0, done.stderr
+    run.result(timeout=TIMEOUT)
