@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -52,7 +55,7 @@ def test_poison_step_runs_exactly_max_attempts_with_backoff(
     lines = ledger.read_text().split()
     keys, stamps = lines[0::2], [float(t) for t in lines[1::2]]
     assert keys == [f"{run.run_id}.p.1", f"{run.run_id}.p.2", f"{run.run_id}.p.3"]
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert gaps[0] >= 0.2
     assert gaps[1] >= 0.4  # backoff doubled: no hot loop
     assert info.value.error.code == "HANDLER_ERROR"
@@ -207,9 +210,6 @@ def test_control_from_outside_over_nats(client: actorflow.Client) -> None:
 
 
 def test_cli_controls_and_shows_guidance(client: actorflow.Client, cli_env: dict[str, str]) -> None:
-    import subprocess
-    import sys
-
     b = WorkflowBuilder("cli-manual", version="1")
     b.node("f", "flaky@1", inputs={"code": "NEEDS_HUMAN"})
     b.on_error("default", {"action": "manual", "guidance": "call the on-call DBA"})
@@ -219,6 +219,7 @@ def test_cli_controls_and_shows_guidance(client: actorflow.Client, cli_env: dict
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "actorflow.cli", *args],
+            check=False,
             env={**cli_env, "COLUMNS": "200"},
             capture_output=True,
             text=True,
