@@ -22,11 +22,13 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError, KeyNotFoundError
 from pydantic import ValidationError
 
+from actorflow.actors import signals
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.history import with_retries
+from actorflow.actors.history import replay, with_retries
 from actorflow.actors.jetstream import connect, ensure_infrastructure
 from actorflow.actors.pools import FunctionPool, start_pool, stop_pool
 from actorflow.actors.registry import Registry
+from actorflow.actors.run_state import RunState
 from actorflow.actors.supervisor import RunSupervisor
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import (
@@ -53,6 +55,7 @@ class Controller:
         self._registry: Registry | None = None
         self._pools: dict[str, FunctionPool] = {}
         self._runs: RunSupervisor | None = None
+        self._signals: asyncio.Task[None] | None = None
         self._apply_lock = asyncio.Lock()
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -75,6 +78,7 @@ class Controller:
                     log.error("pool %s not restored: %s", function.ref, exc)
             recovered = await self._runs.recover()
             await self._nc.subscribe(f"{ev.CONTROL_PREFIX}.*", cb=self._on_control_message)
+            self._signals = asyncio.create_task(signals.route(self._js, self._wake_for_signal))
             self._started = True
             log.info("controller started; recovered %d unfinished runs", recovered)
             return self.info()
@@ -140,9 +144,11 @@ class Controller:
             functions[ref] = specs[ref].metadata.version
         # The run keeps the retry policy its functions had when it started.
         retries = {
-            node.id: specs[node.function].spec.retry.model_dump(mode="json")
+            node.id: specs[node.function or ""].spec.retry.model_dump(mode="json")
             for node in wf.spec.nodes
-            if node.retry is None and specs[node.function].spec.retry != RetryPolicy()
+            if node.function
+            and node.retry is None
+            and specs[node.function].spec.retry != RetryPolicy()
         }
         compile_plan(wf, functions)  # fail here, not in the run actor, on a bad plan
         run_id = run_id or f"{wf.metadata.name}-{secrets.token_hex(5)}"
@@ -217,6 +223,8 @@ class Controller:
             wf = await self._registry_workflow(record)
             if req.node not in {n.id for n in wf.spec.nodes}:
                 raise ControlError(f"run {run_id} has no node {req.node!r} to retry")
+        if req.action == "approve":
+            await self._check_approval(run_id, req)
         if req.action in ("resume", "retry"):
             # Shown RUNNING at once, so `resume(); result()` waits for the new outcome. It is
             # written before the request is delivered: every later write is the driver's.
@@ -245,6 +253,31 @@ class Controller:
         if not self._runs.is_driving(run_id):
             self._runs.drive(run_id)
         return {"run_id": run_id, "action": req.action, "id": event.id}
+
+    def _wake_for_signal(self, run_id: str) -> None:
+        assert self._runs is not None
+        if not self._runs.is_driving(run_id):
+            self._runs.drive(run_id)
+
+    async def _check_approval(self, run_id: str, req: ev.ControlRequest) -> None:
+        """Only a waiting approval node can be approved, only with input its schema allows."""
+        assert self._js is not None
+        history = await replay(self._js, run_id)
+        if not history or not isinstance(history[0].event, ev.RunStarted):
+            raise NotFoundError("run", run_id)
+        state = RunState(history[0].event)
+        for rec in history[1:]:
+            state.apply(rec.event)
+        planned = state.plan.nodes.get(req.node or "")
+        if planned is None or planned.spec.approval is None:
+            raise ControlError(f"run {run_id} has no approval node {req.node!r}")
+        if state.nodes[planned.id].status is not ev.NodeStatus.WAITING:
+            status = state.nodes[planned.id].status.value
+            raise ControlError(f"node {req.node!r} of run {run_id} is not waiting ({status})")
+        try:
+            signals.check(req.input, planned.spec.approval.json_schema, "approval input")
+        except ValueError as exc:
+            raise ControlError(str(exc)) from None
 
     async def _record(self, run_id: str) -> ev.RunRecord:
         assert self._js is not None
@@ -308,6 +341,7 @@ _ALLOWED: dict[str, frozenset[ev.RunStatus]] = {
         }
     ),
     "retry": frozenset({ev.RunStatus.INTERRUPTED, ev.RunStatus.PAUSED}),
+    "approve": frozenset({ev.RunStatus.RUNNING, ev.RunStatus.WAITING}),
 }
 
 

@@ -94,7 +94,21 @@ async def ensure_infrastructure(js: JetStreamContext, *, replicas: int = 1) -> N
             discard=DiscardPolicy.OLD,
         ),
     )
-    for bucket in (ev.KV_DEFINITIONS, ev.KV_RUNS):
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=ev.STREAM_SIGNALS,
+            subjects=[ev.SIGNAL_SUBJECTS],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            max_age=7 * 86400.0,
+            max_msgs_per_subject=16,
+            duplicate_window=120.0,
+            allow_direct=True,
+        ),
+    )
+    for bucket in (ev.KV_DEFINITIONS, ev.KV_RUNS, ev.KV_WAITS):
         await _idempotent(
             js.key_value,
             js.create_key_value,

@@ -21,12 +21,20 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from actorflow.actors import signals
 from actorflow.actors.blobs import BlobStore
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.history import DecisionLog, replay, with_retries
 from actorflow.actors.jetstream import connect
 from actorflow.actors.records import RecordWriter
-from actorflow.actors.run_state import PlannedTask, RunState, Schedule, Stop
+from actorflow.actors.run_state import (
+    EndWait,
+    PlannedTask,
+    RunState,
+    Schedule,
+    StartWaits,
+    Stop,
+)
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import FencedError
 
@@ -118,8 +126,8 @@ class _Driver:
     @property
     def last_control(self) -> str | None:
         """Id of the last control request folded in (the controller compares it on exit)."""
-        controls = self._state.controls if self._state else []
-        return controls[-1].id if controls else None
+        inbox = self._state.inbox if self._state else []
+        return inbox[-1] if inbox else None
 
     @property
     def wake_at(self) -> str | None:
@@ -185,6 +193,14 @@ class _Driver:
             for decision in decisions:
                 if isinstance(decision, Schedule):
                     await self._schedule(decision)
+                elif isinstance(decision, StartWaits):
+                    await self._start_waits(decision)
+                elif isinstance(decision, EndWait):
+                    await self._append(
+                        ev.WaitEnded(
+                            run_id=self.run_id, node=decision.node, outcome=decision.outcome
+                        )
+                    )
                 elif isinstance(decision, Stop):
                     await self._stop(decision)
                     if await self._late_controls():
@@ -213,6 +229,23 @@ class _Driver:
         await self._decisions.append(event)
         self._state.apply(event)
         await self._publish_tasks(decision.tasks)
+
+    async def _append(self, event: ev.HistoryEvent) -> None:
+        assert self._state is not None
+        assert self._decisions is not None
+        await self._decisions.append(event)
+        self._state.apply(event)
+
+    async def _start_waits(self, decision: StartWaits) -> None:
+        assert self._state is not None
+        await self._append(ev.WaitsStarted(run_id=self.run_id, waits=decision.waits))
+        for wait in decision.waits:
+            if wait.kind == "wait":
+                spec = self._state.plan.nodes[wait.node].spec.wait
+                schema = spec.json_schema if spec else None
+                early = await signals.register(self._js, wait, self.run_id, schema)
+                if early is not None:
+                    await self._apply(early)
 
     async def _publish_tasks(self, tasks: list[PlannedTask]) -> None:
         state = self._state
@@ -292,6 +325,11 @@ class _Driver:
             self._state.apply(event, await self._blobs.value(event.output))
         else:
             self._state.apply(event)
+        if isinstance(event, ev.RunSignalled):
+            wait = self._state.nodes[event.node].wait if event.node in self._state.nodes else None
+            if wait is not None and wait.kind == "wait":
+                with contextlib.suppress(Exception):  # the registration is only an index
+                    await signals.unregister(self._js, wait, self.run_id)
 
     async def close(self) -> None:
         for sub in self._subs:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from actorflow.definitions.errors import ExpressionError
 from actorflow.definitions.events import (
@@ -26,6 +26,7 @@ from actorflow.definitions.events import (
     Progress,
     RunClaimed,
     RunControlled,
+    RunSignalled,
     RunStarted,
     RunStatus,
     RunStopped,
@@ -35,6 +36,9 @@ from actorflow.definitions.events import (
     TaskRef,
     TasksScheduled,
     TaskStarted,
+    WaitEnded,
+    WaitRef,
+    WaitsStarted,
 )
 from actorflow.definitions.models import RetryPolicy, Workflow
 from actorflow.definitions.plan import Plan, PlannedNode, compile_plan
@@ -75,6 +79,7 @@ class NodeState:
     expanded: bool = False
     render_error: ErrorInfo | None = None
     attempt_floor: int = 0  # after a resume from the start, attempts continue above this
+    wait: WaitRef | None = None  # sleep / wait / approval nodes, once started
 
     @property
     def status(self) -> NodeStatus:
@@ -85,6 +90,7 @@ class NodeState:
         statuses = {t.status for t in self.tasks.values()}
         for status in (
             NodeStatus.FAILED,
+            NodeStatus.WAITING,
             NodeStatus.REMEDIATING,
             NodeStatus.RETRYING,
             NodeStatus.RUNNING,
@@ -145,7 +151,20 @@ class Stop:
     wake_at: datetime | None = None
 
 
-Decision = Schedule | Stop
+@dataclass(frozen=True)
+class StartWaits:
+    """Sleep, wait for a signal, or wait for an approval."""
+
+    waits: list[WaitRef]
+
+
+@dataclass(frozen=True)
+class EndWait:
+    node: str
+    outcome: Literal["elapsed", "timeout"]  # a sleep succeeds; a wait that times out fails
+
+
+Decision = Schedule | StartWaits | EndWait | Stop
 
 
 class RunState:
@@ -163,6 +182,7 @@ class RunState:
         self.cancelled = False
         self.terminated = False
         self.controls: list[RunControlled] = []
+        self.inbox: list[str] = []  # ids of control requests and signals, in order
 
     # --- folding -------------------------------------------------------------------------
     def apply(self, event: HistoryEvent, output: Any = None) -> None:
@@ -191,6 +211,55 @@ class RunState:
                 self.stopped, self.status = None, RunStatus.RUNNING  # woken by its timer
         elif isinstance(event, RunControlled):
             self._control(event)
+        elif isinstance(event, WaitsStarted):
+            for wait in event.waits:
+                self._wait_started(wait, event.at)
+        elif isinstance(event, RunSignalled):
+            if event.id not in self.inbox:
+                self.inbox.append(event.id)
+            self._wait_done(event.node, event.payload, event.at)
+        elif isinstance(event, WaitEnded):
+            self._wait_ended(event)
+
+    def _wait_started(self, wait: WaitRef, at: datetime) -> None:
+        node = self.nodes[wait.node]
+        task = node.tasks.get(None)
+        attempt = (task.ref.attempt + 1) if task is not None else node.attempt_floor + 1
+        if task is not None and task.status is NodeStatus.WAITING:
+            return  # already waiting (replayed)
+        previous = [*task.previous, task] if task is not None else []
+        budget = task.budget_from if task is not None else node.attempt_floor
+        node.expanded, node.wait = True, wait
+        node.tasks[None] = TaskState(
+            TaskRef(node=wait.node, attempt=attempt),
+            status=NodeStatus.WAITING,
+            scheduled_at=at,
+            started_at=at,
+            due_at=wait.due_at,
+            budget_from=budget,
+            previous=previous,
+        )
+
+    def _wait_done(self, node_id: str, output: Any, at: datetime) -> None:
+        node = self.nodes.get(node_id)
+        task = node.tasks.get(None) if node else None
+        if task is not None and task.status is NodeStatus.WAITING:
+            task.status, task.output, task.finished_at = NodeStatus.SUCCEEDED, output, at
+
+    def _wait_ended(self, event: WaitEnded) -> None:
+        task = self.nodes[event.node].tasks.get(None)
+        if task is None or task.status is not NodeStatus.WAITING:
+            return
+        if event.outcome == "elapsed":
+            task.status, task.output, task.finished_at = NodeStatus.SUCCEEDED, None, event.at
+            return
+        task.finished_at = event.at
+        task.error = ErrorInfo(
+            code="WAIT_TIMEOUT",
+            message=f"node {event.node!r} waited past its timeout",
+            type="WaitTimeout",
+        )
+        self._on_failure(task, task.error, event.at)
 
     def _scheduled(self, ref: TaskRef, at: datetime) -> None:
         node = self.nodes[ref.node]
@@ -273,6 +342,7 @@ class RunState:
         if any(c.id == event.id for c in self.controls):
             return
         self.controls.append(event)
+        self.inbox.append(event.id)
         if self.terminated or self.status is RunStatus.SUCCEEDED:
             return
         if event.action == "pause":
@@ -291,6 +361,8 @@ class RunState:
                 for node in self.nodes.values():
                     self._retry_node(node)
             self._reopen()
+        elif event.action == "approve" and event.node in self.nodes:
+            self._wait_done(event.node, event.input, event.at)
         elif event.action == "retry" and event.node in self.nodes:
             self._retry_node(self.nodes[event.node])
             self._reopen()
@@ -323,9 +395,14 @@ class RunState:
             return [] if in_flight else [self._interrupt(failed)]
         if self.paused:
             return [] if in_flight else [Stop(RunStatus.PAUSED)]
+        ended = self._ended_waits(now)
+        if ended:
+            return ended
+        waits = self._ready_waits(now)
         tasks = self._due_retries(now) + self._remedies() + self._ready_tasks()
-        if tasks:
-            return [Schedule(tasks)]
+        if tasks or waits:
+            out: list[Decision] = [Schedule(tasks)] if tasks else []
+            return out + ([StartWaits(waits)] if waits else [])
         failed = self._failed_node()  # rendering may have failed a node
         if failed is not None:
             return [] if in_flight else [self._interrupt(failed)]
@@ -337,9 +414,62 @@ class RunState:
                 return [Stop(RunStatus.INTERRUPTED, StopReason.FAILED, error=error)]
             return [Stop(RunStatus.SUCCEEDED, outputs=outputs)]
         due = self.next_due()
-        if not in_flight and due is not None and due - now > UNLOAD_AFTER:
+        if in_flight or (due is not None and due - now <= UNLOAD_AFTER):
+            return []  # the driver waits for a result or the timer
+        if due is not None or self._waiting():
             return [Stop(RunStatus.WAITING, wake_at=due)]
         return []
+
+    def _waiting(self) -> bool:
+        return any(n.status is NodeStatus.WAITING for n in self.nodes.values())
+
+    def _ended_waits(self, now: datetime) -> list[Decision]:
+        out: list[Decision] = []
+        for node in self.nodes.values():
+            task = node.tasks.get(None)
+            if task is None or task.status is not NodeStatus.WAITING or task.due_at is None:
+                continue
+            if task.due_at <= now:
+                kind = node.wait.kind if node.wait else "sleep"
+                out.append(EndWait(node.id, "elapsed" if kind == "sleep" else "timeout"))
+        return out
+
+    def _ready_waits(self, now: datetime) -> list[WaitRef]:
+        out: list[WaitRef] = []
+        context: dict[str, Any] | None = None
+        for node_id, planned in self.plan.nodes.items():
+            if planned.kind == "function":
+                continue
+            node = self.nodes[node_id]
+            task = node.tasks.get(None)
+            again = task is not None and task.status is NodeStatus.RETRYING
+            if (node.expanded and not again) or node.render_error is not None:
+                continue
+            if not all(self.nodes[d].status.done for d in planned.deps):
+                continue
+            spec = planned.spec
+            if spec.sleep is not None:
+                out.append(WaitRef(node=node_id, kind="sleep", due_at=now + _seconds(spec.sleep)))
+                continue
+            timeout = (
+                spec.wait.timeout if spec.wait else spec.approval.timeout if spec.approval else None
+            )
+            due = now + _seconds(timeout) if timeout is not None else None
+            if spec.wait is None:
+                out.append(WaitRef(node=node_id, kind="approval", due_at=due))
+                continue
+            context = context or self.context()
+            try:
+                key = planned.wait_key.render(context) if planned.wait_key else ""
+            except ExpressionError as exc:
+                node.render_error = _error("EXPRESSION_ERROR", exc)
+                continue
+            out.append(
+                WaitRef(
+                    node=node_id, kind="wait", signal=spec.wait.signal, key=str(key), due_at=due
+                )
+            )
+        return out
 
     @staticmethod
     def _interrupt(node: NodeState) -> Stop:
@@ -358,7 +488,7 @@ class RunState:
             t.due_at
             for n in self.nodes.values()
             for t in n.tasks.values()
-            if t.status is NodeStatus.RETRYING and t.due_at is not None
+            if t.status in (NodeStatus.RETRYING, NodeStatus.WAITING) and t.due_at is not None
         ]
         return min(dues, default=None)
 
@@ -370,6 +500,8 @@ class RunState:
         context: dict[str, Any] | None = None
         for node in self.nodes.values():
             planned = self.plan.nodes[node.id]
+            if planned.kind != "function":
+                continue  # a wait retried starts waiting again (`_ready_waits`)
             for task in node.tasks.values():
                 if task.status is not NodeStatus.RETRYING:
                     continue
@@ -415,7 +547,7 @@ class RunState:
         context: dict[str, Any] | None = None
         for node_id, planned in self.plan.nodes.items():
             node = self.nodes[node_id]
-            if node.expanded or node.render_error is not None:
+            if planned.kind != "function" or node.expanded or node.render_error is not None:
                 continue
             if not all(self.nodes[d].status.done for d in planned.deps):
                 continue
@@ -516,6 +648,7 @@ class RunState:
                     NodeStatus.RUNNING,
                     NodeStatus.RETRYING,
                     NodeStatus.REMEDIATING,
+                    NodeStatus.WAITING,
                 )
                 for s in statuses
             ),
@@ -525,6 +658,10 @@ class RunState:
 def plan_of(started: RunStarted) -> Plan:
     retries = {k: RetryPolicy.model_validate(v) for k, v in started.retries.items()}
     return compile_plan(Workflow.model_validate(started.plan), started.functions, retries)
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
 
 
 def _timed(task: TaskState, event: TaskCompleted | TaskFailed) -> None:

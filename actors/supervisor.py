@@ -110,7 +110,9 @@ class RunSupervisor:
             control = ev.decode_history(last.data or b"")
         except ev.DecodeError:
             return False
-        return isinstance(control, ev.RunControlled) and control.id != result.get("last_control")
+        if not isinstance(control, ev.RunControlled | ev.RunSignalled):
+            return False
+        return control.id != result.get("last_control")
 
     async def _replace(self, index: int) -> None:
         old = self._actors[index]
@@ -137,8 +139,8 @@ class RunSupervisor:
             if record.status in (ev.RunStatus.PENDING, ev.RunStatus.RUNNING):
                 self.drive(record.run_id)
                 count += 1
-            elif record.status is ev.RunStatus.WAITING:
-                self.wake_at(record.run_id, record.wake_at or ev.now())
+            elif record.status is ev.RunStatus.WAITING and record.wake_at is not None:
+                self.wake_at(record.run_id, record.wake_at)
                 count += 1
         return count
 

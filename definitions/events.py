@@ -35,6 +35,9 @@ STREAM_EVENTS = "AF_EVENTS"
 EVENT_SUBJECTS = "af.events.>"
 KV_DEFINITIONS = "AF_DEFINITIONS"
 KV_RUNS = "AF_RUNS"
+KV_WAITS = "AF_WAITS"
+STREAM_SIGNALS = "AF_SIGNALS"
+SIGNAL_SUBJECTS = "af.signal.>"
 OBJECT_STORE = "AF_BLOBS"
 
 DECISIONS = "d"
@@ -64,6 +67,16 @@ def run_history_filter(run_id: str) -> str:
 
 def control_subject(run_id: str) -> str:
     return f"{CONTROL_PREFIX}.{run_id}"
+
+
+def signal_subject(signal: str, key: str) -> str:
+    """Where a signal for the waits on (`signal`, `key`) is published."""
+    return f"af.signal.{_token(signal)}.{_token(key) or '_'}"
+
+
+def wait_key(signal: str, key: str, run_id: str, node: str) -> str:
+    """A wait's registration in the waits bucket (prefix-searchable by signal and key)."""
+    return f"{_token(signal)}.{_token(key) or '_'}.{run_id}.{node}"
 
 
 def task_subject(function: str, version: str) -> str:
@@ -112,6 +125,7 @@ class NodeStatus(StrEnum):
     SCHEDULED = "SCHEDULED"
     RUNNING = "RUNNING"
     RETRYING = "RETRYING"  # failed; the next attempt waits for its backoff
+    WAITING = "WAITING"  # a sleep, a signal or an approval
     REMEDIATING = "REMEDIATING"  # failed; its error policy's remediation runs
     SUCCEEDED = "SUCCEEDED"
     SKIPPED = "SKIPPED"  # failed, and its error policy said go on without it
@@ -230,7 +244,7 @@ class RunStopped(_Event):
     wake_at: datetime | None = None
 
 
-ControlAction = Literal["pause", "resume", "cancel", "terminate", "retry"]
+ControlAction = Literal["pause", "resume", "cancel", "terminate", "retry", "approve"]
 
 
 class ControlRequest(_Wire):
@@ -240,6 +254,7 @@ class ControlRequest(_Wire):
     node: str | None = None
     from_start: bool = False
     reason: str = ""
+    input: JsonValue = None
 
 
 class RunControlled(_Event):
@@ -251,6 +266,40 @@ class RunControlled(_Event):
     node: str | None = None
     from_start: bool = False
     reason: str = ""
+    input: JsonValue = None
+
+
+class RunSignalled(_Event):
+    """A signal delivered to a waiting node (on ``af.run.<run_id>.c``); `id` dedupes."""
+
+    type: Literal["RunSignalled"] = "RunSignalled"
+    id: str
+    node: str
+    payload: JsonValue = None
+
+
+WaitKind = Literal["sleep", "wait", "approval"]
+
+
+class WaitRef(_Wire):
+    node: str
+    kind: WaitKind
+    signal: str = ""
+    key: str = ""
+    due_at: datetime | None = None  # sleep: when it ends; wait / approval: its timeout
+
+
+class WaitsStarted(_Event):
+    type: Literal["WaitsStarted"] = "WaitsStarted"
+    waits: list[WaitRef]
+
+
+class WaitEnded(_Event):
+    """A sleep elapsed (the node succeeds) or a wait timed out (it fails: WAIT_TIMEOUT)."""
+
+    type: Literal["WaitEnded"] = "WaitEnded"
+    node: str
+    outcome: Literal["elapsed", "timeout"]
 
 
 # --- history: results (written by function replicas) -----------------------------------------
@@ -281,6 +330,9 @@ HistoryEvent = Annotated[
     | TasksScheduled
     | RunStopped
     | RunControlled
+    | RunSignalled
+    | WaitsStarted
+    | WaitEnded
     | TaskStarted
     | TaskCompleted
     | TaskFailed,

@@ -175,8 +175,10 @@ class _Checker:
                 self._add(f"must be a single ${{{{ expression }}}}, got {node.for_each!r}", field)
             else:
                 self._check_template(field, node.for_each, owner=node.id, loop_ok=False)
-        if self.known is not None:
+        if self.known is not None and node.function is not None:
             self._check_function(f"{base}.function", node.function, self.known)
+        if node.wait is not None:
+            self._check_template(f"{base}.wait.key", node.wait.key, owner=node.id, loop_ok=False)
 
     def _check_template(
         self, field: str, value: object, *, owner: str | None, loop_ok: bool

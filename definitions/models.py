@@ -191,19 +191,71 @@ FunctionRef = Annotated[
 ]
 
 
+_SIGNAL_RE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
+
+
+class WaitSpec(_Model):
+    """Wait for a signal: a message on ``af.signal.<signal>.<key>`` (the key, rendered when
+    the wait starts, correlates it with this run). Its JSON payload is the node's output;
+    with a `schema`, payloads that do not match it are refused and the wait goes on."""
+
+    signal: Annotated[str, Field(pattern=_SIGNAL_RE)]
+    key: str = ""
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    timeout: Duration = None
+
+
+class ApprovalSpec(_Model):
+    """Wait for a person: `actorflow runs approve` (or the SDK / a control message) with an
+    input that must match `schema`; the input is the node's output."""
+
+    guidance: str = ""
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    timeout: Duration = None
+
+
+NodeKind = Literal["function", "sleep", "wait", "approval"]
+
+
 class NodeSpec(_Model):
-    """One step of the DAG: calls `function` once, or once per item of `for_each`.
+    """One step of the DAG. Exactly one of: `function` (called once, or once per item of
+    `for_each`), `sleep` (a durable timer), `wait` (a signal), `approval` (a person).
 
     `inputs` values are JSON literals; a string `${{ expr }}` is a CEL expression over
     `inputs`, `nodes.<id>.output`, `run` and, inside `for_each`, `item` and `index`.
     """
 
     id: NodeId
-    function: FunctionRef
+    function: FunctionRef | None = None
+    sleep: Duration = None
+    wait: WaitSpec | None = None
+    approval: ApprovalSpec | None = None
     needs: list[NodeId] = Field(default_factory=list)
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     for_each: str | None = None
     retry: RetryPolicy | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> NodeSpec:
+        kinds = [
+            k for k in ("function", "sleep", "wait", "approval") if getattr(self, k) is not None
+        ]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a node needs exactly one of function, sleep, wait, approval"
+                + (f" (got {', '.join(kinds)})" if kinds else "")
+            )
+        if kinds[0] != "function" and (self.for_each or self.inputs or self.retry):
+            raise ValueError(f"a {kinds[0]} node takes no inputs, forEach or retry")
+        return self
+
+    @property
+    def kind(self) -> NodeKind:
+        if self.function is not None:
+            return "function"
+        if self.sleep is not None:
+            return "sleep"
+        return "wait" if self.wait is not None else "approval"
 
 
 ErrorAction = Literal["retry", "skip", "fail", "manual", "remediate"]

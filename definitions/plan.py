@@ -16,6 +16,8 @@ from actorflow.definitions.expressions import Expression, Template
 from actorflow.definitions.models import (
     ErrorPolicy,
     InputSpec,
+    NodeKind,
+    NodeSpec,
     RetryPolicy,
     Workflow,
     split_ref,
@@ -34,12 +36,15 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 @dataclass(frozen=True)
 class PlannedNode:
     id: str
+    kind: NodeKind
     function: str
     version: str
     deps: frozenset[str]
     inputs: Template
     for_each: Expression | None
     retry: RetryPolicy
+    spec: NodeSpec
+    wait_key: Template | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class Plan:
 
 def function_refs(wf: Workflow) -> set[str]:
     """Every function reference the workflow can call: its nodes' and its remediations'."""
-    refs = {node.function for node in wf.spec.nodes}
+    refs = {node.function for node in wf.spec.nodes if node.function}
     return refs | {p.function for p in wf.spec.on_error.values() if p.function}
 
 
@@ -88,16 +93,21 @@ def compile_plan(
             if node.for_each
             else None
         )
+        wait_key = Template.compile(node.wait.key, field=f"{where}.wait.key") if node.wait else None
         refs = inputs.node_refs | (for_each.node_refs if for_each else set())
-        name, _ = split_ref(node.function)
+        refs |= wait_key.node_refs if wait_key else set()
+        name = split_ref(node.function)[0] if node.function else ""
         nodes[node.id] = PlannedNode(
             id=node.id,
+            kind=node.kind,
             function=name,
-            version=functions[node.function],
+            version=functions[node.function] if node.function else "",
             deps=frozenset(node.needs) | frozenset(refs),
             inputs=inputs,
             for_each=for_each,
             retry=node.retry or retries.get(node.id) or RetryPolicy(),
+            spec=node,
+            wait_key=wait_key,
         )
     on_error = {
         code: PlannedPolicy(

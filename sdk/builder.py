@@ -173,6 +173,44 @@ class WorkflowBuilder:
         )
         return NodeHandle(id)
 
+    def sleep(
+        self, id: str, duration: float | str, *, needs: Iterable[str | NodeHandle] = ()
+    ) -> NodeHandle:
+        """A durable timer: the node succeeds `duration` after it starts (output null)."""
+        return self._special(id, needs, sleep=duration)
+
+    def wait(
+        self,
+        id: str,
+        signal: str,
+        key: str = "",
+        *,
+        schema: Mapping[str, Any] | None = None,
+        timeout: float | str | None = None,
+        needs: Iterable[str | NodeHandle] = (),
+    ) -> NodeHandle:
+        """Wait for a message on ``af.signal.<signal>.<key>``; its payload is the output."""
+        spec = {"signal": signal, "key": key, "schema": schema, "timeout": timeout}
+        return self._special(id, needs, wait=spec)
+
+    def approval(
+        self,
+        id: str,
+        guidance: str = "",
+        *,
+        schema: Mapping[str, Any] | None = None,
+        timeout: float | str | None = None,
+        needs: Iterable[str | NodeHandle] = (),
+    ) -> NodeHandle:
+        """Wait for a person's approval; the approval's input is the output."""
+        spec = {"guidance": guidance, "schema": schema, "timeout": timeout}
+        return self._special(id, needs, approval=spec)
+
+    def _special(self, id: str, needs: Iterable[str | NodeHandle], **kind: Any) -> NodeHandle:
+        deps = [n.id if isinstance(n, NodeHandle) else n for n in needs]
+        self._nodes.append({"id": id, "needs": deps, **kind})
+        return NodeHandle(id)
+
     def on_error(self, code: str, policy: ErrorPolicy | Mapping[str, Any]) -> None:
         """What to do when a step fails with `code` (``"default"``: any other code)."""
         self._on_error[code] = _plain(policy) or {}

@@ -351,6 +351,41 @@ def runs_retry(
     _control(run_id, "retry", node=node, reason=reason)
 
 
+def _json_value(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}") from None
+
+
+@runs_app.command("approve")
+def runs_approve(
+    run_id: RunIdArg,
+    node: Annotated[str, typer.Option("--node", "-n", help="The approval node.")],
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="The approval's input, as JSON.")
+    ] = None,
+    reason: ReasonOption = "",
+) -> None:
+    """Approve a waiting approval node; the input must match the node's schema."""
+    _control(run_id, "approve", node=node, input=_json_value(data), reason=reason)
+
+
+@app.command()
+def signal(
+    name: Annotated[str, typer.Argument(help="The signal a wait node names.")],
+    key: Annotated[str, typer.Argument(help="The correlation key of the wait(s) to end.")],
+    data: Annotated[str | None, typer.Option("--data", "-d", help="The payload, as JSON.")] = None,
+) -> None:
+    """Publish a signal on af.signal.NAME.KEY: ends the waits registered for it."""
+    payload = _json_value(data)
+    with _client() as client:
+        client.signal(name, key, payload)
+    out.print(f"signalled {name} {key}", highlight=False)
+
+
 # --- entry point ----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 usage)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -170,16 +171,28 @@ class AsyncClient:
         node: str | None = None,
         from_start: bool = False,
         reason: str = "",
+        input: Any = None,
     ) -> dict[str, Any]:
-        """Pause, resume, cancel, terminate, or retry one node of a run.
+        """Pause, resume, cancel, terminate, retry one node, or approve an approval node.
 
         Raises ControlError (the run unchanged) when the action does not apply to the run
         as it stands, NotFoundError for an unknown run.
         """
         await self.connect()
-        request = {"action": action, "node": node, "from_start": from_start, "reason": reason}
+        request = {
+            "action": action,
+            "node": node,
+            "from_start": from_start,
+            "reason": reason,
+            "input": input,
+        }
         result: dict[str, Any] = await _call(self._controller.control.remote(run_id, request))
         return result
+
+    async def signal(self, signal: str, key: str, payload: Any = None) -> None:
+        """End the waits for (`signal`, `key`): publish on ``af.signal.<signal>.<key>``."""
+        data = json.dumps(payload).encode()
+        await self.js.publish(ev.signal_subject(signal, key), data)
 
     def get_run(self, run_id: str) -> AsyncRun:
         return AsyncRun(self, run_id)
@@ -291,6 +304,11 @@ class AsyncRun:
     async def retry(self, node: str, reason: str = "") -> None:
         """Run a failed node again (with a fresh retry budget) and go on from there."""
         await self._client.control(self.run_id, "retry", node=node, reason=reason)
+
+    async def approve(self, node: str, input: Any = None, reason: str = "") -> None:
+        """Approve a waiting approval node; `input` (checked against its schema) becomes
+        the node's output."""
+        await self._client.control(self.run_id, "approve", node=node, input=input, reason=reason)
 
     async def nodes(self) -> list[NodeInfo]:
         """Per-node status, attempts, timings and errors, folded from the run's history."""

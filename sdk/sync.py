@@ -92,11 +92,18 @@ class Client:
         node: str | None = None,
         from_start: bool = False,
         reason: str = "",
+        input: Any = None,
     ) -> dict[str, Any]:
-        """Pause, resume, cancel, terminate, or retry a node; see `AsyncClient.control`."""
+        """Pause, resume, cancel, terminate, retry or approve; see `AsyncClient.control`."""
         return self._call(
-            self._async.control(run_id, action, node=node, from_start=from_start, reason=reason)
+            self._async.control(
+                run_id, action, node=node, from_start=from_start, reason=reason, input=input
+            )
         )
+
+    def signal(self, signal: str, key: str, payload: Any = None) -> None:
+        """End the waits for (`signal`, `key`): publish on ``af.signal.<signal>.<key>``."""
+        self._call(self._async.signal(signal, key, payload))
 
     def get_run(self, run_id: str) -> Run:
         return Run(self, self._async.get_run(run_id))
@@ -157,6 +164,10 @@ class Run:
     def terminate(self, reason: str = "") -> None:
         """Stop for good: TERMINATED, not resumable."""
         self._client._call(self._handle.terminate(reason))
+
+    def approve(self, node: str, input: Any = None, reason: str = "") -> None:
+        """Approve a waiting approval node; `input` becomes its output."""
+        self._client._call(self._handle.approve(node, input, reason))
 
     def retry(self, node: str, reason: str = "") -> None:
         """Run a failed node again (with a fresh retry budget) and go on from there."""
