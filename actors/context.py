@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -21,3 +22,13 @@ class StepContext:
     attempt: int
     idempotency_key: str
     logger: logging.Logger = field(repr=False, compare=False)
+    _report: Callable[[float, str], None] = field(
+        repr=False, compare=False, default=lambda p, m: None
+    )
+
+    def progress(self, percent: float, message: str = "") -> None:
+        """Report how far this step has come (0-100); shown by `runs show` and the record.
+
+        Cheap and fire-and-forget: call it as often as is useful.
+        """
+        self._report(max(0.0, min(100.0, float(percent))), message)

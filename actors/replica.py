@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -61,6 +62,7 @@ class FunctionReplica:
         self._blobs: BlobStore | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._reports: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(self._function.spec.max_concurrency)
         self._pool = ThreadPoolExecutor(
             max_workers=self._function.spec.max_concurrency, thread_name_prefix=name
@@ -202,6 +204,7 @@ class FunctionReplica:
             attempt=task.task.attempt,
             idempotency_key=task.idempotency_key,
             logger=logging.getLogger(f"actorflow.step.{task.workflow}.{task.task.node}"),
+            _report=self._reporter(task),
         )
         timeout = self._function.spec.timeout
         try:
@@ -223,6 +226,34 @@ class FunctionReplica:
             return await self._blobs.to_payload(result)
         except PayloadError as exc:
             return _error_info(exc, code="OUTPUT_NOT_JSON", retryable=False)
+
+    def _reporter(self, task: ev.TaskScheduled) -> Callable[[float, str], None]:
+        """`ctx.progress` for one task: safe to call from the handler's thread."""
+        loop = asyncio.get_running_loop()
+        subject = ev.run_subject(task.run_id, ev.PROGRESS)
+
+        def report(percent: float, message: str) -> None:
+            assert self._nc is not None
+            event = ev.StepProgress(
+                run_id=task.run_id,
+                node=task.task.node,
+                index=task.task.index,
+                percent=percent,
+                message=message,
+            )
+            coro = self._nc.publish(subject, ev.encode(event))
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                sent = loop.create_task(coro)
+                self._reports.add(sent)
+                sent.add_done_callback(self._reports.discard)
+            else:
+                asyncio.run_coroutine_threadsafe(coro, loop)
+
+        return report
 
     async def _keep_alive(self, msg: Msg) -> None:
         """Long steps tell the server they are alive, so their task is not redelivered."""

@@ -141,7 +141,7 @@ class _Driver:
         async def on_msg(msg: Msg) -> None:
             self._inbox.put_nowait(msg)
 
-        for part in (ev.RESULTS, ev.CONTROL):
+        for part in (ev.RESULTS, ev.CONTROL, ev.PROGRESS):
             self._subs.append(
                 await self._nc.subscribe(ev.run_subject(self.run_id, part), cb=on_msg)
             )

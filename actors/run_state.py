@@ -30,6 +30,8 @@ from actorflow.definitions.events import (
     RunStarted,
     RunStatus,
     RunStopped,
+    StepProgress,
+    StepReport,
     StopReason,
     TaskCompleted,
     TaskFailed,
@@ -69,6 +71,8 @@ class TaskState:
     guidance: str = ""
     remedy_scheduled: bool = False
     previous: list[TaskState] = field(default_factory=list)  # earlier attempts, oldest first
+    percent: float | None = None  # reported by the step while it runs
+    message: str = ""
 
 
 @dataclass
@@ -211,6 +215,11 @@ class RunState:
                 self.stopped, self.status = None, RunStatus.RUNNING  # woken by its timer
         elif isinstance(event, RunControlled):
             self._control(event)
+        elif isinstance(event, StepProgress):
+            node = self.nodes.get(event.node)
+            task = node.tasks.get(event.index) if node else None
+            if task is not None and task.status in (*_ACTIVE, NodeStatus.WAITING):
+                task.percent, task.message = event.percent, event.message
         elif isinstance(event, WaitsStarted):
             for wait in event.waits:
                 self._wait_started(wait, event.at)
@@ -637,7 +646,14 @@ class RunState:
 
     def progress(self) -> Progress:
         statuses = [n.status for n in self.nodes.values()]
+        reports = {
+            _key(t.ref): StepReport(percent=t.percent, message=t.message)
+            for n in self.nodes.values()
+            for t in n.tasks.values()
+            if t.percent is not None and t.status in (*_ACTIVE, NodeStatus.WAITING)
+        }
         return Progress(
+            steps=reports,
             total=len(statuses),
             succeeded=sum(s.done for s in statuses),
             failed=sum(s is NodeStatus.FAILED for s in statuses),
@@ -658,6 +674,10 @@ class RunState:
 def plan_of(started: RunStarted) -> Plan:
     retries = {k: RetryPolicy.model_validate(v) for k, v in started.retries.items()}
     return compile_plan(Workflow.model_validate(started.plan), started.functions, retries)
+
+
+def _key(ref: TaskRef) -> str:
+    return ref.key
 
 
 def _seconds(value: float) -> timedelta:

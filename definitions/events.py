@@ -43,6 +43,7 @@ OBJECT_STORE = "AF_BLOBS"
 DECISIONS = "d"
 RESULTS = "r"
 CONTROL = "c"
+PROGRESS = "p"
 CONTROL_PREFIX = "af.control"
 
 # Header names the server acts on.
@@ -278,6 +279,17 @@ class RunSignalled(_Event):
     payload: JsonValue = None
 
 
+class StepProgress(_Event):
+    """How far a long step has come, published by its handler (``ctx.progress``) or by
+    anything outside on ``af.run.<run_id>.p``; shown on the node and in the run record."""
+
+    type: Literal["StepProgress"] = "StepProgress"
+    node: str
+    index: int | None = None
+    percent: float = Field(ge=0, le=100)
+    message: str = ""
+
+
 WaitKind = Literal["sleep", "wait", "approval"]
 
 
@@ -331,6 +343,7 @@ HistoryEvent = Annotated[
     | RunStopped
     | RunControlled
     | RunSignalled
+    | StepProgress
     | WaitsStarted
     | WaitEnded
     | TaskStarted
@@ -360,11 +373,17 @@ class TaskScheduled(_Wire):
 
 
 # --- records (KV, for listing) --------------------------------------------------------------
+class StepReport(_Wire):
+    percent: float
+    message: str = ""
+
+
 class Progress(_Wire):
     total: int = 0
     succeeded: int = 0
     failed: int = 0
     running: int = 0
+    steps: dict[str, StepReport] = Field(default_factory=dict)  # running steps that report
 
 
 class RunRecord(_Wire):

@@ -104,6 +104,8 @@ def run_detail(record: RunRecord, nodes: list[NodeInfo]) -> RenderableType:
     head.add_row("duration", seconds(run_duration(record)))
     p = record.progress
     head.add_row("progress", f"{p.succeeded}/{p.total} succeeded, {p.failed} failed")
+    for step, report in p.steps.items():
+        head.add_row(f"  {step}", f"{report.percent:.0f}% {report.message}")
     if record.outputs:
         head.add_row("outputs", Text(as_json(record.outputs)))
     if record.reason:

@@ -40,6 +40,8 @@ class NodeInfo(BaseModel):
     ray_node: str = ""
     error: ErrorInfo | None = None
     guidance: str = ""
+    percent: float | None = None
+    message: str = ""
     history: list[AttemptInfo] = []
 
     @property
@@ -73,6 +75,8 @@ def node_infos(state: RunState) -> list[NodeInfo]:
                     ray_node=task.ray_node,
                     error=task.error,
                     guidance=task.guidance,
+                    percent=task.percent,
+                    message=task.message,
                     history=[
                         AttemptInfo(
                             attempt=p.ref.attempt,

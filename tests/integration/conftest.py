@@ -50,6 +50,7 @@ TEST_FUNCTIONS = [
     _fn("flaky", "flaky", maxConcurrency=8),
     _fn("fix", "fix", maxConcurrency=8),
     _fn("poison", "poison", maxConcurrency=8),
+    _fn("slow-report", "slow_report", maxConcurrency=4),
 ]
 
 

@@ -239,3 +239,49 @@ def test_cli_controls_and_shows_guidance(client: actorflow.Client, cli_env: dict
     done = cli("runs", "retry", run.run_id, "--node", "f")
     assert done.returncode == 0, done.stderr
     run.result(timeout=TIMEOUT)
+
+
+def test_progress_of_a_long_step_shows_in_the_record(client: actorflow.Client) -> None:
+    b = WorkflowBuilder("reporting", version="1")
+    s = b.node("long", "slow-report@1", inputs={"steps": 4, "pause": 0.5})
+    b.output("n", s.output)
+    run = _apply_run(client, b)
+    deadline = time.monotonic() + 30
+    seen: set[str] = set()
+    while time.monotonic() < deadline and len(seen) < 2:
+        report = run.status().progress.steps.get("long")
+        if report is not None:
+            seen.add(report.message)
+        time.sleep(0.05)
+    assert len(seen) >= 2  # the record followed the step as it went
+    assert run.result(timeout=TIMEOUT) == {"n": 4}
+    assert run.status().progress.steps == {}  # nothing running: nothing reported
+
+
+def test_progress_from_outside_over_nats(client: actorflow.Client) -> None:
+    b = WorkflowBuilder("outside-progress", version="1")
+    a = b.approval("gate")
+    b.output("a", a.output)
+    run = _apply_run(client, b)
+    _wait_status(run, RunStatus.WAITING)
+
+    async def report() -> None:
+        nc = await nats.connect(client.nats_url)
+        js = nc.jetstream()
+        event = {
+            "type": "StepProgress",
+            "run_id": run.run_id,
+            "node": "gate",
+            "percent": 50,
+            "message": "half the reviewers agreed",
+        }
+        await js.publish(f"af.run.{run.run_id}.p", json.dumps(event).encode())
+        await nc.close()
+
+    asyncio.run(report())
+    run.approve("gate", {"ok": True})  # wakes the run; it folds the report on the way
+    run.result(timeout=TIMEOUT)
+    (gate,) = run.nodes()
+    assert gate.status == "SUCCEEDED"
+    assert gate.percent == 50
+    assert gate.message == "half the reviewers agreed"

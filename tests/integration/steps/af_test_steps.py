@@ -93,3 +93,11 @@ def poison(ledger: str, ctx: StepContext) -> None:
     with open(ledger, "a") as fh:
         fh.write(f"{ctx.idempotency_key} {time.time()}\n")
     raise RuntimeError(f"poisoned attempt {ctx.attempt}")
+
+
+def slow_report(ctx: StepContext, steps: int = 3, pause: float = 0.4) -> int:
+    """Reports its progress as it goes."""
+    for i in range(steps):
+        ctx.progress(100 * i / steps, f"step {i + 1} of {steps}")
+        time.sleep(pause)
+    return steps
