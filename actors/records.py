@@ -34,6 +34,8 @@ class RecordWriter:
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._closed = asyncio.Event()
         self._created_at = state.started.at
 
     def record(self) -> ev.RunRecord:
@@ -91,6 +93,8 @@ class RecordWriter:
         `_write` reads the state under the lock, so a late write can never set back a
         newer status.
         """
+        self._closing = False
+        self._closed.clear()
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop())
         self._background(self._write_and_announce())
@@ -111,16 +115,20 @@ class RecordWriter:
         self._dirty.set()
 
     async def stopped(self) -> None:
+        """The final record, written after (never before) any write still in flight."""
         await self.close()
-        if self._tasks:
-            await asyncio.wait(self._tasks)
         await self._write()
         await self._announce()
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._closing:
             await self._dirty.wait()
-            await asyncio.sleep(self._config.record_interval)
+            if self._closing:
+                return
+            with contextlib.suppress(TimeoutError):  # closing cuts the pause short
+                await asyncio.wait_for(self._closed.wait(), self._config.record_interval)
+            if self._closing:
+                return  # the final write follows
             self._dirty.clear()
             try:
                 await self._write()
@@ -130,8 +138,15 @@ class RecordWriter:
                 )
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        """Let background writes finish rather than cancel them: a write cancelled inside
+        the NATS client can leave the client waiting on a reply that never comes."""
+        self._closing = True
+        self._closed.set()
+        self._dirty.set()
+        pending = [*self._tasks, *([self._flusher] if self._flusher else [])]
+        self._flusher = None
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=30)
+            for task in late:
+                log.warning("record write of %s still pending at close", self._state.started.run_id)
+                task.cancel()
