@@ -26,7 +26,7 @@ from actorflow.actors import signals
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.history import replay, with_retries
 from actorflow.actors.jetstream import connect, ensure_infrastructure
-from actorflow.actors.pools import FunctionPool, start_pool, stop_pool
+from actorflow.actors.pools import FunctionPool, start_pool, stop_pool, watch_pool
 from actorflow.actors.registry import Registry
 from actorflow.actors.run_state import RunState
 from actorflow.actors.supervisor import RunSupervisor
@@ -56,6 +56,7 @@ class Controller:
         self._pools: dict[str, FunctionPool] = {}
         self._runs: RunSupervisor | None = None
         self._signals: asyncio.Task[None] | None = None
+        self._watchers: set[asyncio.Task[None]] = set()
         self._apply_lock = asyncio.Lock()
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -73,7 +74,7 @@ class Controller:
             await self._runs.start()
             for function in await self._registry.functions():
                 try:
-                    self._pools[function.ref] = await start_pool(function, self._config, self._js)
+                    self._adopt(await start_pool(function, self._config, self._js))
                 except Exception as exc:
                     log.error("pool %s not restored: %s", function.ref, exc)
             recovered = await self._runs.recover()
@@ -111,12 +112,18 @@ class Controller:
                     new_pool = await start_pool(function, self._config, self._js)
                     if pool is not None:
                         await stop_pool(pool)
-                    self._pools[function.ref] = new_pool
+                    self._adopt(new_pool)
                 changed = await self._registry.put(function)
                 results.append(_applied(function, changed))
             for wf in workflows:
                 results.append(_applied(wf, await self._registry.put(wf)))
             return results
+
+    def _adopt(self, pool: FunctionPool) -> None:
+        self._pools[pool.key] = pool
+        watcher = asyncio.create_task(watch_pool(pool, self._config))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
 
     async def pools(self) -> list[dict[str, Any]]:
         return [pool.describe() for pool in self._pools.values()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ class FunctionPool:
     function: Function
     replicas: list[Any] = field(default_factory=list)
     placements: list[dict[str, Any]] = field(default_factory=list)
+    stopping: bool = False
 
     @property
     def key(self) -> str:
@@ -76,25 +78,9 @@ async def start_pool(
         await js.add_consumer(ev.STREAM_TASKS, cfg)  # updates ack_wait & co. if changed
     except NatsNotFoundError:
         await js.add_consumer(ev.STREAM_TASKS, cfg)
-    res = function.spec.resources
-    remote = ray.remote(FunctionReplica)
     pool = FunctionPool(function)
-    payload = function.model_dump(mode="json", by_alias=True)
     for i in range(function.spec.replicas):
-        name = f"af-fn-{function.metadata.name}-{function.metadata.version}-{i}"
-        options: dict[str, Any] = {
-            "name": name,
-            # Named in the engine's namespace: several engines can share one Ray cluster.
-            "namespace": config.namespace,
-            "num_cpus": res.cpus,
-            "num_gpus": res.gpus,
-            "max_concurrency": max(1000, function.spec.max_concurrency * 4),
-        }
-        if res.memory:
-            options["memory"] = res.memory
-        if res.custom:
-            options["resources"] = dict(res.custom)
-        pool.replicas.append(remote.options(**options).remote(payload, config, name))
+        pool.replicas.append(_new_replica(function, config, f"{_base_name(function)}-{i}"))
     try:
         pool.placements = list(
             await asyncio.wait_for(
@@ -113,7 +99,59 @@ async def start_pool(
     return pool
 
 
+def _base_name(function: Function) -> str:
+    return f"af-fn-{function.metadata.name}-{function.metadata.version}"
+
+
+def _new_replica(function: Function, config: EngineConfig, name: str) -> Any:
+    """The one place a replica is created: with its function's resources, in the engine's
+    namespace (several engines can share one Ray cluster)."""
+    res = function.spec.resources
+    options: dict[str, Any] = {
+        "name": name,
+        "namespace": config.namespace,
+        "num_cpus": res.cpus,
+        "num_gpus": res.gpus,
+        "max_concurrency": max(1000, function.spec.max_concurrency * 4),
+    }
+    if res.memory:
+        options["memory"] = res.memory
+    if res.custom:
+        options["resources"] = dict(res.custom)
+    payload = function.model_dump(mode="json", by_alias=True)
+    remote: Any = ray.remote(FunctionReplica)
+    return remote.options(**options).remote(payload, config, name)
+
+
+async def watch_pool(pool: FunctionPool, config: EngineConfig) -> None:
+    """Keep the pool at its size: a replica that dies is replaced. Its unacknowledged
+    tasks are redelivered by NATS meanwhile, so nothing is lost."""
+
+    async def keep(i: int) -> None:
+        while not pool.stopping:
+            replica = pool.replicas[i]
+            try:
+                await replica.serve.remote()
+                return  # stopped on purpose
+            except ray.exceptions.RayActorError:
+                if pool.stopping:
+                    return
+                log.warning("replica %d of %s died; replacing it", i, pool.key)
+            name = f"{_base_name(pool.function)}-{i}-{secrets.token_hex(3)}"
+            fresh = _new_replica(pool.function, config, name)
+            try:
+                placement = await fresh.start.remote()
+            except Exception as exc:
+                log.error("replica %d of %s not replaced: %s", i, pool.key, exc)
+                await asyncio.sleep(1.0)
+                continue
+            pool.replicas[i], pool.placements[i] = fresh, placement
+
+    await asyncio.gather(*(keep(i) for i in range(len(pool.replicas))))
+
+
 async def stop_pool(pool: FunctionPool, *, drain: bool = True) -> None:
+    pool.stopping = True
     if drain:
         await asyncio.gather(*(r.stop.remote() for r in pool.replicas), return_exceptions=True)
     for replica in pool.replicas:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.history import with_retries
@@ -27,8 +28,14 @@ log = logging.getLogger(__name__)
 
 class RecordWriter:
     def __init__(
-        self, js: JetStreamContext, nc: NatsClient, state: RunState, config: EngineConfig
+        self,
+        js: JetStreamContext,
+        nc: NatsClient,
+        state: RunState,
+        config: EngineConfig,
+        fence: Callable[[], int],
     ) -> None:
+        self._fence = fence
         self._js, self._nc, self._state, self._config = js, nc, state, config
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -60,8 +67,24 @@ class RecordWriter:
             wake_at=stopped.wake_at if stopped else None,
         )
 
+    async def _stale(self) -> bool:
+        """Has another incarnation appended decisions we do not know of? Then we are a
+        zombie (e.g. frozen by the OS while the run moved on) and must not write."""
+        subject = ev.run_subject(self._state.started.run_id, ev.DECISIONS)
+        try:
+            last = await self._js.get_last_msg(ev.STREAM_HISTORY, subject, direct=True)
+        except NotFoundError:
+            return False
+        return (last.seq or 0) > self._fence()
+
     async def _write(self) -> None:
         async with self._lock:
+            if await self._stale():
+                log.warning(
+                    "not writing the record of %s: a newer incarnation owns it",
+                    self._state.started.run_id,
+                )
+                return
             record = self.record()
             kv = await self._js.key_value(ev.KV_RUNS)
             await with_retries(

@@ -23,11 +23,13 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NotFoundError as NatsNotFoundError
 
 from actorflow.actors.blobs import BlobStore
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.context import StepContext
 from actorflow.actors.handlers import Handler
+from actorflow.actors.history import with_retries
 from actorflow.actors.jetstream import connect
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import PayloadError, StepError
@@ -63,6 +65,7 @@ class FunctionReplica:
         self._loop_task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._reports: set[asyncio.Task[None]] = set()
+        self._stopped = asyncio.Event()
         self._slots = asyncio.Semaphore(self._function.spec.max_concurrency)
         self._pool = ThreadPoolExecutor(
             max_workers=self._function.spec.max_concurrency, thread_name_prefix=name
@@ -90,6 +93,11 @@ class FunctionReplica:
         self._loop_task = asyncio.create_task(self._pull_loop(sub))
         return {"replica": self._name, "node_id": self._node_id, "pid": os.getpid()}
 
+    async def serve(self) -> None:
+        """Returns when the replica is stopped; its pool's watcher awaits it to learn of a
+        death (a dead actor's call raises)."""
+        await self._stopped.wait()
+
     async def stats(self) -> dict[str, Any]:
         return {
             "replica": self._name,
@@ -101,6 +109,7 @@ class FunctionReplica:
 
     async def stop(self) -> None:
         """Stop pulling and let in-flight tasks finish (drain), then close."""
+        self._stopped.set()
         if self._loop_task:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -153,10 +162,16 @@ class FunctionReplica:
             log.error("dropping a malformed task message on %s", msg.subject)
             await msg.term()
             return
-        results = ev.run_subject(task.run_id, ev.RESULTS)
+        results = ev.result_subject(task.run_id, task.task)
+        if await self._already_done(results):
+            # Its result is durable but the ack was lost (e.g. nats-server restarted before
+            # persisting it): running it again would repeat a completed step's effects.
+            log.info("task %s already has a result; not running it again", task.idempotency_key)
+            await msg.ack()
+            return
         started_at = datetime.now(UTC)
         await self._nc.publish(
-            results,
+            ev.result_subject(task.run_id, task.task, started=True),
             ev.encode(
                 ev.TaskStarted(
                     run_id=task.run_id,
@@ -189,10 +204,19 @@ class FunctionReplica:
             event = ev.TaskCompleted(
                 run_id=task.run_id, task=task.task, output=outcome, execution=execution
             )
-        await self._js.publish(
-            results, ev.encode(event), headers={ev.MSG_ID: f"{task.idempotency_key}.result"}
-        )
+        data = ev.encode(event)
+        headers = {ev.MSG_ID: f"{task.idempotency_key}.result"}
+        js = self._js
+        await with_retries(lambda: js.publish(results, data, headers=headers), "publish result")
         await msg.ack()
+
+    async def _already_done(self, subject: str) -> bool:
+        assert self._js is not None
+        try:
+            await self._js.get_last_msg(ev.STREAM_HISTORY, subject, direct=True)
+        except NatsNotFoundError:
+            return False
+        return True
 
     async def _invoke(self, task: ev.TaskScheduled) -> ev.Payload | ev.ErrorInfo:
         assert self._handler is not None and self._blobs is not None

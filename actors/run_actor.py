@@ -129,6 +129,9 @@ class _Driver:
         inbox = self._state.inbox if self._state else []
         return inbox[-1] if inbox else None
 
+    def _decision_seq(self) -> int:
+        return self._decisions.last_seq if self._decisions else 0
+
     @property
     def wake_at(self) -> str | None:
         stopped = self._state.stopped if self._state else None
@@ -141,16 +144,19 @@ class _Driver:
         async def on_msg(msg: Msg) -> None:
             self._inbox.put_nowait(msg)
 
-        for part in (ev.RESULTS, ev.CONTROL, ev.PROGRESS):
-            self._subs.append(
-                await self._nc.subscribe(ev.run_subject(self.run_id, part), cb=on_msg)
-            )
+        subjects = [ev.results_filter(self.run_id)] + [
+            ev.run_subject(self.run_id, part) for part in (ev.CONTROL, ev.PROGRESS)
+        ]
+        for subject in subjects:
+            self._subs.append(await self._nc.subscribe(subject, cb=on_msg))
 
     async def run_new(self, started: ev.RunStarted, seq: int) -> str:
         await self._listen()
         self._state = RunState(started)
         self._decisions = DecisionLog(self._js, self.run_id, seq, self.incarnation)
-        self._records = RecordWriter(self._js, self._nc, self._state, self._config)
+        self._records = RecordWriter(
+            self._js, self._nc, self._state, self._config, self._decision_seq
+        )
         self._records.status_changed()
         return await self._loop()
 
@@ -167,7 +173,7 @@ class _Driver:
             if rec.subject.endswith(f".{ev.DECISIONS}"):
                 last_decision = rec.seq
         self._decisions = DecisionLog(self._js, self.run_id, last_decision, self.incarnation)
-        self._records = RecordWriter(self._js, self._nc, state, self._config)
+        self._records = RecordWriter(self._js, self._nc, state, self._config, self._decision_seq)
         stopped = state.stopped
         if stopped is not None and stopped.status is not ev.RunStatus.WAITING:
             await self._records.stopped()  # nothing to do; make sure the record says so

@@ -35,6 +35,7 @@ class RunSupervisor:
         self._load: dict[int, int] = {}
         self._driving: dict[str, asyncio.Task[None]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._replacing: dict[int, asyncio.Future[None]] = {}
 
     async def start(self) -> None:
         self._actors = [
@@ -57,10 +58,7 @@ class RunSupervisor:
         timer = self._timers.pop(run_id, None)
         if timer is not None:
             timer.cancel()
-        index = min(self._load, key=lambda i: self._load[i])
-        self._load[index] += 1
-        ref = self._actors[index].drive.options(name=f"run:{run_id}").remote(run_id, started, seq)
-        self._driving[run_id] = asyncio.create_task(self._supervise(run_id, index, ref))
+        self._driving[run_id] = asyncio.create_task(self._supervise(run_id, started, seq))
 
     def wake_at(self, run_id: str, when: datetime) -> None:
         """Drive the run again at `when` (a WAITING run's timer)."""
@@ -75,28 +73,43 @@ class RunSupervisor:
         self._timers.pop(run_id, None)
         self.drive(run_id)
 
-    async def _supervise(self, run_id: str, index: int, ref: Any) -> None:
+    async def _supervise(self, run_id: str, started: dict[str, Any] | None, seq: int) -> None:
+        """Drive until the driver ends normally; a dead run actor is replaced (once, whoever
+        notices first) and the run re-driven by replay; any other failure is retried too,
+        with backoff, so no run is ever left RUNNING without a driver."""
+        failures = 0
+        result: dict[str, Any] = {}
         try:
-            result: dict[str, Any] = await ref
-        except ray.exceptions.RayActorError:
-            log.warning("run actor %d died driving %s; re-driving by replay", index, run_id)
-            await self._replace(index)
-            self._release(run_id, index)
-            self.drive(run_id)
-            return
-        except Exception:
-            log.exception("driver of %s failed", run_id)
-            self._release(run_id, index)
-            return
-        self._release(run_id, index)
+            while True:
+                index = min(self._load, key=lambda i: self._load[i])
+                if index in self._replacing:
+                    await self._replacing[index]
+                actor = self._actors[index]
+                self._load[index] += 1
+                try:
+                    call = actor.drive.options(name=f"run:{run_id}")
+                    result = await call.remote(run_id, started, seq)
+                    break
+                except ray.exceptions.RayActorError:
+                    log.warning("run actor %d died driving %s; re-driving by replay", index, run_id)
+                    try:
+                        await self._replace(index, actor)
+                    except Exception:
+                        log.exception("run actor %d could not be replaced yet", index)
+                        await asyncio.sleep(1.0)
+                except Exception:
+                    failures += 1
+                    log.exception("driver of %s failed (%d); re-driving", run_id, failures)
+                    await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                finally:
+                    self._load[index] -= 1
+                started = None  # from now on the run recovers by replay
+        finally:
+            self._driving.pop(run_id, None)
         if result.get("wake_at"):
             self.wake_at(run_id, datetime.fromisoformat(result["wake_at"]))
         if result.get("status") != "FENCED" and await self._missed_control(run_id, result):
             self.drive(run_id)
-
-    def _release(self, run_id: str, index: int) -> None:
-        self._load[index] -= 1
-        self._driving.pop(run_id, None)
 
     async def _missed_control(self, run_id: str, result: dict[str, Any]) -> bool:
         """A control request appended as the driver was leaving: the driver never saw it."""
@@ -114,16 +127,23 @@ class RunSupervisor:
             return False
         return control.id != result.get("last_control")
 
-    async def _replace(self, index: int) -> None:
-        old = self._actors[index]
+    async def _replace(self, index: int, dead: Any) -> None:
+        """One replacement per dead actor, published only once it is started."""
+        if self._actors[index] is not dead:
+            return  # already replaced
+        pending = self._replacing.get(index)
+        if pending is not None:
+            await pending
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._replacing[index] = done
         try:
-            await old.active.remote()
-            return  # still alive: another supervisor already replaced it
-        except ray.exceptions.RayActorError:
-            pass
-        actor = self._new_actor(f"af-run-actor-{index}-{secrets.token_hex(3)}")
-        self._actors[index] = actor
-        await actor.start.remote()
+            actor = self._new_actor(f"af-run-actor-{index}-{secrets.token_hex(3)}")
+            await actor.start.remote()
+            self._actors[index] = actor
+        finally:
+            del self._replacing[index]
+            done.set_result(None)
 
     def _new_actor(self, name: str) -> Any:
         """Run actors reserve no CPU: they wait on NATS; the CPUs belong to functions."""

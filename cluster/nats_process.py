@@ -65,7 +65,7 @@ def start(
         "-a",
         "127.0.0.1",
         "-p",
-        "-1",
+        str(port),
         "--ports_file_dir",
         str(ports_dir),
     ]

@@ -62,6 +62,18 @@ def run_subject(run_id: str, part: str) -> str:
     return f"af.run.{run_id}.{part}"
 
 
+def result_subject(run_id: str, task: TaskRef, *, started: bool = False) -> str:
+    """Each attempt's result has a subject of its own, so "is it done?" is one direct get:
+    ``af.run.<run_id>.r.<node>.<index|->.<attempt>[.remedy]`` (``.started`` for TaskStarted)."""
+    index = "-" if task.index is None else str(task.index)
+    tail = (".remedy" if task.remedy else "") + (".started" if started else "")
+    return f"af.run.{run_id}.{RESULTS}.{task.node}.{index}.{task.attempt}{tail}"
+
+
+def results_filter(run_id: str) -> str:
+    return f"af.run.{run_id}.{RESULTS}.>"
+
+
 def run_history_filter(run_id: str) -> str:
     return f"af.run.{run_id}.>"
 
