@@ -1,4 +1,4 @@
-"""Connect to NatsClient and make sure the streams and buckets of the wire contract exist."""
+"""Connect to NATS and make sure the streams and buckets of the wire contract exist."""
 
 from __future__ import annotations
 
@@ -26,12 +26,18 @@ from actorflow.definitions.errors import ClusterUnavailableError
 log = logging.getLogger(__name__)
 
 
-async def connect(url: str, *, name: str, connect_timeout: float = 5.0) -> NatsClient:
+async def connect(
+    url: str,
+    *,
+    name: str,
+    connect_timeout: float = 5.0,
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
+) -> NatsClient:
     """Connect with endless reconnects: a restarted nats-server must not strand an actor."""
     try:
         # Reconnects are endless once connected, so bound the first connection ourselves.
         return await asyncio.wait_for(
-            _connect(url, name, min(connect_timeout, 2.0)), connect_timeout
+            _connect(url, name, min(connect_timeout, 2.0), on_reconnect), connect_timeout
         )
     except TimeoutError:
         raise ClusterUnavailableError(
@@ -41,10 +47,16 @@ async def connect(url: str, *, name: str, connect_timeout: float = 5.0) -> NatsC
         raise ClusterUnavailableError("NATS", url, str(exc) or type(exc).__name__) from exc
 
 
-async def _connect(url: str, name: str, attempt_timeout: float) -> NatsClient:
+async def _connect(
+    url: str,
+    name: str,
+    attempt_timeout: float,
+    on_reconnect: Callable[[], Awaitable[None]] | None,
+) -> NatsClient:
     async def on_error(exc: Exception) -> None:
         log.debug("nats error on %s: %s", name, exc)
 
+    extra: dict[str, Any] = {"reconnected_cb": on_reconnect} if on_reconnect else {}
     return await nats.connect(
         url,
         name=name,
@@ -54,6 +66,7 @@ async def _connect(url: str, name: str, attempt_timeout: float) -> NatsClient:
         allow_reconnect=True,
         error_cb=on_error,
         pending_size=64 * 1024 * 1024,
+        **extra,
     )
 
 

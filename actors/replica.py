@@ -71,6 +71,7 @@ class FunctionReplica:
             max_workers=self._function.spec.max_concurrency, thread_name_prefix=name
         )
         self._node_id = ""
+        self._since = datetime.now(UTC)
         self._handler: Handler | None = None
         self._done = 0
         self._failed = 0
@@ -83,7 +84,10 @@ class FunctionReplica:
         spec = self._function.spec
         self._handler = Handler.load(spec.handler, spec.code_dir)
         self._node_id = ray.get_runtime_context().get_node_id()
-        self._nc = await connect(self._config.nats_url, name=self._name)
+        self._since = datetime.now(UTC)
+        self._nc = await connect(
+            self._config.nats_url, name=self._name, on_reconnect=self._reconnected
+        )
         self._js = self._nc.jetstream()
         self._blobs = BlobStore(self._js, self._config.inline_limit)
         cfg = ensure_consumer_config(self._function, self._config)
@@ -92,6 +96,10 @@ class FunctionReplica:
         )
         self._loop_task = asyncio.create_task(self._pull_loop(sub))
         return {"replica": self._name, "node_id": self._node_id, "pid": os.getpid()}
+
+    async def _reconnected(self) -> None:
+        # The server may have restarted and forgotten acks it had not yet persisted.
+        self._since = datetime.now(UTC)
 
     async def serve(self) -> None:
         """Returns when the replica is stopped; its pool's watcher awaits it to learn of a
@@ -163,7 +171,11 @@ class FunctionReplica:
             await msg.term()
             return
         results = ev.result_subject(task.run_id, task.task)
-        if await self._already_done(results):
+        meta = msg.metadata
+        # Only a task that may have run before — redelivered, or queued before this replica
+        # started or before nats-server came back — costs a look at the history.
+        suspect = meta.num_delivered > 1 or meta.timestamp <= self._since
+        if suspect and await self._already_done(results):
             # Its result is durable but the ack was lost (e.g. nats-server restarted before
             # persisting it): running it again would repeat a completed step's effects.
             log.info("task %s already has a result; not running it again", task.idempotency_key)
