@@ -40,5 +40,8 @@ typecheck: setup
 bench: setup
 	$(BIN)/python -m benchmarks
 
+soak: setup
+	$(BIN)/python -m benchmarks.soak --runs 1000
+
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
