@@ -192,7 +192,6 @@ class Controller:
     async def _record_pending(self, started: ev.RunStarted) -> None:
         """List the run at once; `create` never overwrites the run actor's newer record."""
         assert self._js is not None
-        kv = await self._js.key_value(ev.KV_RUNS)
         record = ev.RunRecord(
             run_id=started.run_id,
             workflow=started.workflow,
@@ -202,8 +201,9 @@ class Controller:
             updated_at=started.at,
         )
         try:
+            kv = await self._js.key_value(ev.KV_RUNS)
             await kv.create(started.run_id, ev.encode(record))
-        except Exception:  # the run actor wrote first: its record is newer
+        except Exception:  # the run actor wrote first (its record is newer), or NATS is away
             log.debug("record of %s already written", started.run_id)
 
     # --- control -------------------------------------------------------------------

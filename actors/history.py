@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -99,12 +100,13 @@ async def read_stream(
         config=ConsumerConfig(
             deliver_policy=deliver,
             ack_policy=AckPolicy.NONE,
-            inactive_threshold=30.0,
+            inactive_threshold=5.0,
             filter_subject=subject,
         ),
     )
+    info = await sub.consumer_info()
     try:
-        pending = (await sub.consumer_info()).num_pending or 0
+        pending = info.num_pending or 0
         while pending > 0:
             try:
                 msgs = await sub.fetch(min(pending, 512), timeout=5.0)
@@ -114,10 +116,12 @@ async def read_stream(
                 pending = msg.metadata.num_pending
                 yield msg
     finally:
-        try:
+        # Delete the consumer now: recovering a thousand runs replays a thousand histories,
+        # and ephemeral consumers left to expire would hit the server's consumer limit.
+        with contextlib.suppress(Exception):
             await sub.unsubscribe()
-        except Exception:  # the ephemeral consumer expires on its own
-            log.debug("could not unsubscribe reader of %s", subject)
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(stream, info.name)
 
 
 async def replay(js: JetStreamContext, run_id: str) -> list[Recorded]:

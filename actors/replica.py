@@ -1,6 +1,6 @@
 """A function-pool replica: pulls tasks from its pool's durable consumer and runs them.
 
-Every replica of a pool pulls from the same durable consumer, so NatsClient balances the load and
+Every replica of a pool pulls from the same durable consumer, so NATS balances the load and
 a task whose replica dies is redelivered (it was never acked). A result is made durable in
 the history *before* the task is acked: a crash between the two runs the step again with the
 same idempotency key, never loses it.

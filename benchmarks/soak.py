@@ -93,7 +93,7 @@ async def chaos(
         if names:
             ray.kill(ray.get_actor(rng.choice(names), namespace=namespace), no_restart=True)
             kills += 1
-        if nats_restarts < restarts and kills % 3 == 0:
+        if nats_restarts < restarts and kills % 2 == 0:
             os.kill(nats["pid"], signal.SIGKILL)
             await asyncio.sleep(0.5)
             proc = nats_process.start(nats["store"], nats["run"], detached=False, port=nats["port"])

@@ -20,6 +20,7 @@ from typing import Any
 import ray
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 
@@ -261,22 +262,27 @@ class AsyncRun:
             changed.set()
 
         sub = await nc.subscribe(f"af.events.run.*.{self.run_id}.*", cb=on_event)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    changed.clear()
-                    with contextlib.suppress(NotFoundError):
-                        record = await self.status()
-                        if record.status.finished:
-                            return record
-                    # Events are best effort; re-reading the record each second covers a
-                    # lifecycle event lost in a reconnect.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(changed.wait(), 1.0)
-        except TimeoutError:
-            raise WaitTimeoutError(f"run {self.run_id} still running after {timeout}s") from None
+            while True:
+                changed.clear()
+                try:
+                    record = await self.status()
+                    if record.status.finished:
+                        return record
+                except (NotFoundError, NatsError):
+                    pass  # not recorded yet, or NATS reconnecting: look again shortly
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0:
+                    raise WaitTimeoutError(f"run {self.run_id} still running after {timeout}s")
+                # Events are best effort; re-reading the record each second covers a
+                # lifecycle event lost in a reconnect.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(1.0, left or 1.0))
         finally:
-            await sub.unsubscribe()
+            with contextlib.suppress(NatsError):
+                await sub.unsubscribe()
 
     async def result(self, timeout: float | None = None) -> dict[str, Any]:
         """The run's outputs; raises RunFailedError (with the node's error) if it failed."""
