@@ -7,8 +7,10 @@ and the test functions below are registered once.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ray
@@ -104,3 +106,37 @@ def cli_env(settings: Settings, ray_address: str) -> dict[str, str]:
         RAY_USAGE_STATS_ENABLED="0",
     )
     return env
+
+
+StartRun = Callable[..., actorflow.Run]
+WaitStatus = Callable[..., actorflow.RunRecord]
+
+
+@pytest.fixture
+def start_run(client: actorflow.Client) -> StartRun:
+    """Apply a builder's workflow and start a run of it."""
+
+    def start(b: actorflow.WorkflowBuilder, inputs: dict[str, Any] | None = None) -> actorflow.Run:
+        wf = b.build()
+        client.apply(wf)
+        return client.run(wf.metadata.name, inputs or {}, version=wf.metadata.version)
+
+    return start
+
+
+@pytest.fixture
+def wait_status() -> WaitStatus:
+    """Poll a run's record until it shows `wanted` (bounded)."""
+
+    def wait(
+        run: actorflow.Run, wanted: actorflow.RunStatus, timeout: float = 60
+    ) -> actorflow.RunRecord:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = run.status()
+            if record.status is wanted:
+                return record
+            time.sleep(0.05)
+        raise AssertionError(f"{run.run_id} never became {wanted}: {run.status().status}")
+
+    return wait

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nats
@@ -18,28 +19,12 @@ import actorflow
 from actorflow import ControlError, NotFoundError, RunFailedError, RunStatus, WorkflowBuilder
 
 TIMEOUT = 120
-
-
-def _apply_run(
-    client: actorflow.Client, b: WorkflowBuilder, inputs: dict | None = None
-) -> actorflow.Run:
-    wf = b.build()
-    client.apply(wf)
-    return client.run(wf.metadata.name, inputs or {}, version=wf.metadata.version)
-
-
-def _wait_status(run: actorflow.Run, wanted: RunStatus, timeout: float = 60) -> actorflow.RunRecord:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = run.status()
-        if record.status is wanted:
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"{run.run_id} never became {wanted}: {run.status().status}")
+StartRun = Callable[..., actorflow.Run]  # the conftest fixtures
+WaitStatus = Callable[..., actorflow.RunRecord]
 
 
 def test_poison_step_runs_exactly_max_attempts_with_backoff(
-    client: actorflow.Client, tmp_path: Path
+    client: actorflow.Client, tmp_path: Path, start_run: StartRun
 ) -> None:
     ledger = tmp_path / "ledger"
     b = WorkflowBuilder("poisoned", version="1")
@@ -49,7 +34,7 @@ def test_poison_step_runs_exactly_max_attempts_with_backoff(
         inputs={"ledger": str(ledger)},
         retry={"max_attempts": 3, "initial_delay": "200ms", "backoff": 2},
     )
-    run = _apply_run(client, b)
+    run = start_run(b)
     with pytest.raises(RunFailedError) as info:
         run.result(timeout=TIMEOUT)
     lines = ledger.read_text().split()
@@ -69,12 +54,14 @@ def test_poison_step_runs_exactly_max_attempts_with_backoff(
     assert all(a.error is not None for a in node.history)
 
 
-def test_retry_after_a_long_backoff_unloads_and_wakes_on_time(client: actorflow.Client) -> None:
+def test_retry_after_a_long_backoff_unloads_and_wakes_on_time(
+    client: actorflow.Client, start_run: StartRun, wait_status: WaitStatus
+) -> None:
     b = WorkflowBuilder("sleepy-retry", version="1")
     f = b.node("f", "flaky@1", retry={"max_attempts": 2, "initial_delay": "6s"})
     b.output("f", f.output)
-    run = _apply_run(client, b)
-    record = _wait_status(run, RunStatus.WAITING)
+    run = start_run(b)
+    record = wait_status(run, RunStatus.WAITING)
     assert record.wake_at is not None
     Path("/tmp/actorflow-test-markers").mkdir(exist_ok=True)
     Path(f"/tmp/actorflow-test-markers/{run.run_id}.f").write_text("ok")
@@ -86,25 +73,29 @@ def test_retry_after_a_long_backoff_unloads_and_wakes_on_time(client: actorflow.
     assert (node.started_at - failed_at).total_seconds() >= 6  # never early
 
 
-def test_skip_policy_goes_on_without_the_node(client: actorflow.Client) -> None:
+def test_skip_policy_goes_on_without_the_node(
+    client: actorflow.Client, start_run: StartRun
+) -> None:
     b = WorkflowBuilder("skipping", version="1")
     f = b.node("f", "coded-fail@1", inputs={"code": "OPTIONAL", "message": "no data"})
     g = b.node("g", "echo@1", inputs={"value": f.output})
     b.output("g", g.output)
     b.on_error("OPTIONAL", {"action": "skip"})
-    run = _apply_run(client, b)
+    run = start_run(b)
     assert run.result(timeout=TIMEOUT) == {"g": None}
     assert {n.node: n.status for n in run.nodes()} == {"f": "SKIPPED", "g": "SUCCEEDED"}
 
 
-def test_manual_policy_interrupts_with_guidance_then_retry_node(client: actorflow.Client) -> None:
+def test_manual_policy_interrupts_with_guidance_then_retry_node(
+    client: actorflow.Client, start_run: StartRun
+) -> None:
     b = WorkflowBuilder("manual", version="1")
     f = b.node("f", "flaky@1", inputs={"code": "PRIMARY_DOWN"})
     b.output("f", f.output)
     b.on_error(
         "PRIMARY_DOWN", {"action": "manual", "guidance": "promote the replica, then retry f"}
     )
-    run = _apply_run(client, b)
+    run = start_run(b)
     with pytest.raises(RunFailedError):
         run.result(timeout=TIMEOUT)
     record = run.status()
@@ -118,24 +109,28 @@ def test_manual_policy_interrupts_with_guidance_then_retry_node(client: actorflo
     assert run.result(timeout=TIMEOUT) == {"f": "ok on attempt 2"}
 
 
-def test_remediate_then_retry_runs_the_fix_and_the_step_again(client: actorflow.Client) -> None:
+def test_remediate_then_retry_runs_the_fix_and_the_step_again(
+    client: actorflow.Client, start_run: StartRun
+) -> None:
     b = WorkflowBuilder("remedied", version="1")
     f = b.node("f", "flaky@1", inputs={"code": "STALE"})
     b.output("f", f.output)
     b.on_error("STALE", {"action": "remediate", "function": "fix@1", "then": "retry"})
-    run = _apply_run(client, b)
+    run = start_run(b)
     assert run.result(timeout=TIMEOUT) == {"f": "ok on attempt 2"}
 
 
-def test_pause_then_resume(client: actorflow.Client) -> None:
+def test_pause_then_resume(
+    client: actorflow.Client, start_run: StartRun, wait_status: WaitStatus
+) -> None:
     b = WorkflowBuilder("pausable", version="1")
     first = b.node("first", "sleep@1", inputs={"seconds": 1.0})
     second = b.node("second", "echo@1", inputs={"value": first.output})
     b.output("v", second.output)
-    run = _apply_run(client, b)
-    _wait_status(run, RunStatus.RUNNING)
+    run = start_run(b)
+    wait_status(run, RunStatus.RUNNING)
     run.pause(reason="maintenance")
-    record = _wait_status(run, RunStatus.PAUSED)
+    record = wait_status(run, RunStatus.PAUSED)
     nodes = {n.node: n.status for n in run.nodes()}
     assert nodes == {"first": "SUCCEEDED", "second": "PENDING"}  # running one finished, no new
     assert record.progress.succeeded == 1
@@ -143,13 +138,15 @@ def test_pause_then_resume(client: actorflow.Client) -> None:
     assert run.result(timeout=TIMEOUT) == {"v": 1.0}
 
 
-def test_cancel_is_resumable_and_terminate_is_final(client: actorflow.Client) -> None:
+def test_cancel_is_resumable_and_terminate_is_final(
+    client: actorflow.Client, start_run: StartRun, wait_status: WaitStatus
+) -> None:
     b = WorkflowBuilder("cancellable", version="1")
     s = b.node("s", "sleep@1", inputs={"seconds": 0.5})
     b.output("s", s.output)
-    run = _apply_run(client, b)
+    run = start_run(b)
     run.cancel(reason="wrong inputs")
-    record = _wait_status(run, RunStatus.INTERRUPTED)
+    record = wait_status(run, RunStatus.INTERRUPTED)
     assert record.reason == "cancelled"
     run.resume()
     assert run.result(timeout=TIMEOUT) == {"s": 0.5}
@@ -157,18 +154,18 @@ def test_cancel_is_resumable_and_terminate_is_final(client: actorflow.Client) ->
         run.resume()  # SUCCEEDED: nothing to resume
     other = client.run("cancellable")
     other.terminate()
-    _wait_status(other, RunStatus.TERMINATED)
+    wait_status(other, RunStatus.TERMINATED)
     with pytest.raises(ControlError, match="cannot resume"):
         other.resume()
     assert other.status().status is RunStatus.TERMINATED
 
 
-def test_bad_control_requests_change_nothing(client: actorflow.Client) -> None:
+def test_bad_control_requests_change_nothing(client: actorflow.Client, start_run: StartRun) -> None:
     with pytest.raises(NotFoundError, match="run 'no-such-run' not found"):
         client.control("no-such-run", "pause")
     b = WorkflowBuilder("controlled", version="1")
     b.node("x", "echo@1", inputs={"value": 1})
-    run = _apply_run(client, b)
+    run = start_run(b)
     run.result(timeout=TIMEOUT)
     with pytest.raises(ControlError, match="cannot retry"):
         run.retry("x")
@@ -178,11 +175,13 @@ def test_bad_control_requests_change_nothing(client: actorflow.Client) -> None:
     assert len(run.nodes()) == 1
 
 
-def test_control_from_outside_over_nats(client: actorflow.Client) -> None:
+def test_control_from_outside_over_nats(
+    client: actorflow.Client, start_run: StartRun, wait_status: WaitStatus
+) -> None:
     b = WorkflowBuilder("external", version="1")
     s = b.node("s", "sleep@1", inputs={"seconds": 0.5})
     b.output("s", s.output)
-    run = _apply_run(client, b)
+    run = start_run(b)
     url = client.nats_url
 
     async def request(payload: bytes, run_id: str) -> dict:
@@ -202,19 +201,21 @@ def test_control_from_outside_over_nats(client: actorflow.Client) -> None:
     assert unknown == {"ok": False, "error": "run 'no-such-run' not found"}
     ok = asyncio.run(request(b'{"action": "cancel", "reason": "primary is down"}', run.run_id))
     assert ok["ok"] is True
-    record = _wait_status(run, RunStatus.INTERRUPTED)
+    record = wait_status(run, RunStatus.INTERRUPTED)
     assert record.reason == "cancelled"
     ok = asyncio.run(request(b'{"action": "resume", "reason": "fixed"}', run.run_id))
     assert ok["ok"] is True
     assert run.result(timeout=TIMEOUT) == {"s": 0.5}
 
 
-def test_cli_controls_and_shows_guidance(client: actorflow.Client, cli_env: dict[str, str]) -> None:
+def test_cli_controls_and_shows_guidance(
+    client: actorflow.Client, cli_env: dict[str, str], start_run: StartRun, wait_status: WaitStatus
+) -> None:
     b = WorkflowBuilder("cli-manual", version="1")
     b.node("f", "flaky@1", inputs={"code": "NEEDS_HUMAN"})
     b.on_error("default", {"action": "manual", "guidance": "call the on-call DBA"})
-    run = _apply_run(client, b)
-    _wait_status(run, RunStatus.INTERRUPTED)
+    run = start_run(b)
+    wait_status(run, RunStatus.INTERRUPTED)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -241,11 +242,13 @@ def test_cli_controls_and_shows_guidance(client: actorflow.Client, cli_env: dict
     run.result(timeout=TIMEOUT)
 
 
-def test_progress_of_a_long_step_shows_in_the_record(client: actorflow.Client) -> None:
+def test_progress_of_a_long_step_shows_in_the_record(
+    client: actorflow.Client, start_run: StartRun
+) -> None:
     b = WorkflowBuilder("reporting", version="1")
     s = b.node("long", "slow-report@1", inputs={"steps": 4, "pause": 0.5})
     b.output("n", s.output)
-    run = _apply_run(client, b)
+    run = start_run(b)
     deadline = time.monotonic() + 30
     seen: set[str] = set()
     while time.monotonic() < deadline and len(seen) < 2:
@@ -258,12 +261,14 @@ def test_progress_of_a_long_step_shows_in_the_record(client: actorflow.Client) -
     assert run.status().progress.steps == {}  # nothing running: nothing reported
 
 
-def test_progress_from_outside_over_nats(client: actorflow.Client) -> None:
+def test_progress_from_outside_over_nats(
+    client: actorflow.Client, start_run: StartRun, wait_status: WaitStatus
+) -> None:
     b = WorkflowBuilder("outside-progress", version="1")
     a = b.approval("gate")
     b.output("a", a.output)
-    run = _apply_run(client, b)
-    _wait_status(run, RunStatus.WAITING)
+    run = start_run(b)
+    wait_status(run, RunStatus.WAITING)
 
     async def report() -> None:
         nc = await nats.connect(client.nats_url)

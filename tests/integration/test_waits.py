@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 import ray
@@ -11,24 +12,8 @@ import actorflow
 from actorflow import ControlError, RunFailedError, RunStatus, WorkflowBuilder
 
 TIMEOUT = 120
-
-
-def _start(
-    client: actorflow.Client, b: WorkflowBuilder, inputs: dict | None = None
-) -> actorflow.Run:
-    wf = b.build()
-    client.apply(wf)
-    return client.run(wf.metadata.name, inputs or {}, version=wf.metadata.version)
-
-
-def _wait_status(run: actorflow.Run, wanted: RunStatus, timeout: float = 60) -> actorflow.RunRecord:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = run.status()
-        if record.status is wanted:
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"{run.run_id} never became {wanted}: {run.status().status}")
+StartRun = Callable[..., actorflow.Run]  # the conftest fixtures
+WaitStatus = Callable[..., actorflow.RunRecord]
 
 
 def _driven(run_id: str, namespace: str) -> bool:
@@ -43,23 +28,25 @@ def _driven(run_id: str, namespace: str) -> bool:
     )
 
 
-def test_short_sleep(client: actorflow.Client) -> None:
+def test_short_sleep(client: actorflow.Client, start_run: StartRun) -> None:
     b = WorkflowBuilder("nap", version="1")
     s = b.sleep("nap", "1s")
     e = b.node("after", "echo@1", inputs={"value": "awake"}, needs=[s])
     b.output("v", e.output)
-    run = _start(client, b)
+    run = start_run(b)
     assert run.result(timeout=TIMEOUT) == {"v": "awake"}
     nodes = {n.node: n for n in run.nodes()}
     assert nodes["nap"].duration is not None
     assert nodes["nap"].duration >= 1.0
 
 
-def test_long_sleep_unloads_the_run_and_wakes_on_time(client: actorflow.Client) -> None:
+def test_long_sleep_unloads_the_run_and_wakes_on_time(
+    client: actorflow.Client, start_run: StartRun, wait_status: WaitStatus
+) -> None:
     b = WorkflowBuilder("long-nap", version="1")
     b.sleep("nap", "6s")
-    run = _start(client, b)
-    record = _wait_status(run, RunStatus.WAITING)
+    run = start_run(b)
+    record = wait_status(run, RunStatus.WAITING)
     assert record.wake_at is not None
     assert not _driven(run.run_id, client.settings.namespace)  # its memory is released
     run.result(timeout=TIMEOUT)
@@ -69,7 +56,9 @@ def test_long_sleep_unloads_the_run_and_wakes_on_time(client: actorflow.Client) 
     assert (nap.finished_at - nap.started_at).total_seconds() >= 6  # never early
 
 
-def test_signal_with_schema_ends_the_wait(client: actorflow.Client) -> None:
+def test_signal_with_schema_ends_the_wait(
+    client: actorflow.Client, start_run: StartRun, wait_status: WaitStatus
+) -> None:
     b = WorkflowBuilder("await-payment", version="1")
     order = b.input("order", type="string")
     paid = b.wait(
@@ -83,8 +72,8 @@ def test_signal_with_schema_ends_the_wait(client: actorflow.Client) -> None:
         },
     )
     b.output("paid", paid.output)
-    run = _start(client, b, {"order": "o-17"})
-    _wait_status(run, RunStatus.WAITING)
+    run = start_run(b, {"order": "o-17"})
+    wait_status(run, RunStatus.WAITING)
     assert not _driven(run.run_id, client.settings.namespace)
     client.signal("payment", "o-99", {"amount": 1})  # another order's: not ours
     client.signal("payment", "o-17", {"amount": "lots"})  # fails the schema: refused
@@ -106,7 +95,9 @@ def test_signal_published_before_the_wait_starts(client: actorflow.Client) -> No
     assert run.result(timeout=TIMEOUT) == {"got": {"hello": "world"}}
 
 
-def test_approval_checks_its_input(client: actorflow.Client) -> None:
+def test_approval_checks_its_input(
+    client: actorflow.Client, start_run: StartRun, wait_status: WaitStatus
+) -> None:
     b = WorkflowBuilder("deploy", version="1")
     ok = b.approval(
         "go",
@@ -114,8 +105,8 @@ def test_approval_checks_its_input(client: actorflow.Client) -> None:
         schema={"type": "object", "required": ["approver"]},
     )
     b.output("approved_by", ok.out("approver"))
-    run = _start(client, b)
-    _wait_status(run, RunStatus.WAITING)
+    run = start_run(b)
+    wait_status(run, RunStatus.WAITING)
     with pytest.raises(ControlError, match="does not match its schema"):
         run.approve("go", {"who": "me"})
     with pytest.raises(ControlError, match="no approval node"):
@@ -127,10 +118,12 @@ def test_approval_checks_its_input(client: actorflow.Client) -> None:
         run.approve("go", {"approver": "again"})
 
 
-def test_wait_timeout_interrupts_with_its_code(client: actorflow.Client) -> None:
+def test_wait_timeout_interrupts_with_its_code(
+    client: actorflow.Client, start_run: StartRun
+) -> None:
     b = WorkflowBuilder("impatient", version="1")
     b.wait("w", "never", key="x", timeout="1s")
-    run = _start(client, b)
+    run = start_run(b)
     with pytest.raises(RunFailedError) as info:
         run.result(timeout=TIMEOUT)
     assert info.value.error.code == "WAIT_TIMEOUT"
