@@ -157,6 +157,11 @@ class Controller:
             and node.retry is None
             and specs[node.function].spec.retry != RetryPolicy()
         }
+        hooks = {
+            h.call: {"handler": specs[h.call].spec.handler, "code_dir": specs[h.call].spec.code_dir}
+            for h in wf.spec.hooks
+            if h.call in specs
+        }
         compile_plan(wf, functions)  # fail here, not in the run actor, on a bad plan
         run_id = run_id or f"{wf.metadata.name}-{secrets.token_hex(5)}"
         started = ev.RunStarted(
@@ -166,6 +171,7 @@ class Controller:
             plan=wf.model_dump(mode="json", by_alias=True),
             functions=functions,
             retries=retries,
+            hooks=hooks,
             inputs=bound,
         )
         js = self._js

@@ -65,6 +65,7 @@ class RecordWriter:
             error=stopped.error if stopped else None,
             guidance=stopped.guidance if stopped else "",
             wake_at=stopped.wake_at if stopped else None,
+            hook_failures=list(state.hook_failures),
         )
 
     async def _stale(self) -> bool:

@@ -20,11 +20,13 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError as NatsNotFoundError
 
 from actorflow.actors import signals
 from actorflow.actors.blobs import BlobStore
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.history import DecisionLog, replay, with_retries
+from actorflow.actors.hooks import HookRunner
 from actorflow.actors.jetstream import connect
 from actorflow.actors.records import RecordWriter
 from actorflow.actors.run_state import (
@@ -37,6 +39,7 @@ from actorflow.actors.run_state import (
 )
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import FencedError
+from actorflow.definitions.models import HookPoint
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,8 @@ class _Driver:
         self._state: RunState | None = None
         self._decisions: DecisionLog | None = None
         self._records: RecordWriter | None = None
+        self._hooks: HookRunner | None = None
+        self._settled: set[tuple[str, str]] = set()  # node hooks already fired here
 
     @property
     def last_control(self) -> str | None:
@@ -153,12 +158,46 @@ class _Driver:
     async def run_new(self, started: ev.RunStarted, seq: int) -> str:
         await self._listen()
         self._state = RunState(started)
+        self._hooks = HookRunner(self._state)
         self._decisions = DecisionLog(self._js, self.run_id, seq, self.incarnation)
         self._records = RecordWriter(
             self._js, self._nc, self._state, self._config, self._decision_seq
         )
         self._records.status_changed()
+        await self._early_control()
+        await self._fire("before_run")
         return await self._loop()
+
+    async def _early_control(self) -> None:
+        """A control request may land between the run's first event and our subscription
+        (e.g. `terminate` right after `run`): look once at what is already recorded."""
+        try:
+            await self._js.get_last_msg(
+                ev.STREAM_HISTORY, ev.run_subject(self.run_id, ev.CONTROL), direct=True
+            )
+        except NatsNotFoundError:
+            return  # the common case: nothing yet, one direct get
+        for rec in await replay(self._js, self.run_id):
+            if isinstance(rec.event, ev.RunControlled | ev.RunSignalled):
+                await self._apply(rec.event)
+
+    async def _fire(self, point: HookPoint, node: str | None = None) -> None:
+        """Run the workflow's hooks for `point` (if any) and record each call."""
+        if self._hooks is None or not self._hooks.wants(point):
+            return
+        for event in await self._hooks.fire(point, node):
+            await self._append(event)
+
+    async def _node_hooks(self) -> None:
+        """after_node for every node that settled since the last look."""
+        state = self._state
+        if state is None or self._hooks is None or not self._hooks.wants("after_node"):
+            return
+        for node in state.nodes.values():
+            settled = node.status.done or node.status is ev.NodeStatus.FAILED
+            if settled and ("after_node", node.id) not in self._settled:
+                self._settled.add(("after_node", node.id))
+                await self._fire("after_node", node.id)
 
     async def recover(self) -> str:
         await self._listen()
@@ -167,6 +206,7 @@ class _Driver:
             log.error("run %s has no RunStarted in its history; nothing to recover", self.run_id)
             return "UNKNOWN"
         state = self._state = RunState(history[0].event)
+        self._hooks = HookRunner(state)
         last_decision = 0
         for rec in history:
             await self._apply(rec.event)
@@ -196,6 +236,7 @@ class _Driver:
             if not decisions:
                 await self._wait_for_events(state.next_due())
                 self._records.progressed()
+                await self._node_hooks()
             for decision in decisions:
                 if isinstance(decision, Schedule):
                     await self._schedule(decision)
@@ -231,6 +272,11 @@ class _Driver:
     async def _schedule(self, decision: Schedule) -> None:
         assert self._state is not None
         assert self._decisions is not None
+        if self._hooks is not None and self._hooks.wants("before_node"):
+            for node_id in dict.fromkeys(t.ref.node for t in decision.tasks if not t.ref.remedy):
+                if ("before_node", node_id) not in self._settled:
+                    self._settled.add(("before_node", node_id))
+                    await self._fire("before_node", node_id)
         event = ev.TasksScheduled(run_id=self.run_id, tasks=[t.ref for t in decision.tasks])
         await self._decisions.append(event)
         self._state.apply(event)
@@ -292,6 +338,9 @@ class _Driver:
         )
         await self._decisions.append(event)
         self._state.apply(event)
+        await self._node_hooks()
+        if decision.status.finished:
+            await self._fire("after_run")
         await self._records.stopped()
 
     async def _wait_for_events(self, due: datetime | None) -> None:

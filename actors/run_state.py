@@ -22,6 +22,7 @@ from actorflow.definitions.errors import ExpressionError
 from actorflow.definitions.events import (
     ErrorInfo,
     HistoryEvent,
+    HookCalled,
     NodeStatus,
     Progress,
     RunClaimed,
@@ -187,6 +188,8 @@ class RunState:
         self.terminated = False
         self.controls: list[RunControlled] = []
         self.inbox: list[str] = []  # ids of control requests and signals, in order
+        self.hooks_called: set[tuple[str, str | None, str]] = set()
+        self.hook_failures: list[str] = []
 
     # --- folding -------------------------------------------------------------------------
     def apply(self, event: HistoryEvent, output: Any = None) -> None:
@@ -220,6 +223,15 @@ class RunState:
             task = node.tasks.get(event.index) if node else None
             if task is not None and task.status in (*_ACTIVE, NodeStatus.WAITING):
                 task.percent, task.message = event.percent, event.message
+        elif isinstance(event, HookCalled):
+            key = (event.point, event.node, event.call)
+            if key not in self.hooks_called:
+                self.hooks_called.add(key)
+                if event.error is not None:
+                    where = f" {event.node}" if event.node else ""
+                    self.hook_failures.append(
+                        f"{event.point}{where} {event.call}: {event.error.message}"
+                    )
         elif isinstance(event, WaitsStarted):
             for wait in event.waits:
                 self._wait_started(wait, event.at)

@@ -228,6 +228,7 @@ class RunStarted(_Event):
     plan: dict[str, Any]
     functions: dict[str, str]
     retries: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    hooks: dict[str, dict[str, Any]] = Field(default_factory=dict)  # function-ref hooks
     inputs: dict[str, JsonValue]
 
 
@@ -241,6 +242,16 @@ class RunClaimed(_Event):
 class TasksScheduled(_Event):
     type: Literal["TasksScheduled"] = "TasksScheduled"
     tasks: list[TaskRef]
+
+
+class HookCalled(_Event):
+    """A workflow hook ran (once per point, node and hook; replay does not call it again)."""
+
+    type: Literal["HookCalled"] = "HookCalled"
+    point: str
+    node: str | None = None
+    call: str
+    error: ErrorInfo | None = None
 
 
 class RunStopped(_Event):
@@ -358,6 +369,7 @@ HistoryEvent = Annotated[
     | StepProgress
     | WaitsStarted
     | WaitEnded
+    | HookCalled
     | TaskStarted
     | TaskCompleted
     | TaskFailed,
@@ -417,6 +429,7 @@ class RunRecord(_Wire):
     error: ErrorInfo | None = None
     guidance: str = ""
     wake_at: datetime | None = None
+    hook_failures: list[str] = Field(default_factory=list)
 
 
 class RunLifecycle(_Wire):

@@ -147,6 +147,12 @@ class _Checker:
             self._check_node(i, node)
         for key, value in self.wf.spec.outputs.items():
             self._check_template(f"spec.outputs.{key}", value, owner=None, loop_ok=False)
+        for i, hook in enumerate(self.wf.spec.hooks):
+            for k, node_id in enumerate(hook.nodes):
+                if node_id not in self.position:
+                    self._add(f"hook names unknown node {node_id!r}", f"spec.hooks[{i}].nodes[{k}]")
+            if "@" in hook.call and self.known is not None:
+                self._check_function(f"spec.hooks[{i}].call", hook.call, self.known)
         for code, policy in self.wf.spec.on_error.items():
             if policy.function and self.known is not None:
                 self._check_function(f"spec.onError.{code}.function", policy.function, self.known)

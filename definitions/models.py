@@ -284,12 +284,34 @@ class ErrorPolicy(_Model):
         return self
 
 
+HookPoint = Literal["before_run", "after_run", "before_node", "after_node"]
+
+
+class HookSpec(_Model):
+    """Call `call` at a point of the run's life: ``module:callable`` (imported in the run
+    actor) or a function ``name@version`` (its handler, run there too). It gets one dict
+    (point, run_id, workflow, version, node, status, error, outputs); a hook that raises
+    or times out is recorded on the run, never dropped, and never stops the run."""
+
+    on: HookPoint
+    call: str
+    nodes: list[NodeId] = Field(default_factory=list)  # node hooks: only these (none: all)
+
+    @field_validator("call")
+    @classmethod
+    def _callable_or_function(cls, v: str) -> str:
+        if not (_HANDLER_RE.match(v) or re.match(_NAME_RE[:-1] + r"@[A-Za-z0-9._-]+$", v)):
+            raise ValueError(f"call must be 'module:callable' or 'function@version', got {v!r}")
+        return v
+
+
 class WorkflowSpec(_Model):
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     nodes: list[NodeSpec] = Field(min_length=1)
     outputs: dict[str, JsonValue] = Field(default_factory=dict)
     on_error: dict[str, ErrorPolicy] = Field(default_factory=dict)
     """Error code → policy; the key ``default`` applies to codes not listed."""
+    hooks: list[HookSpec] = Field(default_factory=list)
 
 
 class Workflow(_Model):

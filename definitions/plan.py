@@ -15,6 +15,7 @@ from actorflow.definitions.errors import InputError
 from actorflow.definitions.expressions import Expression, Template
 from actorflow.definitions.models import (
     ErrorPolicy,
+    HookSpec,
     InputSpec,
     NodeKind,
     NodeSpec,
@@ -64,6 +65,7 @@ class Plan:
     outputs: Template
     inputs: Mapping[str, InputSpec]
     on_error: Mapping[str, PlannedPolicy] = field(default_factory=dict)
+    hooks: tuple[HookSpec, ...] = ()
 
     def policy_for(self, code: str) -> PlannedPolicy | None:
         return self.on_error.get(code) or self.on_error.get("default")
@@ -72,6 +74,7 @@ class Plan:
 def function_refs(wf: Workflow) -> set[str]:
     """Every function reference the workflow can call: its nodes' and its remediations'."""
     refs = {node.function for node in wf.spec.nodes if node.function}
+    refs |= {h.call for h in wf.spec.hooks if "@" in h.call}
     return refs | {p.function for p in wf.spec.on_error.values() if p.function}
 
 
@@ -124,6 +127,7 @@ def compile_plan(
         outputs=Template.compile(wf.spec.outputs, field="spec.outputs"),
         inputs=wf.spec.inputs,
         on_error=on_error,
+        hooks=tuple(wf.spec.hooks),
     )
 
 

@@ -31,7 +31,7 @@ from actorflow.definitions.errors import (
 )
 from actorflow.definitions.events import ErrorInfo, RunRecord, RunStatus
 from actorflow.definitions.loader import dump, load_file, load_text
-from actorflow.definitions.models import ErrorPolicy, Function, RetryPolicy, Workflow
+from actorflow.definitions.models import ErrorPolicy, Function, HookSpec, RetryPolicy, Workflow
 from actorflow.sync import Client, Run
 
 __version__ = "0.1.0"
@@ -49,6 +49,7 @@ __all__ = [
     "ExpressionError",
     "FencedError",
     "Function",
+    "HookSpec",
     "InputError",
     "NodeHandle",
     "NodeInfo",

@@ -116,6 +116,8 @@ def run_detail(record: RunRecord, nodes: list[NodeInfo]) -> RenderableType:
         head.add_row("guidance", Text(record.guidance, style="bold yellow"))
     if record.wake_at:
         head.add_row("wakes at", when(record.wake_at))
+    for failure in record.hook_failures:
+        head.add_row("hook failed", Text(failure, style="red"))
     parts: list[RenderableType] = [head, nodes_table(nodes, title="nodes")]
     for n in nodes:
         failures = [(a.attempt, a.error) for a in n.history] + [(n.attempt, n.error)]
