@@ -30,7 +30,14 @@ from pydantic import BaseModel, JsonValue, ValidationError
 from actorflow.definitions.errors import DefinitionError
 from actorflow.definitions.graph import validate_workflow
 from actorflow.definitions.loader import issues_from_validation
-from actorflow.definitions.models import ErrorPolicy, Function, InputType, RetryPolicy, Workflow
+from actorflow.definitions.models import (
+    ErrorPolicy,
+    Function,
+    HookPoint,
+    InputType,
+    RetryPolicy,
+    Workflow,
+)
 
 __all__ = ["NodeHandle", "WorkflowBuilder", "function"]
 
@@ -126,6 +133,7 @@ class WorkflowBuilder:
         self._outputs: dict[str, JsonValue] = {}
         self._functions: dict[str, Function] = {}
         self._on_error: dict[str, dict[str, Any]] = {}
+        self._hooks: list[dict[str, Any]] = []
 
     @property
     def functions(self) -> list[Function]:
@@ -211,6 +219,23 @@ class WorkflowBuilder:
         self._nodes.append({"id": id, "needs": deps, **kind})
         return NodeHandle(id)
 
+    def hook(
+        self,
+        on: HookPoint,
+        call: str | Callable[..., Any] | Function,
+        *,
+        nodes: Iterable[str | NodeHandle] = (),
+    ) -> None:
+        """Call `call` at `on` (``before_run``, ``after_run``, ``before_node``,
+        ``after_node``): an importable callable, ``"module:callable"``, or a `Function`."""
+        if isinstance(call, Function):
+            self._functions[call.ref] = call
+            call = call.ref
+        elif callable(call):
+            call = f"{call.__module__}:{call.__qualname__}"
+        ids = [n.id if isinstance(n, NodeHandle) else n for n in nodes]
+        self._hooks.append({"on": on, "call": call, "nodes": ids})
+
     def on_error(self, code: str, policy: ErrorPolicy | Mapping[str, Any]) -> None:
         """What to do when a step fails with `code` (``"default"``: any other code)."""
         self._on_error[code] = _plain(policy) or {}
@@ -232,6 +257,7 @@ class WorkflowBuilder:
                 "nodes": self._nodes,
                 "outputs": self._outputs,
                 "on_error": self._on_error,
+                "hooks": self._hooks,
             },
         }
         return validate_workflow(_validate(Workflow, data))

@@ -138,3 +138,26 @@ def test_empty_workflow_is_invalid() -> None:
     with pytest.raises(DefinitionError) as info:
         WorkflowBuilder("empty").build()
     assert info.value.issues[0].field == "spec.nodes"
+
+
+def test_hooks_and_error_policies_build_like_yaml() -> None:
+    b = WorkflowBuilder("hooked", version="1")
+    a = b.node("a", "f@1")
+    b.hook("after_node", "audit:record", nodes=[a])
+    b.hook("after_run", "notify@2")
+    b.on_error("DB_DOWN", {"action": "manual", "guidance": "call the DBA"})
+    wf = b.build()
+    assert [(h.on, h.call, h.nodes) for h in wf.spec.hooks] == [
+        ("after_node", "audit:record", ["a"]),
+        ("after_run", "notify@2", []),
+    ]
+    assert wf.spec.on_error["DB_DOWN"].guidance == "call the DBA"
+    assert load_text(dump([wf])) == [wf]
+
+
+def test_a_hook_on_an_unknown_node_is_refused() -> None:
+    b = WorkflowBuilder("hooked", version="1")
+    b.node("a", "f@1")
+    b.hook("before_node", "audit:record", nodes=["ghost"])
+    with pytest.raises(DefinitionError, match="hook names unknown node 'ghost'"):
+        b.build()
