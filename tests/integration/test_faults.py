@@ -987,3 +987,47 @@ def test_run_actor_death_is_replaced_once_and_loses_no_run(engine: Engine, tmp_p
     )
     assert len(replacements) == 1
     assert len(done) == len(expected)
+
+
+@pytest.mark.timeout(90)
+def test_durable_timers_survive_a_full_stop(engine: Engine) -> None:
+    """Sleeping runs (an 8 s timer, so they are unloaded: WAITING) outlive a stop of the
+    whole engine; after the restart each timer fires exactly once and never early."""
+    c = engine.client
+    url = engine.url
+    b = actorflow.WorkflowBuilder("timer-restart", version="1")
+    nap = b.sleep("nap", "8s")
+    b.output("done", f"${{{{ nodes.{nap.id}.output == null }}}}")
+    c.apply(b.build())
+    runs = [c.run("timer-restart") for _ in range(5)]
+    _wait_for(
+        lambda: all(r.status().status is ev.RunStatus.WAITING for r in runs), 30, "WAITING runs"
+    )
+    c.close()
+    victims = _named()
+    engine.kill_nats()
+    _kill_named(victims)
+    _wait_for(lambda: not _named(), 30, "every actor of the engine to die")
+    engine.start_nats()
+    engine.client = _new_client(engine.settings)
+    done = _wait_finished(url, {r.run_id for r in runs}, 60)
+    history = _history(url)
+    fired = {
+        run_id: [r.event for r in history[run_id] if isinstance(r.event, ev.WaitEnded)]
+        for run_id in done
+    }
+    early = 0
+    for run_id, ends in fired.items():
+        started = next(r.event for r in history[run_id] if isinstance(r.event, ev.WaitsStarted))
+        early += sum((e.at - started.at).total_seconds() < 8 for e in ends)
+    figures = {
+        "test": "timers_survive_full_stop",
+        "runs": len(runs),
+        "completed": sum(r.status is ev.RunStatus.SUCCEEDED for r in done.values()),
+        "timer_firings": sum(len(e) for e in fired.values()),
+        "early_firings": early,
+    }
+    _report(figures)
+    assert figures["completed"] == len(runs)
+    assert figures["timer_firings"] == len(runs)  # once each
+    assert early == 0
