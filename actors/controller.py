@@ -19,12 +19,12 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, KeyNotFoundError
+from nats.js.errors import APIError
 from pydantic import ValidationError
 
 from actorflow.actors import signals
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.history import replay, with_retries
+from actorflow.actors.history import read_record, replay, with_retries
 from actorflow.actors.jetstream import connect, ensure_infrastructure
 from actorflow.actors.pools import FunctionPool, start_pool, stop_pool, watch_pool
 from actorflow.actors.registry import Registry
@@ -294,12 +294,7 @@ class Controller:
 
     async def _record(self, run_id: str) -> ev.RunRecord:
         assert self._js is not None
-        kv = await self._js.key_value(ev.KV_RUNS)
-        try:
-            entry = await kv.get(run_id)
-        except KeyNotFoundError:
-            raise NotFoundError("run", run_id) from None
-        return ev.decode(ev.RunRecord, entry.value or b"")
+        return await read_record(self._js, run_id)
 
     async def _registry_workflow(self, record: ev.RunRecord) -> Workflow:
         assert self._registry is not None

@@ -14,10 +14,10 @@ from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import APIError
+from nats.js.errors import APIError, KeyNotFoundError
 
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import FencedError
+from actorflow.definitions.errors import FencedError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +147,13 @@ async def read_records(js: JetStreamContext) -> AsyncIterator[ev.RunRecord]:
             yield ev.decode(ev.RunRecord, msg.data)
         except ev.DecodeError as exc:
             log.error("skipping undecodable run record %s: %s", msg.subject, exc)
+
+
+async def read_record(js: JetStreamContext, run_id: str) -> ev.RunRecord:
+    """One run's record; NotFoundError (the actorflow one) for an unknown run."""
+    kv = await js.key_value(ev.KV_RUNS)
+    try:
+        entry = await kv.get(run_id)
+    except KeyNotFoundError:
+        raise NotFoundError("run", run_id) from None
+    return ev.decode(ev.RunRecord, entry.value or b"")

@@ -22,10 +22,9 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError
 
 from actorflow._views import NodeInfo, node_infos
-from actorflow.actors.history import read_records, replay
+from actorflow.actors.history import read_record, read_records, replay
 from actorflow.actors.jetstream import connect, ensure_infrastructure
 from actorflow.actors.registry import Registry
 from actorflow.actors.run_state import RunState
@@ -216,12 +215,7 @@ class AsyncClient:
         )
 
     async def record(self, run_id: str) -> ev.RunRecord:
-        kv = await self.js.key_value(ev.KV_RUNS)
-        try:
-            entry = await kv.get(run_id)
-        except KeyNotFoundError:
-            raise NotFoundError("run", run_id) from None
-        return ev.decode(ev.RunRecord, entry.value or b"")
+        return await read_record(self.js, run_id)
 
     async def stream_stats(self) -> list[dict[str, Any]]:
         out = []
