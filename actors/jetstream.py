@@ -72,55 +72,37 @@ async def _connect(
 
 async def ensure_infrastructure(js: JetStreamContext, *, replicas: int = 1) -> None:
     """Idempotently create streams, KV buckets and the object store (safe from every actor)."""
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=ev.STREAM_HISTORY,
-            subjects=[ev.HISTORY_SUBJECTS],
-            retention=RetentionPolicy.LIMITS,
+    week = 7 * 86400.0
+    # name, subjects, what differs from the common settings (file storage, limits retention)
+    streams: list[tuple[str, str, dict[str, Any]]] = [
+        (ev.STREAM_HISTORY, ev.HISTORY_SUBJECTS, {"duplicate_window": 120.0, "allow_direct": True}),
+        (
+            ev.STREAM_TASKS,
+            ev.TASK_SUBJECTS,
+            {"duplicate_window": 120.0, "retention": RetentionPolicy.WORK_QUEUE},
+        ),
+        (ev.STREAM_EVENTS, ev.EVENT_SUBJECTS, {"max_age": week, "discard": DiscardPolicy.OLD}),
+        (
+            ev.STREAM_SIGNALS,
+            ev.SIGNAL_SUBJECTS,
+            {
+                "max_age": week,
+                "max_msgs_per_subject": 16,
+                "duplicate_window": 120.0,
+                "allow_direct": True,
+            },
+        ),
+    ]
+    for name, subjects, extra in streams:
+        settings: dict[str, Any] = {"retention": RetentionPolicy.LIMITS, **extra}
+        config = StreamConfig(
+            name=name,
+            subjects=[subjects],
             storage=StorageType.FILE,
             num_replicas=replicas,
-            duplicate_window=120.0,
-            allow_direct=True,
-        ),
-    )
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=ev.STREAM_TASKS,
-            subjects=[ev.TASK_SUBJECTS],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            num_replicas=replicas,
-            duplicate_window=120.0,
-        ),
-    )
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=ev.STREAM_EVENTS,
-            subjects=[ev.EVENT_SUBJECTS],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            num_replicas=replicas,
-            max_age=7 * 86400.0,
-            discard=DiscardPolicy.OLD,
-        ),
-    )
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=ev.STREAM_SIGNALS,
-            subjects=[ev.SIGNAL_SUBJECTS],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            num_replicas=replicas,
-            max_age=7 * 86400.0,
-            max_msgs_per_subject=16,
-            duplicate_window=120.0,
-            allow_direct=True,
-        ),
-    )
+            **settings,
+        )
+        await _ensure_stream(js, config)
     for bucket in (ev.KV_DEFINITIONS, ev.KV_RUNS, ev.KV_WAITS):
         await _idempotent(
             js.key_value,
