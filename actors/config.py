@@ -15,3 +15,7 @@ class EngineConfig:
     task_ack_wait: float = 15.0
     record_interval: float = 0.25
     history_max_age_days: float = 0.0
+    autoscale_interval: float = 0.5
+    drain_timeout: float = 120.0
+    start_wait: float = 60.0
+    level_ready_timeout: float = 60.0

@@ -26,7 +26,8 @@ from actorflow.actors import signals
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.history import read_record, replay, with_retries
 from actorflow.actors.jetstream import connect, ensure_infrastructure
-from actorflow.actors.pools import FunctionPool, start_pool, stop_pool, watch_pool
+from actorflow.actors.levels import Levels
+from actorflow.actors.pools import FunctionPool, check_fits
 from actorflow.actors.registry import Registry
 from actorflow.actors.run_state import RunState
 from actorflow.actors.supervisor import RunSupervisor
@@ -35,10 +36,18 @@ from actorflow.definitions.errors import (
     ActorflowError,
     ControlError,
     DefinitionError,
+    InUseError,
     NotFoundError,
 )
 from actorflow.definitions.graph import validate_workflow
-from actorflow.definitions.models import Function, RetryPolicy, Workflow, split_ref
+from actorflow.definitions.models import (
+    Definition,
+    Function,
+    RetryPolicy,
+    RuntimeEnv,
+    Workflow,
+    split_ref,
+)
 from actorflow.definitions.plan import bind_inputs, compile_plan, function_refs
 
 log = logging.getLogger(__name__)
@@ -54,9 +63,10 @@ class Controller:
         self._js: JetStreamContext | None = None
         self._registry: Registry | None = None
         self._pools: dict[str, FunctionPool] = {}
+        self._levels = Levels(config.namespace, config.level_ready_timeout)
+        self._autoscaler: asyncio.Task[None] | None = None
         self._runs: RunSupervisor | None = None
         self._signals: asyncio.Task[None] | None = None
-        self._watchers: set[asyncio.Task[None]] = set()
         self._apply_lock = asyncio.Lock()
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -74,9 +84,10 @@ class Controller:
             await self._runs.start()
             for function in await self._registry.functions():
                 try:
-                    self._adopt(await start_pool(function, self._config, self._js))
+                    await self._start_pool(function, await self._env_of(function))
                 except Exception as exc:
                     log.error("pool %s not restored: %s", function.ref, exc)
+            self._autoscaler = asyncio.create_task(self._autoscale())
             recovered = await self._runs.recover()
             await self._nc.subscribe(f"{ev.CONTROL_PREFIX}.*", cb=self._on_control_message)
             self._signals = asyncio.create_task(signals.route(self._js, self._wake_for_signal))
@@ -93,40 +104,152 @@ class Controller:
 
     # --- definitions -----------------------------------------------------------------
     async def apply(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Register definitions (functions first, so workflows can name them).
+        """Register definitions: environments, then functions, then workflows.
 
-        Every document is validated before any is stored: a bad batch changes nothing.
+        Every document is validated — references resolved, requests checked against the
+        cluster's nodes — before any is stored: a bad batch changes nothing. A function's
+        pool is (re)started only when its definition changed, or when it could not serve.
         """
         assert self._registry is not None and self._js is not None
         async with self._apply_lock:
             parsed = [_parse(doc) for doc in documents]
+            envs = [d for d in parsed if isinstance(d, RuntimeEnv)]
             functions = [d for d in parsed if isinstance(d, Function)]
             workflows = [d for d in parsed if isinstance(d, Workflow)]
+            new_envs = {e.ref: e for e in envs}
+            resolved = {f.ref: await self._env_of(f, new_envs) for f in functions}
+            for function in functions:
+                check_fits(function, resolved[function.ref])
             known = {f.ref for f in await self._registry.functions()} | {f.ref for f in functions}
             for wf in workflows:
                 validate_workflow(wf, known_functions=known)
-            results: list[dict[str, Any]] = []
+            results = [_applied(env, await self._registry.put(env)) for env in envs]
             for function in functions:
                 pool = self._pools.get(function.ref)
-                if pool is None or pool.function != function:
-                    new_pool = await start_pool(function, self._config, self._js)
-                    if pool is not None:
-                        await stop_pool(pool)
-                    self._adopt(new_pool)
+                if pool is None or pool.function != function or pool.failure is not None:
+                    await self._start_pool(function, resolved[function.ref])
                 changed = await self._registry.put(function)
-                results.append(_applied(function, changed))
+                results.append(_applied(function, changed, self._pools[function.ref]))
             for wf in workflows:
                 results.append(_applied(wf, await self._registry.put(wf)))
             return results
 
-    def _adopt(self, pool: FunctionPool) -> None:
-        self._pools[pool.key] = pool
-        watcher = asyncio.create_task(watch_pool(pool, self._config))
-        self._watchers.add(watcher)
-        watcher.add_done_callback(self._watchers.discard)
+    async def _env_of(
+        self, function: Function, batch: dict[str, RuntimeEnv] | None = None
+    ) -> RuntimeEnv | None:
+        """The function's runtime environment, from this batch or the registry."""
+        assert self._registry is not None
+        ref = function.spec.runtime_env
+        if ref is None:
+            return None
+        if batch and ref in batch:
+            return batch[ref]
+        name, version = split_ref(ref)
+        try:
+            return await self._registry.runtime_env(name, version)
+        except NotFoundError:
+            raise DefinitionError.single(
+                f"function {function.ref}: runtime env {ref!r} is not registered",
+                field="spec.runtimeEnv",
+            ) from None
+
+    async def _start_pool(self, function: Function, env: RuntimeEnv | None) -> None:
+        """Start the new pool before the old one drains: both pull from the same durable
+        consumer, so queued tasks never wait on a pool that is going away."""
+        assert self._js is not None
+        level = env.spec.level if env else None
+        group = await self._levels.acquire(level, function.ref) if level else None
+        pool = FunctionPool(function, self._config, self._js, env=env, group=group)
+        try:
+            await pool.start()
+        except Exception:
+            if level and not self._uses_level(function.ref, level):
+                await self._levels.release(level, function.ref)
+            raise
+        old = self._pools.get(function.ref)
+        self._pools[function.ref] = pool
+        if old is not None:
+            await old.stop()
+            old_level = old.env.spec.level if old.env else None
+            if old_level and old_level != level:
+                await self._levels.release(old_level, function.ref)
+
+    def _uses_level(self, ref: str, level: Any) -> bool:
+        pool = self._pools.get(ref)
+        return bool(pool and pool.env and pool.env.spec.level == level)
+
+    async def _autoscale(self) -> None:
+        """Every pool, every interval: observe its queue and resize it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._config.autoscale_interval)
+            pools = list(self._pools.values())
+            results = await asyncio.gather(
+                *(pool.tick(loop.time()) for pool in pools), return_exceptions=True
+            )
+            for pool, result in zip(pools, results, strict=True):
+                if isinstance(result, Exception):
+                    log.warning("autoscaling %s failed: %s", pool.key, result)
 
     async def pools(self) -> list[dict[str, Any]]:
         return [pool.describe() for pool in self._pools.values()]
+
+    async def levels(self) -> list[dict[str, Any]]:
+        return self._levels.describe()
+
+    async def delete(self, kind: str, ref: str) -> dict[str, Any]:
+        """Delete one version of a function or runtime environment — refused while a
+        registered definition still names it (a workflow pins the function, or names it
+        `@latest` and it is the only version; a function uses the environment)."""
+        assert self._registry is not None
+        name, version = split_ref(ref)
+        async with self._apply_lock:
+            if kind == "Function":
+                if version == "latest":
+                    version = await self._registry.latest_version("Function", name)
+                await self._registry.function(name, version)  # NotFoundError if absent
+                versions = [f for f in await self._registry.functions() if f.metadata.name == name]
+                users = [
+                    wf.ref
+                    for wf in await self._registry.workflows()
+                    if any(
+                        r == f"{name}@{version}" or (r == f"{name}@latest" and len(versions) == 1)
+                        for r in function_refs(wf)
+                    )
+                ]
+                if users:
+                    raise InUseError(
+                        f"function {name}@{version} is used by workflow(s) {', '.join(users)}; "
+                        "delete or re-pin them first"
+                    )
+                await self._registry.delete("Function", name, version)
+                pool = self._pools.pop(f"{name}@{version}", None)
+                if pool is not None:
+                    await pool.stop()
+                    level = pool.env.spec.level if pool.env else None
+                    if level:
+                        await self._levels.release(level, pool.key)
+            elif kind == "RuntimeEnv":
+                await self._registry.runtime_env(name, version)
+                users = [
+                    f.ref
+                    for f in await self._registry.functions()
+                    if f.spec.runtime_env == f"{name}@{version}"
+                ]
+                if users:
+                    raise InUseError(
+                        f"runtime env {name}@{version} is used by function(s) {', '.join(users)}"
+                    )
+                await self._registry.delete("RuntimeEnv", name, version)
+            else:
+                raise DefinitionError.single(f"cannot delete a {kind}", field="kind")
+            return {"kind": kind, "name": name, "version": version, "deleted": True}
+
+    async def runtime_envs(self) -> list[dict[str, Any]]:
+        assert self._registry is not None
+        return [
+            e.model_dump(mode="json", by_alias=True) for e in await self._registry.runtime_envs()
+        ]
 
     # --- runs ------------------------------------------------------------------------
     async def start_run(
@@ -317,20 +440,27 @@ class Controller:
 
     async def shutdown(self) -> None:
         """Stop pools and run actors; runs in flight resume on the next start."""
-        await asyncio.gather(*(stop_pool(p) for p in self._pools.values()), return_exceptions=True)
+        if self._autoscaler is not None:
+            self._autoscaler.cancel()
+        await asyncio.gather(*(p.stop() for p in self._pools.values()), return_exceptions=True)
         if self._runs is not None:
             self._runs.shutdown()
         if self._nc:
             await self._nc.drain()
 
 
-def _parse(doc: dict[str, Any]) -> Function | Workflow:
-    kind = doc.get("kind")
-    if kind == "Function":
-        return Function.model_validate(doc)
-    if kind == "Workflow":
-        return Workflow.model_validate(doc)
-    raise DefinitionError.single(f"unknown kind {kind!r}", field="kind")
+_KINDS: dict[str, type[Function] | type[Workflow] | type[RuntimeEnv]] = {
+    "Function": Function,
+    "Workflow": Workflow,
+    "RuntimeEnv": RuntimeEnv,
+}
+
+
+def _parse(doc: dict[str, Any]) -> Definition:
+    model = _KINDS.get(str(doc.get("kind")))
+    if model is None:
+        raise DefinitionError.single(f"unknown kind {doc.get('kind')!r}", field="kind")
+    return model.model_validate(doc)
 
 
 _ALLOWED: dict[str, frozenset[ev.RunStatus]] = {
@@ -359,13 +489,18 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}" if where else str(err["msg"])
 
 
-def _applied(definition: Function | Workflow, changed: bool) -> dict[str, Any]:
-    return {
+def _applied(
+    definition: Definition, changed: bool, pool: FunctionPool | None = None
+) -> dict[str, Any]:
+    result = {
         "kind": definition.kind,
         "name": definition.metadata.name,
         "version": definition.metadata.version,
         "changed": changed,
     }
+    if pool is not None and pool.failure is not None:
+        result["error"] = pool.failure.message
+    return result
 
 
 __all__ = ["CONTROLLER_NAME", "Controller"]

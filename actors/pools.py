@@ -1,162 +1,378 @@
-"""Function pools: a fixed set of replica actors per (function, version), placed by Ray."""
+"""Function pools: the replica actors of one (function, version), sized by the autoscaler.
+
+Every replica pulls from the pool's one durable consumer, so the queue — not the pool — owns
+the tasks: a replica that dies, is drained or was never started loses nothing, and a pool
+scaled to zero leaves its tasks waiting durably until the first replica of a cold start
+pulls them.
+
+A pool whose replicas cannot start at all (the runtime environment fails to install, the
+handler stops importing) does not leave runs hanging: it answers every task with a
+non-retryable `TaskFailed` carrying the error, so the runs go INTERRUPTED and say why.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError as NatsNotFoundError
+from ray.util.placement_group import PlacementGroup
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from actorflow.actors.autoscaler import Scaler, needed
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.handlers import HandlerImportError
+from actorflow.actors.history import with_retries
+from actorflow.actors.levels import cluster_nodes
 from actorflow.actors.replica import FunctionReplica, ensure_consumer_config
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import ActorflowError
-from actorflow.definitions.models import Function
+from actorflow.definitions.errors import FunctionPoolError
+from actorflow.definitions.models import Function, RuntimeEnv
+from actorflow.runtime_envs.library import check_function_fits, ray_runtime_env
 
 log = logging.getLogger(__name__)
 
 _REPLICA_START_TIMEOUT = 300.0
+RUNTIME_ENV_FAILED = "RUNTIME_ENV_FAILED"
+HANDLER_IMPORT_FAILED = "HANDLER_IMPORT_FAILED"
 
 
-class FunctionPoolError(ActorflowError):
-    """A function's pool cannot run: its handler does not import or nothing can host it."""
+def check_fits(function: Function, env: RuntimeEnv | None = None) -> None:
+    """Refuse at apply time a request no alive node (or no bundle of its level) could ever
+    satisfy: it would otherwise wait for ever."""
+    check_function_fits(function, cluster_nodes(), env.spec.level if env else None)
 
 
 @dataclass
+class _Replica:
+    name: str
+    handle: Any
+    placement: dict[str, Any] | None = None  # None until it is pulling
+
+
+class _PoolBrokenError(Exception):
+    """A replica failed in a way another replica would too: the pool is broken."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class FunctionPool:
-    function: Function
-    replicas: list[Any] = field(default_factory=list)
-    placements: list[dict[str, Any]] = field(default_factory=list)
-    stopping: bool = False
+    def __init__(
+        self,
+        function: Function,
+        config: EngineConfig,
+        js: JetStreamContext,
+        *,
+        env: RuntimeEnv | None = None,
+        group: PlacementGroup | None = None,
+    ) -> None:
+        self.function = function
+        self.env = env
+        self._group = group
+        self._config = config
+        self._js = js
+        self._replicas: dict[str, _Replica] = {}
+        self._draining: dict[str, _Replica] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._scaler = Scaler(desired=0)
+        self._pending = 0
+        self._in_flight = 0
+        self._stopping = False
+        self._retry_after = 0.0
+        self.failure: _PoolBrokenError | None = None
 
     @property
     def key(self) -> str:
         return self.function.ref
 
+    # --- life ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Create the durable consumer and the first replicas, and wait until they pull.
+
+        At least one replica starts even for ``min: 0`` — it proves the handler imports in
+        its environment, so a bad path is an error of `apply`, not of the first run; the
+        autoscaler lets it go after ``downDelay`` when no work comes.
+        """
+        cfg = ensure_consumer_config(self.function, self._config)
+        try:
+            await self._js.consumer_info(ev.STREAM_TASKS, cfg.durable_name or "")
+            await self._js.add_consumer(ev.STREAM_TASKS, cfg)  # updates ack_wait & co.
+        except NatsNotFoundError:
+            await self._js.add_consumer(ev.STREAM_TASKS, cfg)
+        first = max(self.function.spec.replicas.min, 1)
+        self._scaler = Scaler(desired=first)
+        starting = asyncio.gather(*(self._add_replica() for _ in range(first)))
+        try:
+            # Bounded: a cluster that is full right now must not hold `apply` for the
+            # minutes a replica may wait for capacity; it goes on starting in the pool.
+            await asyncio.wait_for(asyncio.shield(starting), self._config.start_wait)
+        except TimeoutError:
+            log.warning("pool %s: replicas still starting (waiting for capacity?)", self.key)
+            self._spawn(self._finish_start(starting))
+        except _PoolBrokenError as exc:
+            if exc.code == HANDLER_IMPORT_FAILED:
+                await self.stop(drain=False)
+                raise FunctionPoolError(f"function {self.key}: {exc.message}") from None
+            self._fail(exc)
+        except Exception as exc:
+            await self.stop(drain=False)
+            raise FunctionPoolError(
+                f"function {self.key}: replicas failed to start: {exc}"
+            ) from exc
+
+    async def _finish_start(self, starting: asyncio.Future[Any]) -> None:
+        try:
+            await starting
+        except _PoolBrokenError as exc:
+            self._fail(exc)
+        except Exception as exc:
+            log.warning("pool %s: a replica did not start: %s", self.key, exc)
+
+    async def stop(self, *, drain: bool = True) -> None:
+        """Stop every replica; with `drain`, each first finishes what it is running."""
+        self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
+        victims = [*self._replicas.values(), *self._draining.values()]
+        self._replicas.clear()
+        if drain:
+            await asyncio.gather(*(self._drain(r) for r in victims), return_exceptions=True)
+        for replica in victims:
+            with contextlib.suppress(Exception):
+                ray.kill(replica.handle, no_restart=True)
+
+    # --- scaling ---------------------------------------------------------------------------
+    async def tick(self, now: float) -> None:
+        """One autoscaler step: observe the queue, decide, add or drain replicas."""
+        if self._stopping or self.failure is not None:
+            return
+        try:
+            info = await self._js.consumer_info(
+                ev.STREAM_TASKS,
+                ev.pool_consumer(self.function.metadata.name, self.function.metadata.version),
+            )
+        except Exception as exc:  # NATS away for a moment: keep the size we have
+            log.debug("pool %s not observed: %s", self.key, exc)
+            return
+        self._pending, self._in_flight = info.num_pending, info.num_ack_pending
+        bounds = self.function.spec.replicas
+        need = needed(self._pending, self._in_flight, self.function.spec.target_per_replica, bounds)
+        self._scaler = self._scaler.step(need, now, bounds)
+        await self._resize(self._scaler.desired, now)
+
+    async def _resize(self, desired: int, now: float) -> None:
+        live = len(self._replicas)
+        if desired > live and now >= self._retry_after:
+            for _ in range(desired - live):
+                self._spawn(self._grow())
+        elif desired < live:
+            for replica in await self._least_busy(live - desired):
+                self._replicas.pop(replica.name, None)
+                self._draining[replica.name] = replica
+                self._spawn(self._retire(replica))
+
+    async def _grow(self) -> None:
+        try:
+            await self._add_replica()
+        except _PoolBrokenError as exc:
+            self._fail(exc)
+        except Exception as exc:
+            # Transient (a node went away mid-start): the next tick tries again, not at once.
+            log.warning("pool %s: a replica did not start: %s", self.key, exc)
+            self._retry_after = time.monotonic() + 5.0
+
+    async def _least_busy(self, count: int) -> list[_Replica]:
+        """Idle replicas go first; one still starting counts as the least busy of all."""
+        ready = list(self._replicas.values())
+
+        async def load(r: _Replica) -> int:
+            if r.placement is None:
+                return -1
+            try:
+                stats = await asyncio.wait_for(r.handle.stats.remote(), 5.0)
+                return int(stats["in_flight"])
+            except Exception:
+                return -1
+
+        loads = await asyncio.gather(*(load(r) for r in ready))
+        ranked = sorted(zip(loads, range(len(ready)), strict=True))
+        return [ready[i] for _, i in ranked[:count]]
+
+    async def _retire(self, replica: _Replica) -> None:
+        try:
+            await self._drain(replica)
+        finally:
+            with contextlib.suppress(Exception):
+                ray.kill(replica.handle, no_restart=True)
+            self._draining.pop(replica.name, None)
+
+    async def _drain(self, replica: _Replica) -> None:
+        """Let in-flight tasks finish (bounded): what is still running after the drain
+        timeout is redelivered to another replica, with the same idempotency key."""
+        if replica.placement is None:
+            return
+        try:
+            await asyncio.wait_for(replica.handle.stop.remote(), self._config.drain_timeout)
+        except Exception as exc:
+            log.warning("replica %s not drained cleanly: %s", replica.name, exc)
+
+    # --- replicas --------------------------------------------------------------------------
+    async def _add_replica(self) -> None:
+        name = f"af-fn-{self.function.metadata.name}-{self.function.metadata.version}-" + (
+            secrets.token_hex(3)
+        )
+        replica = _Replica(name, self._new_handle(name))
+        self._replicas[name] = replica
+        try:
+            replica.placement = await asyncio.wait_for(
+                replica.handle.start.remote(), _REPLICA_START_TIMEOUT
+            )
+        except BaseException as exc:
+            self._replicas.pop(name, None)
+            with contextlib.suppress(Exception):
+                ray.kill(replica.handle, no_restart=True)
+            raise _classify(exc) from exc
+        self._spawn(self._watch(replica))
+
+    async def _watch(self, replica: _Replica) -> None:
+        """A replica that dies leaves the pool; the next tick starts another if the pool
+        still wants it. Its unacknowledged tasks are redelivered by NATS meanwhile."""
+        try:
+            await replica.handle.serve.remote()
+        except ray.exceptions.RayActorError:
+            if replica.name in self._replicas:
+                log.warning("replica %s of %s died", replica.name, self.key)
+        finally:
+            self._replicas.pop(replica.name, None)
+
+    def _new_handle(self, name: str) -> Any:
+        """The one place a replica is created: with its function's resources, labels,
+        environment and level, in the engine's namespace."""
+        spec = self.function.spec
+        res = spec.resources
+        options: dict[str, Any] = {
+            "name": name,
+            "namespace": self._config.namespace,
+            "num_cpus": res.cpus,
+            "num_gpus": res.gpus,
+            "max_concurrency": max(1000, spec.max_concurrency * 4),
+        }
+        if res.memory:
+            options["memory"] = res.memory
+        if res.custom:
+            options["resources"] = dict(res.custom)
+        if spec.node_labels:
+            options["label_selector"] = dict(spec.node_labels)
+        runtime_env = ray_runtime_env(self.env)
+        if runtime_env:
+            options["runtime_env"] = runtime_env
+        if self._group is not None:
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                placement_group=self._group, placement_group_bundle_index=-1
+            )
+        payload = self.function.model_dump(mode="json", by_alias=True)
+        remote: Any = ray.remote(FunctionReplica)
+        return remote.options(**options).remote(payload, self._config, name)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- a pool that cannot serve --------------------------------------------------------
+    def _fail(self, exc: _PoolBrokenError) -> None:
+        if self.failure is not None:
+            return
+        log.error("pool %s cannot serve: %s", self.key, exc.message)
+        self.failure = exc
+        self._spawn(self._refuse_tasks())
+
+    async def _refuse_tasks(self) -> None:
+        """Answer each queued task with the pool's error, so its run stops and says why."""
+        assert self.failure is not None
+        cfg = ensure_consumer_config(self.function, self._config)
+        sub = await self._js.pull_subscribe(
+            cfg.filter_subject or "", durable=cfg.durable_name, stream=ev.STREAM_TASKS, config=cfg
+        )
+        while not self._stopping:
+            try:
+                msgs = await sub.fetch(32, timeout=2.0)
+            except TimeoutError:
+                continue
+            except Exception as exc:
+                log.debug("pool %s: fetch failed: %s", self.key, exc)
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await self._refuse(msg.data)
+                await msg.ack()
+        await sub.unsubscribe()
+
+    async def _refuse(self, data: bytes) -> None:
+        assert self.failure is not None
+        try:
+            task = ev.decode(ev.TaskScheduled, data)
+        except ev.DecodeError:
+            return
+        at = ev.now()
+        event = ev.TaskFailed(
+            run_id=task.run_id,
+            task=task.task,
+            error=ev.ErrorInfo(
+                code=self.failure.code,
+                message=f"function {self.key}: {self.failure.message}",
+                retryable=False,
+            ),
+            execution=ev.Execution(started_at=at, finished_at=at),
+        )
+        js, subject = self._js, ev.result_subject(task.run_id, task.task)
+        headers = {ev.MSG_ID: f"{task.idempotency_key}.result"}
+        await with_retries(lambda: js.publish(subject, ev.encode(event), headers=headers), "refuse")
+
+    # --- listing ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         spec = self.function.spec
+        placements = [r.placement for r in self._replicas.values() if r.placement]
         return {
             "function": self.function.metadata.name,
             "version": self.function.metadata.version,
             "handler": spec.handler,
-            "replicas": len(self.replicas),
-            "desired": spec.replicas,
+            "runtime_env": spec.runtime_env,
+            "level": self.env.spec.level.name if self.env and self.env.spec.level else None,
+            "replicas": len(placements),
+            "starting": len(self._replicas) - len(placements),
+            "draining": len(self._draining),
+            "desired": self._scaler.desired,
+            "min": spec.replicas.min,
+            "max": spec.replicas.max,
+            "pending": self._pending,
+            "in_flight": self._in_flight,
             "max_concurrency": spec.max_concurrency,
             "resources": spec.resources.model_dump(exclude_defaults=True),
-            "nodes": sorted({p.get("node_id", "") for p in self.placements}),
+            "nodes": sorted({p.get("node_id", "") for p in placements}),
+            "error": self.failure.message if self.failure else None,
         }
 
 
-def check_fits(function: Function) -> None:
-    """Refuse at apply time a request no alive node could ever satisfy (it would hang)."""
-    res = function.spec.resources
-    want = {"CPU": res.cpus, "GPU": res.gpus, "memory": float(res.memory or 0), **res.custom}
-    want = {k: v for k, v in want.items() if v}
-    for node in ray.nodes():  # type: ignore[no-untyped-call]
-        if node.get("Alive") and all(node["Resources"].get(k, 0) >= v for k, v in want.items()):
-            return
-    raise FunctionPoolError(
-        f"function {function.ref}: no node of the Ray cluster has {want} "
-        "(check cpus / gpus / memory / custom resources)"
-    )
-
-
-async def start_pool(
-    function: Function, config: EngineConfig, js: JetStreamContext
-) -> FunctionPool:
-    """Create the pool's durable consumer and its replicas; wait until each is pulling."""
-    check_fits(function)
-    cfg = ensure_consumer_config(function, config)
-    try:
-        await js.consumer_info(ev.STREAM_TASKS, cfg.durable_name or "")
-        await js.add_consumer(ev.STREAM_TASKS, cfg)  # updates ack_wait & co. if changed
-    except NatsNotFoundError:
-        await js.add_consumer(ev.STREAM_TASKS, cfg)
-    pool = FunctionPool(function)
-    for i in range(function.spec.replicas):
-        pool.replicas.append(_new_replica(function, config, f"{_base_name(function)}-{i}"))
-    try:
-        pool.placements = list(
-            await asyncio.wait_for(
-                asyncio.gather(*(r.start.remote() for r in pool.replicas)),
-                _REPLICA_START_TIMEOUT,
-            )
-        )
-    except Exception as exc:
-        await stop_pool(pool, drain=False)
-        cause = _root_cause(exc)
-        if isinstance(cause, HandlerImportError):
-            raise FunctionPoolError(f"function {function.ref}: {cause}") from None
-        raise FunctionPoolError(
-            f"function {function.ref}: replicas failed to start: {cause}"
-        ) from exc
-    return pool
-
-
-def _base_name(function: Function) -> str:
-    return f"af-fn-{function.metadata.name}-{function.metadata.version}"
-
-
-def _new_replica(function: Function, config: EngineConfig, name: str) -> Any:
-    """The one place a replica is created: with its function's resources, in the engine's
-    namespace (several engines can share one Ray cluster)."""
-    res = function.spec.resources
-    options: dict[str, Any] = {
-        "name": name,
-        "namespace": config.namespace,
-        "num_cpus": res.cpus,
-        "num_gpus": res.gpus,
-        "max_concurrency": max(1000, function.spec.max_concurrency * 4),
-    }
-    if res.memory:
-        options["memory"] = res.memory
-    if res.custom:
-        options["resources"] = dict(res.custom)
-    payload = function.model_dump(mode="json", by_alias=True)
-    remote: Any = ray.remote(FunctionReplica)
-    return remote.options(**options).remote(payload, config, name)
-
-
-async def watch_pool(pool: FunctionPool, config: EngineConfig) -> None:
-    """Keep the pool at its size: a replica that dies is replaced. Its unacknowledged
-    tasks are redelivered by NATS meanwhile, so nothing is lost."""
-
-    async def keep(i: int) -> None:
-        while not pool.stopping:
-            replica = pool.replicas[i]
-            try:
-                await replica.serve.remote()
-                return  # stopped on purpose
-            except ray.exceptions.RayActorError:
-                if pool.stopping:
-                    return
-                log.warning("replica %d of %s died; replacing it", i, pool.key)
-            name = f"{_base_name(pool.function)}-{i}-{secrets.token_hex(3)}"
-            fresh = _new_replica(pool.function, config, name)
-            try:
-                placement = await fresh.start.remote()
-            except Exception as exc:
-                log.error("replica %d of %s not replaced: %s", i, pool.key, exc)
-                await asyncio.sleep(1.0)
-                continue
-            pool.replicas[i], pool.placements[i] = fresh, placement
-
-    await asyncio.gather(*(keep(i) for i in range(len(pool.replicas))))
-
-
-async def stop_pool(pool: FunctionPool, *, drain: bool = True) -> None:
-    pool.stopping = True
-    if drain:
-        await asyncio.gather(*(r.stop.remote() for r in pool.replicas), return_exceptions=True)
-    for replica in pool.replicas:
-        ray.kill(replica, no_restart=True)
-    pool.replicas.clear()
+def _classify(exc: BaseException) -> BaseException:
+    """Errors every replica would hit become `_PoolBrokenError`; others stay as they are."""
+    cause = _root_cause(exc)
+    if isinstance(cause, HandlerImportError):
+        return _PoolBrokenError(HANDLER_IMPORT_FAILED, str(cause))
+    text = f"{type(cause).__name__}: {cause}"
+    if isinstance(cause, ray.exceptions.RuntimeEnvSetupError) or "RuntimeEnvSetupError" in text:
+        return _PoolBrokenError(RUNTIME_ENV_FAILED, f"runtime environment failed to set up: {text}")
+    return exc
 
 
 def _root_cause(exc: BaseException) -> BaseException:

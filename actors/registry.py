@@ -11,7 +11,7 @@ from nats.js.kv import KeyValue
 from actorflow.actors.history import read_stream
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import NotFoundError
-from actorflow.definitions.models import Function, Workflow
+from actorflow.definitions.models import Definition, Function, RuntimeEnv, Workflow
 
 
 class Registry:
@@ -36,7 +36,7 @@ class Registry:
     async def open(cls, js: JetStreamContext) -> Registry:
         return cls(js, await js.key_value(ev.KV_DEFINITIONS))
 
-    async def put(self, definition: Function | Workflow) -> bool:
+    async def put(self, definition: Definition) -> bool:
         """Store a definition; returns False when the same version was already identical."""
         meta = definition.metadata
         key = ev.definition_key(definition.kind, meta.name, meta.version)
@@ -67,6 +67,30 @@ class Registry:
         assert version is not None
         return Workflow.model_validate_json(await self._get("Workflow", name, version))
 
+    async def runtime_env(self, name: str, version: str) -> RuntimeEnv:
+        return RuntimeEnv.model_validate_json(await self._get("RuntimeEnv", name, version))
+
+    async def runtime_envs(self) -> list[RuntimeEnv]:
+        return [RuntimeEnv.model_validate_json(v) for v in await self._values("runtimeenv.")]
+
+    async def delete(self, kind: str, name: str, version: str) -> None:
+        """Remove one version; `latest` falls back to the most recently applied other one."""
+        await self._get(kind, name, version)  # NotFoundError if absent
+        key = ev.definition_key(kind, name, version)
+        await self._kv.delete(key)
+        self._cache.pop(key, None)
+        if await self.latest_version(kind, name) != version:
+            return
+        remaining = await self._values(f"{kind.lower()}.{name}.", newest_last=True)
+        pointer = ev.latest_key(kind, name)
+        if remaining:
+            newest = remaining[-1]
+            model = _KINDS[kind].model_validate_json(newest)
+            await self._write(pointer, model.metadata.version.encode())
+        else:
+            await self._kv.delete(pointer)
+            self._cache.pop(pointer, None)
+
     async def _get(self, kind: str, name: str, version: str) -> bytes:
         try:
             return await self._read(ev.definition_key(kind, name, version))
@@ -79,18 +103,28 @@ class Registry:
     async def workflows(self) -> list[Workflow]:
         return [Workflow.model_validate_json(v) for v in await self._values("workflow.")]
 
-    async def _values(self, prefix: str) -> list[bytes]:
-        """Latest value of every key under `prefix`, in one pass over the bucket's stream.
+    async def _values(self, prefix: str, *, newest_last: bool = False) -> list[bytes]:
+        """Latest value of every key under `prefix`, in one pass over the bucket's stream:
+        sorted by key, or by when each was written.
 
         (A KV key watcher may report "caught up" early while keys are being written; the
         consumer's own pending count does not.)
         """
         subject = f"$KV.{ev.KV_DEFINITIONS}.{prefix}>"
-        out: dict[str, bytes] = {}
+        out: dict[str, tuple[int, bytes]] = {}
         async for msg in read_stream(
             self._js, f"KV_{ev.KV_DEFINITIONS}", subject, DeliverPolicy.LAST_PER_SUBJECT
         ):
             if msg.headers and msg.headers.get("KV-Operation"):
+                out.pop(msg.subject, None)
                 continue
-            out[msg.subject] = msg.data
-        return [out[k] for k in sorted(out)]
+            out[msg.subject] = (msg.metadata.sequence.stream, msg.data)
+        keys = sorted(out, key=lambda k: out[k][0]) if newest_last else sorted(out)
+        return [out[k][1] for k in keys]
+
+
+_KINDS: dict[str, type[Function] | type[Workflow] | type[RuntimeEnv]] = {
+    "Function": Function,
+    "Workflow": Workflow,
+    "RuntimeEnv": RuntimeEnv,
+}

@@ -37,6 +37,8 @@ from actorflow.definitions.models import Function
 
 log = logging.getLogger(__name__)
 
+_FETCH_TIMEOUT = 2.0  # also the longest a drain waits for the pull loop to notice
+
 
 def ensure_consumer_config(function: Function, config: EngineConfig) -> ConsumerConfig:
     name, version = function.metadata.name, function.metadata.version
@@ -47,7 +49,7 @@ def ensure_consumer_config(function: Function, config: EngineConfig) -> Consumer
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=ack_wait,
         max_deliver=-1,
-        max_ack_pending=max(1000, function.spec.replicas * function.spec.max_concurrency * 4),
+        max_ack_pending=max(1000, function.spec.replicas.max * function.spec.max_concurrency * 4),
         max_waiting=512,
     )
 
@@ -116,10 +118,16 @@ class FunctionReplica:
         }
 
     async def stop(self) -> None:
-        """Stop pulling and let in-flight tasks finish (drain), then close."""
+        """Drain: stop pulling, hand back anything fetched but not started, let in-flight
+        tasks finish, then close. The pull loop is left to notice (within one fetch
+        timeout) rather than cancelled: a fetch cancelled mid-way can swallow messages that
+        would then wait out the ack timeout before anyone else gets them."""
         self._stopped.set()
         if self._loop_task:
-            self._loop_task.cancel()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._loop_task), _FETCH_TIMEOUT * 2)
+            except TimeoutError:
+                self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         if self._inflight:
@@ -130,14 +138,14 @@ class FunctionReplica:
 
     async def _pull_loop(self, sub: JetStreamContext.PullSubscription) -> None:
         capacity = self._function.spec.max_concurrency
-        while True:
+        while not self._stopped.is_set():
             await self._slots.acquire()
             free = 1
             while free < capacity and not self._slots.locked():
                 await self._slots.acquire()
                 free += 1
             try:
-                msgs = await sub.fetch(free, timeout=5.0)
+                msgs = await sub.fetch(free, timeout=_FETCH_TIMEOUT)
             except TimeoutError:
                 msgs = []
             except asyncio.CancelledError:
@@ -146,6 +154,9 @@ class FunctionReplica:
                 log.debug("fetch failed on %s: %s", self._name, exc)
                 msgs = []
                 await asyncio.sleep(0.2)
+            if self._stopped.is_set():  # draining: somebody else runs these, now
+                await asyncio.gather(*(m.nak() for m in msgs), return_exceptions=True)
+                msgs = []
             for _ in range(free - len(msgs)):
                 self._slots.release()
             for msg in msgs:

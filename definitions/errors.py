@@ -93,6 +93,20 @@ class NotFoundError(ActorflowError):
         super().__init__(f"{kind} {name!r} not found")
 
 
+class FunctionPoolError(ActorflowError):
+    """A function's pool cannot serve: its handler does not import, or its runtime
+    environment cannot be set up."""
+
+
+class PlacementError(FunctionPoolError):
+    """A function or resource level asks for capacity no node of the cluster has: refused
+    when it is applied, instead of replicas that wait for ever."""
+
+
+class InUseError(ActorflowError):
+    """A definition cannot be deleted while other registered definitions name it."""
+
+
 class InputError(ActorflowError):
     """Workflow inputs do not match the workflow's declared inputs."""
 

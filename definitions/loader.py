@@ -26,10 +26,14 @@ from pydantic import BaseModel, ValidationError
 
 from actorflow.definitions.errors import DefinitionError, DefinitionIssue
 from actorflow.definitions.graph import check_workflow
-from actorflow.definitions.models import API_VERSION, Function, Workflow
+from actorflow.definitions.models import API_VERSION, Definition, Function, RuntimeEnv, Workflow
 
 _Path = tuple[str | int, ...]
-_MODELS: dict[str, type[Function] | type[Workflow]] = {"Function": Function, "Workflow": Workflow}
+_MODELS: dict[str, type[Definition]] = {
+    "Function": Function,
+    "Workflow": Workflow,
+    "RuntimeEnv": RuntimeEnv,
+}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 _FIELD_PART = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
@@ -66,14 +70,14 @@ _Dumper.add_representer(str, _represent_str)
 
 @dataclass(frozen=True)
 class _Document:
-    model: Function | Workflow
+    model: Definition
     file: str
     lines: Mapping[_Path, int]
 
 
 def load_text(
     text: str, *, file: str = "<string>", known_functions: Collection[str] | None = None
-) -> list[Function | Workflow]:
+) -> list[Definition]:
     """Parse and validate every document of a multi-document YAML text.
 
     Args:
@@ -91,7 +95,7 @@ def load_text(
 
 def load_file(
     path: str | Path, *, known_functions: Collection[str] | None = None
-) -> list[Function | Workflow]:
+) -> list[Definition]:
     """`load_text` on a file's content; issues name the file as given."""
     docs, issues = _parse_file(Path(path))
     return _finish(docs, issues, known_functions)
@@ -99,7 +103,7 @@ def load_file(
 
 def load_path(
     path: str | Path, *, known_functions: Collection[str] | None = None
-) -> list[Function | Workflow]:
+) -> list[Definition]:
     """Load a file, or every ``*.yaml`` / ``*.yml`` directly in a directory (sorted by name).
 
     Issues from all files are reported together; functions defined in any file count as
@@ -169,14 +173,25 @@ def _parse_file(path: Path) -> tuple[list[_Document], list[DefinitionIssue]]:
 
 
 def _anchor_code_dir(doc: _Document, base: Path) -> _Document:
-    """A relative `codeDir` means relative to the file that says it, not to the cwd."""
+    """A relative `codeDir` (or `workingDir`, `pyModules`) means relative to the file that
+    says it, not to the cwd."""
     model = doc.model
-    if not isinstance(model, Function) or not model.spec.code_dir:
+
+    def anchored(path: str) -> str:
+        return path if Path(path).is_absolute() else str((base / path).resolve())
+
+    spec: BaseModel
+    if isinstance(model, Function) and model.spec.code_dir:
+        spec = model.spec.model_copy(update={"code_dir": anchored(model.spec.code_dir)})
+    elif isinstance(model, RuntimeEnv) and (model.spec.working_dir or model.spec.py_modules):
+        spec = model.spec.model_copy(
+            update={
+                "working_dir": model.spec.working_dir and anchored(model.spec.working_dir),
+                "py_modules": [anchored(m) for m in model.spec.py_modules],
+            }
+        )
+    else:
         return doc
-    code_dir = Path(model.spec.code_dir)
-    if code_dir.is_absolute():
-        return doc
-    spec = model.spec.model_copy(update={"code_dir": str((base / code_dir).resolve())})
     return _Document(model.model_copy(update={"spec": spec}), doc.file, doc.lines)
 
 
@@ -248,7 +263,7 @@ def _index(
 
 def _validate(
     data: Any, node: yaml.Node, file: str, lines: Mapping[_Path, int], issues: list[DefinitionIssue]
-) -> Function | Workflow | None:
+) -> Definition | None:
     line = node.start_mark.line + 1
     if not isinstance(data, dict):
         got = type(data).__name__
@@ -295,7 +310,7 @@ def _finish(
     docs: list[_Document],
     issues: list[DefinitionIssue],
     known_functions: Collection[str] | None,
-) -> list[Function | Workflow]:
+) -> list[Definition]:
     """Cross-document checks (duplicates, graphs), then raise everything or return models."""
     known = None
     if known_functions is not None:
@@ -397,7 +412,7 @@ def _to_data(model: BaseModel) -> dict[str, Any]:
         "apiVersion": getattr(model, "api_version", API_VERSION),
         "kind": getattr(model, "kind", type(model).__name__),
     }
-    if isinstance(model, Function | Workflow):
+    if isinstance(model, Function | Workflow | RuntimeEnv):
         data.setdefault("metadata", {})["version"] = model.metadata.version
         metadata = data.pop("metadata")
         data = {"metadata": {"name": metadata.pop("name"), **metadata}, **data}

@@ -127,14 +127,53 @@ class RetryPolicy(_Model):
         return not {code, error_type, short_type} & set(self.non_retryable)
 
 
+def _fixed_replicas(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"min": value, "max": value}
+    return value
+
+
+class Replicas(_Model):
+    """How many replicas serve a function: fixed (``replicas: 2``) or autoscaled between
+    ``min`` and ``max`` from its pending + in-flight tasks (``min: 0`` lets an idle pool
+    disappear; the first task then waits durably in the queue for a cold start).
+
+    The autoscaler aims at ``target`` tasks per replica (default: the function's
+    ``maxConcurrency``); it adds replicas once the need has lasted ``upDelay`` and removes
+    them once it has been gone for ``downDelay`` (draining their in-flight tasks first).
+    """
+
+    min: int = Field(default=1, ge=0, le=1024)
+    max: int = Field(default=1, ge=1, le=1024)
+    target: int | None = Field(default=None, ge=1, le=100_000)
+    up_delay: Annotated[float, BeforeValidator(parse_duration)] = 0.0
+    down_delay: Annotated[float, BeforeValidator(parse_duration)] = 30.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Replicas:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
 class FunctionSpec(_Model):
     handler: str
     resources: Resources = Field(default_factory=Resources)
+    node_labels: dict[str, str] = Field(default_factory=dict)
+    """Run replicas only on Ray nodes carrying these labels (``ray start --labels``)."""
+    runtime_env: Annotated[str, Field(pattern=_NAME_RE[:-1] + r"@" + _VERSION_RE[1:])] | None = None
+    """``name@version`` of a RuntimeEnv: its packages, variables and resource level."""
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    replicas: int = Field(default=1, ge=1, le=1024)
+    replicas: Annotated[Replicas, BeforeValidator(_fixed_replicas)] = Field(
+        default_factory=Replicas
+    )
     max_concurrency: int = Field(default=1, ge=1, le=10_000)
     timeout: Duration = None
     code_dir: str | None = None
+
+    @property
+    def target_per_replica(self) -> int:
+        return self.replicas.target or self.max_concurrency
 
     @field_validator("handler")
     @classmethod
@@ -327,7 +366,57 @@ class Workflow(_Model):
         return f"{self.metadata.name}@{self.metadata.version}"
 
 
-Definition = Annotated[Function | Workflow, Field(discriminator="kind")]
+PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]
+
+
+class Bundle(Resources):
+    """``count`` identical placement-group bundles."""
+
+    count: int = Field(default=1, ge=1, le=256)
+
+
+class ResourceLevel(_Model):
+    """A named block of capacity reserved once (a Ray placement group) and shared by every
+    function whose environment names it, so their replicas start inside capacity that is
+    already theirs instead of competing for the cluster."""
+
+    name: Name
+    strategy: PlacementStrategy = "PACK"
+    bundles: list[Bundle] = Field(min_length=1)
+    node_labels: dict[str, str] = Field(default_factory=dict)
+
+    def flat_bundles(self) -> list[Resources]:
+        return [
+            Resources.model_validate(b.model_dump(exclude={"count"}))
+            for b in self.bundles
+            for _ in range(b.count)
+        ]
+
+
+class RuntimeEnvSpec(_Model):
+    pip: list[str] = Field(default_factory=list)
+    env_vars: dict[str, str] = Field(default_factory=dict)
+    working_dir: str | None = None
+    py_modules: list[str] = Field(default_factory=list)
+    level: ResourceLevel | None = None
+
+
+class RuntimeEnv(_Model):
+    """``name@version`` → what a replica's process gets (packages, variables, code) and
+    where it runs (a resource level). Moving a function up or down a level is naming
+    another version of its environment."""
+
+    api_version: Literal["actorflow/v1"] = API_VERSION
+    kind: Literal["RuntimeEnv"] = "RuntimeEnv"
+    metadata: Metadata
+    spec: RuntimeEnvSpec = Field(default_factory=RuntimeEnvSpec)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.metadata.name}@{self.metadata.version}"
+
+
+Definition = Annotated[Function | Workflow | RuntimeEnv, Field(discriminator="kind")]
 
 
 def split_ref(ref: str) -> tuple[str, str]:

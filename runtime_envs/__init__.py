@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Runtime-environment library: `RuntimeEnv` definitions → Ray runtime_env and levels."""

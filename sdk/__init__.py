@@ -22,16 +22,27 @@ from actorflow.definitions.errors import (
     DefinitionError,
     ExpressionError,
     FencedError,
+    FunctionPoolError,
     InputError,
+    InUseError,
     NotFoundError,
     PayloadError,
+    PlacementError,
     RunFailedError,
     StepError,
     WaitTimeoutError,
 )
 from actorflow.definitions.events import ErrorInfo, RunRecord, RunStatus
 from actorflow.definitions.loader import dump, load_file, load_text
-from actorflow.definitions.models import ErrorPolicy, Function, HookSpec, RetryPolicy, Workflow
+from actorflow.definitions.models import (
+    ErrorPolicy,
+    Function,
+    HookSpec,
+    Replicas,
+    RetryPolicy,
+    RuntimeEnv,
+    Workflow,
+)
 from actorflow.sync import Client, Run
 
 __version__ = "0.1.0"
@@ -49,17 +60,22 @@ __all__ = [
     "ExpressionError",
     "FencedError",
     "Function",
+    "FunctionPoolError",
     "HookSpec",
+    "InUseError",
     "InputError",
     "NodeHandle",
     "NodeInfo",
     "NotFoundError",
     "PayloadError",
+    "PlacementError",
+    "Replicas",
     "RetryPolicy",
     "Run",
     "RunFailedError",
     "RunRecord",
     "RunStatus",
+    "RuntimeEnv",
     "Settings",
     "StepContext",
     "StepError",

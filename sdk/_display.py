@@ -148,6 +148,8 @@ def applied_table(
         key = (r["kind"], r["name"], r["version"])
         result = ("changed" if key in existed else "created") if r["changed"] else "unchanged"
         style = "dim" if result == "unchanged" else "green"
+        if r.get("error"):
+            result, style = f"{result}; pool failed: {r['error']}", "red"
         table.add_row(r["kind"], r["name"], r["version"], Text(result, style=style))
     return table
 
@@ -166,30 +168,93 @@ def workflows_table(workflows: Iterable[Workflow]) -> Table:
 
 
 def functions_table(functions: Iterable[Function], pools: list[dict[str, Any]]) -> Table:
+    """One row per version: replicas as ready/desired and the autoscaler's bounds, the
+    queue behind them, and why a pool cannot serve when it cannot."""
     by_ref = {f"{p['function']}@{p['version']}": p for p in pools}
-    table = Table("function", "version", "handler", "replicas", "concurrency", "resources")
+    table = Table(
+        "function",
+        "version",
+        "replicas",
+        "min-max",
+        "pending",
+        "in flight",
+        "env / level",
+        "resources",
+        "status",
+    )
     for fn in sorted(functions, key=lambda f: (f.metadata.name, f.metadata.version)):
         pool = by_ref.get(fn.ref)
-        replicas = f"{pool['replicas']}/{pool['desired']}" if pool else f"0/{fn.spec.replicas}"
+        bounds = f"{fn.spec.replicas.min}-{fn.spec.replicas.max}"
+        if pool is None:
+            table.add_row(
+                fn.metadata.name,
+                fn.metadata.version,
+                "-",
+                bounds,
+                "-",
+                "-",
+                "-",
+                "-",
+                Text("no pool", style="red"),
+            )
+            continue
+        replicas = f"{pool['replicas']}/{pool['desired']}"
+        if pool.get("starting"):
+            replicas += f" (+{pool['starting']} starting)"
+        if pool.get("draining"):
+            replicas += f" ({pool['draining']} draining)"
+        env = fn.spec.runtime_env or "-"
+        if pool.get("level"):
+            env += f" / {pool['level']}"
+        status = (
+            Text(f"failed: {pool['error']}", style="red")
+            if pool.get("error")
+            else Text("serving" if pool["replicas"] else "idle", style="green")
+        )
         table.add_row(
             fn.metadata.name,
             fn.metadata.version,
-            fn.spec.handler,
             replicas,
-            str(fn.spec.max_concurrency),
+            bounds,
+            str(pool.get("pending", 0)),
+            str(pool.get("in_flight", 0)),
+            env,
             _resources(fn.spec.resources.model_dump(exclude_defaults=True)),
+            status,
         )
     return table
 
 
 def pools_table(pools: list[dict[str, Any]]) -> Table:
-    table = Table("pool", "handler", "replicas", "resources", title="function pools")
+    table = Table("pool", "replicas", "pending", "in flight", "nodes", title="function pools")
     for p in sorted(pools, key=lambda p: (p["function"], p["version"])):
         table.add_row(
             f"{p['function']}@{p['version']}",
-            p["handler"],
-            f"{p['replicas']}/{p['desired']}",
-            _resources(p.get("resources", {})),
+            f"{p['replicas']}/{p['desired']} ({p['min']}-{p['max']})",
+            str(p.get("pending", 0)),
+            str(p.get("in_flight", 0)),
+            str(len(p.get("nodes", []))),
+        )
+    return table
+
+
+def runtime_envs_table(envs: list[dict[str, Any]]) -> Table:
+    table = Table("runtime env", "version", "pip", "env vars", "level", "bundles", "strategy")
+    for env in sorted(envs, key=lambda e: (e["metadata"]["name"], e["metadata"]["version"])):
+        spec = env.get("spec", {})
+        level = spec.get("level") or {}
+        bundles = "; ".join(
+            f"{b.get('count', 1)}x {_resources({k: v for k, v in b.items() if k != 'count'})}"
+            for b in level.get("bundles", [])
+        )
+        table.add_row(
+            env["metadata"]["name"],
+            env["metadata"]["version"],
+            ", ".join(spec.get("pip", [])) or "-",
+            ", ".join(spec.get("envVars", {})) or "-",
+            level.get("name", "-"),
+            bundles or "-",
+            level.get("strategy", "-") if level else "-",
         )
     return table
 

@@ -35,6 +35,7 @@ from actorflow.definitions.models import (
     Function,
     HookPoint,
     InputType,
+    Replicas,
     RetryPolicy,
     Workflow,
 )
@@ -60,13 +61,18 @@ def function(
     gpus: float = 0.0,
     memory: int | str | None = None,
     custom: Mapping[str, float] | None = None,
-    replicas: int = 1,
+    replicas: int | Replicas | Mapping[str, Any] = 1,
     max_concurrency: int = 1,
     timeout: float | str | None = None,
     code_dir: str | Path | None = None,
     retry: RetryPolicy | Mapping[str, Any] | None = None,
+    runtime_env: str | None = None,
+    node_labels: Mapping[str, str] | None = None,
 ) -> Function:
     """A `Function` definition; `handler` is ``"module:callable"`` or the callable itself.
+
+    `replicas` is a fixed count or autoscaling bounds (``{"min": 0, "max": 4}``, see
+    `Replicas`); `runtime_env` names a registered ``RuntimeEnv`` as ``name@version``.
 
     Raises:
         DefinitionError: a field is invalid (e.g. a nested function, which replicas
@@ -79,8 +85,10 @@ def function(
         "spec": {
             "handler": handler,
             "resources": {"cpus": cpus, "gpus": gpus, "memory": memory, "custom": custom or {}},
-            "replicas": replicas,
+            "replicas": _plain(replicas) if not isinstance(replicas, int) else replicas,
             "max_concurrency": max_concurrency,
+            "runtime_env": runtime_env,
+            "node_labels": dict(node_labels or {}),
             "timeout": timeout,
             "code_dir": None if code_dir is None else str(code_dir),
             "retry": _plain(retry) or {},

@@ -39,7 +39,7 @@ from actorflow.definitions.errors import (
 )
 from actorflow.definitions.events import ControlAction, RunRecord, RunStatus
 from actorflow.definitions.loader import load_path
-from actorflow.definitions.models import Function, Workflow
+from actorflow.definitions.models import Function, RuntimeEnv, Workflow
 from actorflow.sync import Client, Run
 
 _POLL = 0.3
@@ -65,6 +65,8 @@ functions_app = typer.Typer(help="Registered functions and their pools.", no_arg
 app.add_typer(runs_app, name="runs")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(functions_app, name="functions")
+envs_app = typer.Typer(help="Registered runtime environments.", no_args_is_help=True)
+app.add_typer(envs_app, name="envs")
 
 
 @app.callback()
@@ -142,14 +144,18 @@ PathOption = Annotated[
 
 @app.command()
 def apply(file: PathOption) -> None:
-    """Register the functions and workflows of a YAML file or folder."""
+    """Register the runtime envs, functions and workflows of a YAML file or folder."""
     load_path(file)  # validate before connecting: a bad file fails fast
     with _client() as client:
         _apply(client, file)
 
 
 def _apply(client: Client, file: Path) -> None:
-    known: list[Function | Workflow] = [*client.functions(), *client.workflows()]
+    known: list[Function | Workflow | RuntimeEnv] = [
+        *client.functions(),
+        *client.workflows(),
+        *client.runtime_envs(),
+    ]
     existed = {(d.kind, d.metadata.name, d.metadata.version) for d in known}
     out.print(show.applied_table(client.apply(file), existed))
 
@@ -163,9 +169,47 @@ def workflows_list() -> None:
 
 @functions_app.command("list")
 def functions_list() -> None:
-    """Every registered function version with its pool's replicas and resources."""
+    """Every registered function version: replicas (ready/desired, min-max), pending and
+    in-flight tasks, environment and level, resources, and whether its pool serves."""
     with _client() as client:
         out.print(show.functions_table(client.functions(), client.pools()))
+
+
+def _check_ref(value: str) -> str:
+    name, _, version = value.partition("@")
+    if not name or not version:
+        raise typer.BadParameter(f"{value!r} is not NAME@VERSION")
+    return value
+
+
+RefArg = Annotated[str, typer.Argument(help="NAME@VERSION", callback=_check_ref)]
+
+
+@functions_app.command("delete")
+def functions_delete(ref: RefArg) -> None:
+    """Delete one function version (refused while a registered workflow uses it)."""
+    with _client() as client:
+        client.delete("Function", ref)
+    out.print(f"deleted function {ref}")
+
+
+@envs_app.command("list")
+def envs_list() -> None:
+    """Every registered runtime environment version with its resource level."""
+    with _client() as client:
+        out.print(
+            show.runtime_envs_table(
+                [e.model_dump(mode="json", by_alias=True) for e in client.runtime_envs()]
+            )
+        )
+
+
+@envs_app.command("delete")
+def envs_delete(ref: RefArg) -> None:
+    """Delete one runtime environment version (refused while a function uses it)."""
+    with _client() as client:
+        client.delete("RuntimeEnv", ref)
+    out.print(f"deleted runtime env {ref}")
 
 
 # --- runs -----------------------------------------------------------------------------------

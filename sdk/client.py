@@ -39,9 +39,9 @@ from actorflow.definitions.errors import (
     WaitTimeoutError,
 )
 from actorflow.definitions.loader import load_path
-from actorflow.definitions.models import Function, Workflow
+from actorflow.definitions.models import Definition, Function, RuntimeEnv, Workflow
 
-Definitions = str | Path | Function | Workflow | Iterable[Function | Workflow]
+Definitions = str | Path | Definition | Iterable[Definition]
 
 
 async def _call(ref: Any) -> Any:
@@ -119,7 +119,8 @@ class AsyncClient:
 
     # --- definitions ---------------------------------------------------------------------
     async def apply(self, definitions: Definitions) -> list[dict[str, Any]]:
-        """Register functions and workflows from a YAML path (file or folder) or models."""
+        """Register definitions (runtime envs, functions, workflows) from a YAML path (file
+        or folder) or models."""
         await self.connect()
         if isinstance(definitions, str | Path):
             # Check against the registry here, so an unknown function is reported with
@@ -142,6 +143,17 @@ class AsyncClient:
         await self.connect()
         result: list[dict[str, Any]] = await _call(self._controller.pools.remote())
         return result
+
+    async def runtime_envs(self) -> list[RuntimeEnv]:
+        await self.connect()
+        raw: list[dict[str, Any]] = await _call(self._controller.runtime_envs.remote())
+        return [RuntimeEnv.model_validate(e) for e in raw]
+
+    async def delete(self, kind: str, ref: str) -> None:
+        """Delete one version (``name@version``) of a Function or RuntimeEnv; refused with
+        an `InUseError` while registered definitions still name it."""
+        await self.connect()
+        await _call(self._controller.delete.remote(kind, ref))
 
     # --- runs ----------------------------------------------------------------------------
     async def run(
@@ -321,9 +333,7 @@ class AsyncRun:
         return node_infos(state)
 
 
-def _as_models(
-    definitions: Function | Workflow | Iterable[Function | Workflow],
-) -> list[Function | Workflow]:
-    if isinstance(definitions, Function | Workflow):
+def _as_models(definitions: Definition | Iterable[Definition]) -> list[Definition]:
+    if isinstance(definitions, Function | Workflow | RuntimeEnv):
         return [definitions]
     return list(definitions)

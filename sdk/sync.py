@@ -13,7 +13,7 @@ from actorflow.client import AsyncClient, AsyncRun, Definitions
 from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
-from actorflow.definitions.models import Function, Workflow
+from actorflow.definitions.models import Function, RuntimeEnv, Workflow
 
 _T = TypeVar("_T")
 
@@ -121,6 +121,13 @@ class Client:
 
     def pools(self) -> list[dict[str, Any]]:
         return self._call(self._async.pools())
+
+    def runtime_envs(self) -> list[RuntimeEnv]:
+        return self._call(self._async.runtime_envs())
+
+    def delete(self, kind: str, ref: str) -> None:
+        """Delete one version of a Function or RuntimeEnv (see `AsyncClient.delete`)."""
+        self._call(self._async.delete(kind, ref))
 
     def stream_stats(self) -> list[dict[str, Any]]:
         return self._call(self._async.stream_stats())

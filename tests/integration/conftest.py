@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import ray
+from ray.cluster_utils import Cluster
 
 import actorflow
 from actorflow.cluster import nats_process
@@ -30,6 +31,7 @@ def _fn(name: str, handler: str, **spec: object) -> actorflow.Function:
                 "handler": f"af_test_steps:{handler}",
                 "codeDir": str(STEPS_DIR),
                 "resources": {"cpus": 0.1},
+                "nodeLabels": {"af-role": "head"},  # the other nodes are for placement tests
                 **spec,
             },
         }
@@ -53,6 +55,7 @@ TEST_FUNCTIONS = [
     _fn("fix", "fix", maxConcurrency=8),
     _fn("poison", "poison", maxConcurrency=8),
     _fn("slow-report", "slow_report", maxConcurrency=4),
+    _fn("where", "where", maxConcurrency=8),
 ]
 
 
@@ -68,13 +71,52 @@ def nats_server(home: Path) -> Iterator[nats_process.NatsProcess]:
     nats_process.stop(proc.pid)
 
 
+GiB = 2**30
+# Three Ray nodes on this machine: a head that runs most things, a node with two logical
+# GPUs (no physical GPU needed) and a node with a lot of memory and a zone label — enough to
+# prove that replicas land only where their resources and labels say.
+NODE_ROLES: dict[str, dict[str, Any]] = {
+    "head": {"num_cpus": 8, "memory": 4 * GiB, "labels": {"af-role": "head"}},
+    "gpu": {"num_cpus": 2, "num_gpus": 2, "memory": 2 * GiB, "labels": {"af-role": "gpu"}},
+    "big": {
+        "num_cpus": 2,
+        "memory": 16 * GiB,
+        "labels": {"af-role": "big", "zone": "east"},
+    },
+}
+
+
 @pytest.fixture(scope="session")
-def settings(home: Path, nats_server: nats_process.NatsProcess) -> Settings:
+def ray_cluster() -> Iterator[Cluster]:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # CLI subprocesses join it too
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={**NODE_ROLES["head"], "include_dashboard": False},
+    )
+    for role in ("gpu", "big"):
+        cluster.add_node(**NODE_ROLES[role])
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def node_ids(client: actorflow.Client) -> dict[str, str]:
+    """Role → Ray node id of the session's cluster."""
+    return {
+        n["Labels"]["af-role"]: n["NodeID"]
+        for n in ray.nodes()
+        if n["Alive"] and "af-role" in n.get("Labels", {})
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(home: Path, nats_server: nats_process.NatsProcess, ray_cluster: Cluster) -> Settings:
     return Settings(
         home=home,
         nats_url=nats_server.url,
-        ray_num_cpus=8,
-        ray_num_gpus=0,
+        ray_address=ray_cluster.address,
         inline_limit=64 * 1024,
         run_actors=2,
     )
@@ -82,7 +124,6 @@ def settings(home: Path, nats_server: nats_process.NatsProcess) -> Settings:
 
 @pytest.fixture(scope="session")
 def client(settings: Settings) -> Iterator[actorflow.Client]:
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     c = actorflow.Client(settings, log_to_driver=False)
     c.apply(TEST_FUNCTIONS)
     yield c

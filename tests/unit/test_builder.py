@@ -34,7 +34,8 @@ def test_function_from_keywords() -> None:
     assert fn.spec.handler == "mymod:tokenize"
     assert fn.spec.resources.memory == 256 * 2**20
     assert (fn.spec.resources.cpus, fn.spec.resources.gpus) == (0.5, 1.0)
-    assert (fn.spec.replicas, fn.spec.max_concurrency, fn.spec.timeout) == (2, 4, 90.0)
+    assert (fn.spec.replicas.min, fn.spec.replicas.max) == (2, 2)
+    assert (fn.spec.max_concurrency, fn.spec.timeout) == (4, 90.0)
     assert fn.spec.code_dir == "src"
 
 

@@ -101,3 +101,29 @@ def slow_report(ctx: StepContext, steps: int = 3, pause: float = 0.4) -> int:
         ctx.progress(100 * i / steps, f"step {i + 1} of {steps}")
         time.sleep(pause)
     return steps
+
+
+def where(ctx: StepContext, value: Any = None) -> dict[str, Any]:
+    """Which Ray node and GPUs ran this, and what the runtime environment set."""
+    import ray
+
+    runtime = ray.get_runtime_context()
+    return {
+        "node_id": runtime.get_node_id(),
+        "gpus": runtime.get_accelerator_ids().get("GPU", []),
+        "env": os.environ.get("AF_TEST_ENV", ""),
+        "pid": os.getpid(),
+        "value": value,
+    }
+
+
+def version_one() -> str:
+    return "v1"
+
+
+def version_two() -> str:
+    return "v2"
+
+
+def version_three() -> str:
+    return "v3"
