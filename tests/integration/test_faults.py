@@ -565,8 +565,9 @@ def test_pool_replaces_a_killed_replica(engine: Engine, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
     warm = c.run("fsolorun", {"ledger": str(ledger)}, version="1")
     assert warm.result(timeout=30) == {"one": 1}
-    ray.kill(ray.get_actor("af-fn-fsolo-1-0", namespace=NS), no_restart=True)
-    _wait_for(lambda: "af-fn-fsolo-1-0" not in _named("af-fn-fsolo-"), 10, "the replica to die")
+    [victim] = _named("af-fn-fsolo-1-")
+    ray.kill(ray.get_actor(victim, namespace=NS), no_restart=True)
+    _wait_for(lambda: victim not in _named("af-fn-fsolo-"), 10, "the replica to die")
     run = c.run("fsolorun", {"ledger": str(ledger)}, version="1")
     assert run.result(timeout=30) == {"one": 1}
 
