@@ -67,7 +67,7 @@ class _Stamp:
         return steps.stamp()
 
 
-@ray.remote(num_cpus=0.25)
+@ray.remote(num_cpus=1)  # with 4 logical CPUs: 4 at a time, like the pool's 4 replicas
 def _work(ms: int) -> None:
     steps.work(ms)
 
