@@ -65,6 +65,7 @@ class Controller:
         self._pools: dict[str, FunctionPool] = {}
         self._levels = Levels(config.namespace, config.level_ready_timeout)
         self._autoscaler: asyncio.Task[None] | None = None
+        self._autoscale_rounds = 0
         self._runs: RunSupervisor | None = None
         self._signals: asyncio.Task[None] | None = None
         self._apply_lock = asyncio.Lock()
@@ -100,6 +101,7 @@ class Controller:
             "nats_url": self._config.nats_url,
             "run_actors": self._config.run_actors,
             "active_runs": self._runs.active if self._runs else 0,
+            "autoscale_rounds": self._autoscale_rounds,
         }
 
     # --- definitions -----------------------------------------------------------------
@@ -190,6 +192,7 @@ class Controller:
             for pool, result in zip(pools, results, strict=True):
                 if isinstance(result, Exception):
                     log.warning("autoscaling %s failed: %s", pool.key, result)
+            self._autoscale_rounds += 1
 
     async def pools(self) -> list[dict[str, Any]]:
         return [pool.describe() for pool in self._pools.values()]

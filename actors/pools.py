@@ -90,6 +90,7 @@ class FunctionPool:
         self._stopping = False
         self._retry_after = 0.0
         self.failure: _PoolBrokenError | None = None
+        self._unobserved = ""  # why the last look at the queue failed, if it did
 
     @property
     def key(self) -> str:
@@ -163,7 +164,9 @@ class FunctionPool:
             )
         except Exception as exc:  # NATS away for a moment: keep the size we have
             log.debug("pool %s not observed: %s", self.key, exc)
+            self._unobserved = f"{type(exc).__name__}: {exc}"
             return
+        self._unobserved = ""
         self._pending, self._in_flight = info.num_pending, info.num_ack_pending
         bounds = self.function.spec.replicas
         need = needed(self._pending, self._in_flight, self.function.spec.target_per_replica, bounds)
@@ -361,6 +364,7 @@ class FunctionPool:
             "resources": spec.resources.model_dump(exclude_defaults=True),
             "nodes": sorted({p.get("node_id", "") for p in placements}),
             "error": self.failure.message if self.failure else None,
+            "unobserved": self._unobserved,
         }
 
 
