@@ -15,3 +15,10 @@ class EngineConfig:
     task_ack_wait: float = 15.0
     record_interval: float = 0.25
     history_max_age_days: float = 0.0
+    # triggers: the webhook server's address (port 0: any free port), how many runs started
+    # by triggers may be active at once (all triggers together), and how long a trigger's
+    # held event may go without a heartbeat before it is redelivered
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8780
+    trigger_concurrency: int = 1000
+    trigger_ack_wait: float = 10.0

@@ -26,10 +26,22 @@ from pydantic import BaseModel, ValidationError
 
 from actorflow.definitions.errors import DefinitionError, DefinitionIssue
 from actorflow.definitions.graph import check_workflow
-from actorflow.definitions.models import API_VERSION, Function, Workflow
+from actorflow.definitions.models import (
+    API_VERSION,
+    AnyDefinition,
+    EventType,
+    Function,
+    Trigger,
+    Workflow,
+)
 
 _Path = tuple[str | int, ...]
-_MODELS: dict[str, type[Function] | type[Workflow]] = {"Function": Function, "Workflow": Workflow}
+_MODELS: dict[str, type[AnyDefinition]] = {
+    "Function": Function,
+    "Workflow": Workflow,
+    "Trigger": Trigger,
+    "EventType": EventType,
+}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 _FIELD_PART = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
@@ -66,14 +78,14 @@ _Dumper.add_representer(str, _represent_str)
 
 @dataclass(frozen=True)
 class _Document:
-    model: Function | Workflow
+    model: AnyDefinition
     file: str
     lines: Mapping[_Path, int]
 
 
 def load_text(
     text: str, *, file: str = "<string>", known_functions: Collection[str] | None = None
-) -> list[Function | Workflow]:
+) -> list[AnyDefinition]:
     """Parse and validate every document of a multi-document YAML text.
 
     Args:
@@ -91,7 +103,7 @@ def load_text(
 
 def load_file(
     path: str | Path, *, known_functions: Collection[str] | None = None
-) -> list[Function | Workflow]:
+) -> list[AnyDefinition]:
     """`load_text` on a file's content; issues name the file as given."""
     docs, issues = _parse_file(Path(path))
     return _finish(docs, issues, known_functions)
@@ -99,7 +111,7 @@ def load_file(
 
 def load_path(
     path: str | Path, *, known_functions: Collection[str] | None = None
-) -> list[Function | Workflow]:
+) -> list[AnyDefinition]:
     """Load a file, or every ``*.yaml`` / ``*.yml`` directly in a directory (sorted by name).
 
     Issues from all files are reported together; functions defined in any file count as
@@ -248,7 +260,7 @@ def _index(
 
 def _validate(
     data: Any, node: yaml.Node, file: str, lines: Mapping[_Path, int], issues: list[DefinitionIssue]
-) -> Function | Workflow | None:
+) -> AnyDefinition | None:
     line = node.start_mark.line + 1
     if not isinstance(data, dict):
         got = type(data).__name__
@@ -295,7 +307,7 @@ def _finish(
     docs: list[_Document],
     issues: list[DefinitionIssue],
     known_functions: Collection[str] | None,
-) -> list[Function | Workflow]:
+) -> list[AnyDefinition]:
     """Cross-document checks (duplicates, graphs), then raise everything or return models."""
     known = None
     if known_functions is not None:
@@ -397,7 +409,7 @@ def _to_data(model: BaseModel) -> dict[str, Any]:
         "apiVersion": getattr(model, "api_version", API_VERSION),
         "kind": getattr(model, "kind", type(model).__name__),
     }
-    if isinstance(model, Function | Workflow):
+    if isinstance(model, AnyDefinition):
         data.setdefault("metadata", {})["version"] = model.metadata.version
         metadata = data.pop("metadata")
         data = {"metadata": {"name": metadata.pop("name"), **metadata}, **data}
