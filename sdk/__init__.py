@@ -13,13 +13,14 @@ Example::
 from actorflow._views import NodeInfo
 from actorflow.actors.context import StepContext
 from actorflow.builder import NodeHandle, WorkflowBuilder, function
-from actorflow.client import AsyncClient, AsyncRun
+from actorflow.client import AsyncClient, AsyncRun, TriggerInfo
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.errors import (
     ActorflowError,
     ClusterUnavailableError,
     ControlError,
     DefinitionError,
+    EventRejectedError,
     ExpressionError,
     FencedError,
     InputError,
@@ -27,11 +28,20 @@ from actorflow.definitions.errors import (
     PayloadError,
     RunFailedError,
     StepError,
+    TriggerError,
     WaitTimeoutError,
 )
 from actorflow.definitions.events import ErrorInfo, RunRecord, RunStatus
 from actorflow.definitions.loader import dump, load_file, load_text
-from actorflow.definitions.models import ErrorPolicy, Function, HookSpec, RetryPolicy, Workflow
+from actorflow.definitions.models import (
+    ErrorPolicy,
+    EventType,
+    Function,
+    HookSpec,
+    RetryPolicy,
+    Trigger,
+    Workflow,
+)
 from actorflow.sync import Client, Run
 
 __version__ = "0.1.0"
@@ -46,6 +56,8 @@ __all__ = [
     "DefinitionError",
     "ErrorInfo",
     "ErrorPolicy",
+    "EventRejectedError",
+    "EventType",
     "ExpressionError",
     "FencedError",
     "Function",
@@ -63,6 +75,9 @@ __all__ = [
     "Settings",
     "StepContext",
     "StepError",
+    "Trigger",
+    "TriggerError",
+    "TriggerInfo",
     "WaitTimeoutError",
     "Workflow",
     "WorkflowBuilder",

@@ -292,6 +292,7 @@ class _Runner:
         self.active = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._holds: set[asyncio.Task[None]] = set()
+        self._held: set[str] = set()  # run ids of the events being held
         self._stream_created = ""
 
     def start(self) -> None:
@@ -394,13 +395,18 @@ class _Runner:
             counts.error(str(exc))
             await msg.ack()
             return
+        run_id = run_id_for(self.name, event.event_id)
+        if run_id in self._held:  # a duplicate of an event already being held: its run
+            await msg.ack()  # is started (or starting) and the first delivery tracks it
+            return
         if self.active >= self.limit or not self.host.capacity.take():
             counts.seen -= 1  # it comes back (after the delay) and is counted then
             await msg.nak(delay=0.2)
             return
         counts.matched += 1
         self.active += 1
-        self._spawn(self._hold(msg, run_id_for(self.name, event.event_id), inputs), self._holds)
+        self._held.add(run_id)
+        self._spawn(self._hold(msg, run_id, inputs), self._holds)
 
     async def _hold(self, msg: Msg, run_id: str, inputs: dict[str, Any]) -> None:
         """Start the event's run (idempotent) and keep the event unacknowledged until the
@@ -448,6 +454,7 @@ class _Runner:
                     await msg.nak(delay=1.0)
         finally:
             host.unwatch(run_id)
+            self._held.discard(run_id)
             self.active -= 1
             host.capacity.give()
 

@@ -85,7 +85,7 @@ class TriggerService:
         await self._sync_ingress(self._records)
         kv = await store.bucket(self._js)
         self._webhook = WebhookServer(
-            self._js, self._config.webhook_host, self._config.webhook_port, self._records.get
+            self._js, self._config.webhook_host, self._config.webhook_port, self._lookup
         )
         try:
             url = await self._webhook.start()
@@ -95,6 +95,9 @@ class TriggerService:
             url = ""
         await kv.put(ev.WEBHOOK_KEY, url.encode())
         self._supervisor = asyncio.create_task(self._supervise())
+
+    def _lookup(self, name: str) -> TriggerRecord | None:
+        return self._records.get(name)  # `_records` is replaced, never mutated
 
     async def shutdown(self) -> None:
         self._closing = True
