@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.live import Live
 
 from actorflow import _display as show
+from actorflow import cli_triggers
 from actorflow.cluster import lifecycle, wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.errors import (
@@ -65,6 +66,10 @@ functions_app = typer.Typer(help="Registered functions and their pools.", no_arg
 app.add_typer(runs_app, name="runs")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(functions_app, name="functions")
+# triggers and events live in their own module
+app.add_typer(cli_triggers.triggers_app, name="triggers")
+app.add_typer(cli_triggers.events_app, name="events")
+app.command()(cli_triggers.publish)
 
 
 @app.callback()

@@ -340,7 +340,10 @@ class TriggerService:
         """Where the trigger host runs (tests kill it by pid)."""
         if self._host is None:
             return {"alive": False}
-        info: dict[str, Any] = await self._host.info.remote()
+        try:
+            info: dict[str, Any] = await self._host.info.remote()
+        except ray.exceptions.RayActorError:
+            return {"alive": False}  # dead; the supervisor is replacing it
         return {"alive": True, **info}
 
 

@@ -4,6 +4,8 @@ events, the event library, bad input, exactly one run per event, and backpressur
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -380,3 +382,38 @@ def test_backpressure_bounds_active_runs(client: actorflow.Client) -> None:
         peak = max(peak, active)
     assert 1 < peak <= 3, peak
     assert _until(lambda: _stats(client, "slow").started == 30)
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "actorflow.cli", *args],
+        env={**env, "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def test_cli_publish_and_triggers_list(client: actorflow.Client, cli_env: dict[str, str]) -> None:
+    _echo_workflow(client, "t-cli")
+    client.apply(
+        _trigger("cli-sub", source={"subject": "cli.in"}, workflow="t-cli", inputs={"value": 1})
+    )
+    done = _cli(cli_env, "publish", "cli.in", "--data", '{"k": 1}', "--id", "cli-event-1")
+    assert done.returncode == 0, done.stderr
+    assert "AF_INGRESS" in done.stdout
+    client.get_run(run_id_for("cli-sub", "cli-event-1")).result(timeout=60)
+    _until(lambda: _stats(client, "cli-sub").started == 1, what="counts flushed")
+    listed = _cli(cli_env, "triggers", "list")
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if "cli-sub" in line)
+    assert "subject cli.in" in row
+    assert "yes" in row
+    bad = _cli(cli_env, "publish", "cli.in", "--data", "{nope")
+    assert bad.returncode == 2
+    assert "Usage" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    missing = _cli(cli_env, "triggers", "disable", "ghost")
+    assert missing.returncode == 1
+    assert "trigger 'ghost' not found" in missing.stderr
