@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import json
+import math
 import os
 import statistics
 import tempfile
