@@ -74,6 +74,18 @@ def _engine_rss() -> int:
     return total
 
 
+def _top_processes() -> list[tuple[float, str]]:
+    """The biggest processes of the engine at a moment: (MB, what)."""
+    out = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            what = " ".join(proc.cmdline())[:60] or proc.name()
+            out.append((round(proc.memory_info().rss / 2**20), what))
+        except psutil.Error:
+            continue
+    return sorted(out, reverse=True)[:5]
+
+
 async def latency(client: AsyncClient, samples: int) -> list[float]:
     out = []
     for i in range(samples + 3):
@@ -101,16 +113,24 @@ async def flood(client: AsyncClient, events: int) -> dict[str, Any]:
     peak_rss = baseline
     peak_active = 0
     t0 = time.perf_counter()
+    js = client.js  # a plain JetStream producer: what any outside publisher does
     for start in range(0, events, 500):
         await asyncio.gather(
             *(
-                client.publish("bench.flood", {"i": i}, msg_id=f"flood-{i}")
+                js.publish(
+                    "bench.flood",
+                    json.dumps({"i": i}).encode(),
+                    headers={"Nats-Msg-Id": f"flood-{i}"},
+                )
                 for i in range(start, min(start + 500, events))
             )
         )
     published = time.perf_counter() - t0
+    top: list[tuple[float, str]] = []
     while not all_done.is_set():
-        peak_rss = max(peak_rss, _engine_rss())
+        rss = _engine_rss()
+        if rss > peak_rss:
+            peak_rss, top = rss, _top_processes()
         with_stats = await client.trigger("bench-flood")
         peak_active = max(peak_active, with_stats.stats.active)
         with contextlib.suppress(TimeoutError):
@@ -128,6 +148,7 @@ async def flood(client: AsyncClient, events: int) -> dict[str, Any]:
         "baseline_rss_mb": baseline / 2**20,
         "peak_rss_mb": peak_rss / 2**20,
         "peak_active_runs": peak_active,
+        "peak_top_processes_mb": top,
     }
 
 
