@@ -53,7 +53,7 @@ from actorflow.triggers.store import TriggerRecord
 log = logging.getLogger(__name__)
 
 HOST_NAME = "actorflow-triggers"
-_RELOAD_EVERY = 5.0
+_RELOAD_EVERY = 30.0  # a safety net: the service notifies the host of every change
 _FLUSH_EVERY = 1.0
 _FETCH_WAIT = 1.0
 _BATCH = 32

@@ -4,6 +4,7 @@ events, the event library, bad input, exactly one run per event, and backpressur
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -53,7 +54,9 @@ def _sleep_workflow(client: actorflow.Client, name: str) -> None:
 
 
 def _runs_of(client: actorflow.Client, trigger: str) -> list[actorflow.RunRecord]:
-    return [r for r in client.runs() if r.run_id.startswith(f"{trigger}-")]
+    """The runs `trigger` started (their ids: trigger name + 20 hex digits)."""
+    ours = re.compile(rf"{re.escape(trigger)}-[0-9a-f]{{20}}")
+    return [r for r in client.runs() if ours.fullmatch(r.run_id)]
 
 
 def _stats(client: actorflow.Client, name: str) -> ev.TriggerStats:
