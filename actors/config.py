@@ -19,3 +19,10 @@ class EngineConfig:
     drain_timeout: float = 120.0
     start_wait: float = 60.0
     level_ready_timeout: float = 60.0
+    # triggers: the webhook server's address (port 0: any free port), how many runs started
+    # by triggers may be active at once (all triggers together), and how long a trigger's
+    # held event may go without a heartbeat before it is redelivered
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8780
+    trigger_concurrency: int = 1000
+    trigger_ack_wait: float = 10.0

@@ -14,7 +14,8 @@ import json
 import logging
 import secrets
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -56,9 +57,36 @@ CONTROLLER_NAME = "actorflow-controller"
 _WRONG_LAST_SEQUENCE = 10071
 
 
+class ControllerPlugin(Protocol):
+    """A service that lives in the controller (triggers): it owns the definition `kinds` it
+    names, is started after recovery, and may create and supervise actors of its own.
+
+    The controller knows it only through this protocol, because the layers above
+    (``actorflow.triggers``) import the actors layer, never the other way round; the
+    wiring passes the factory in.
+    """
+
+    kinds: frozenset[str]
+
+    async def start(self) -> None: ...
+
+    async def check(self, documents: list[dict[str, Any]], workflows: set[str]) -> None: ...
+
+    async def apply(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+    async def call(self, op: str, args: dict[str, Any]) -> Any: ...
+
+    async def shutdown(self) -> None: ...
+
+
+PluginFactory = Callable[[EngineConfig, JetStreamContext], ControllerPlugin]
+
+
 class Controller:
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, plugin: PluginFactory | None = None) -> None:
         self._config = config
+        self._plugin_factory = plugin
+        self._plugin: ControllerPlugin | None = None
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._registry: Registry | None = None
@@ -92,6 +120,9 @@ class Controller:
             recovered = await self._runs.recover()
             await self._nc.subscribe(f"{ev.CONTROL_PREFIX}.*", cb=self._on_control_message)
             self._signals = asyncio.create_task(signals.route(self._js, self._wake_for_signal))
+            if self._plugin_factory is not None:
+                self._plugin = self._plugin_factory(self._config, self._js)
+                await self._plugin.start()
             self._started = True
             log.info("controller started; recovered %d unfinished runs", recovered)
             return self.info()
@@ -114,6 +145,7 @@ class Controller:
         """
         assert self._registry is not None and self._js is not None
         async with self._apply_lock:
+            plugin_docs, documents = self._plugin_documents(documents)
             parsed = [_parse(doc) for doc in documents]
             envs = [d for d in parsed if isinstance(d, RuntimeEnv)]
             functions = [d for d in parsed if isinstance(d, Function)]
@@ -125,6 +157,8 @@ class Controller:
             known = {f.ref for f in await self._registry.functions()} | {f.ref for f in functions}
             for wf in workflows:
                 validate_workflow(wf, known_functions=known)
+            if plugin_docs and self._plugin is not None:
+                await self._plugin.check(plugin_docs, {w.metadata.name for w in workflows})
             results = [_applied(env, await self._registry.put(env)) for env in envs]
             for function in functions:
                 pool = self._pools.get(function.ref)
@@ -134,6 +168,8 @@ class Controller:
                 results.append(_applied(function, changed, self._pools[function.ref]))
             for wf in workflows:
                 results.append(_applied(wf, await self._registry.put(wf)))
+            if plugin_docs and self._plugin is not None:
+                results += await self._plugin.apply(plugin_docs)
             return results
 
     async def _env_of(
@@ -193,6 +229,22 @@ class Controller:
                 if isinstance(result, Exception):
                     log.warning("autoscaling %s failed: %s", pool.key, result)
             self._autoscale_rounds += 1
+
+    # --- plugin (triggers) -------------------------------------------------------------
+    def _plugin_documents(
+        self, documents: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Split off the documents of the kinds the plugin owns (applied after workflows,
+        so a trigger can name a workflow of the same batch)."""
+        kinds = self._plugin.kinds if self._plugin is not None else frozenset()
+        mine = [d for d in documents if d.get("kind") in kinds]
+        return mine, [d for d in documents if d.get("kind") not in kinds]
+
+    async def plugin_call(self, op: str, args: dict[str, Any]) -> Any:
+        """An operation of the plugin (e.g. ``trigger.enable``), for the SDK and CLI."""
+        if self._plugin is None:
+            raise ActorflowError("this controller runs no triggers")
+        return await self._plugin.call(op, args)
 
     async def pools(self) -> list[dict[str, Any]]:
         return [pool.describe() for pool in self._pools.values()]
@@ -445,6 +497,9 @@ class Controller:
         """Stop pools and run actors; runs in flight resume on the next start."""
         if self._autoscaler is not None:
             self._autoscaler.cancel()
+        if self._plugin is not None:
+            with contextlib.suppress(Exception):
+                await self._plugin.shutdown()
         await asyncio.gather(*(p.stop() for p in self._pools.values()), return_exceptions=True)
         if self._runs is not None:
             self._runs.shutdown()
@@ -506,4 +561,4 @@ def _applied(
     return result
 
 
-__all__ = ["CONTROLLER_NAME", "Controller"]
+__all__ = ["CONTROLLER_NAME", "Controller", "ControllerPlugin", "PluginFactory"]

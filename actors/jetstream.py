@@ -92,6 +92,11 @@ async def ensure_infrastructure(js: JetStreamContext, *, replicas: int = 1) -> N
                 "allow_direct": True,
             },
         ),
+        (
+            ev.STREAM_TRIGGERS,
+            ev.TRIGGER_SUBJECTS,
+            {"max_age": week, "duplicate_window": 120.0, "allow_direct": True},
+        ),
     ]
     for name, subjects, extra in streams:
         settings: dict[str, Any] = {"retention": RetentionPolicy.LIMITS, **extra}
@@ -103,7 +108,7 @@ async def ensure_infrastructure(js: JetStreamContext, *, replicas: int = 1) -> N
             **settings,
         )
         await _ensure_stream(js, config)
-    for bucket in (ev.KV_DEFINITIONS, ev.KV_RUNS, ev.KV_WAITS):
+    for bucket in (ev.KV_DEFINITIONS, ev.KV_RUNS, ev.KV_WAITS, ev.KV_TRIGGERS):
         await _idempotent(
             js.key_value,
             js.create_key_value,

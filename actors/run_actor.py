@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from datetime import datetime
@@ -44,6 +45,22 @@ from actorflow.definitions.models import HookPoint
 log = logging.getLogger(__name__)
 
 _SILENCE_BEFORE_CATCH_UP = 5.0
+_NODE_EVENT_OUTPUT_LIMIT = 64 * 1024
+_NODE_EVENT: dict[ev.NodeStatus, ev.NodeEventStatus] = {
+    ev.NodeStatus.RUNNING: "started",
+    ev.NodeStatus.SUCCEEDED: "succeeded",
+    ev.NodeStatus.FAILED: "failed",
+    ev.NodeStatus.SKIPPED: "skipped",
+}
+_UNFINISHED = frozenset(
+    {
+        ev.NodeStatus.SCHEDULED,
+        ev.NodeStatus.RUNNING,
+        ev.NodeStatus.RETRYING,
+        ev.NodeStatus.REMEDIATING,
+        ev.NodeStatus.WAITING,
+    }
+)
 
 
 class RunActor:
@@ -127,6 +144,8 @@ class _Driver:
         self._records: RecordWriter | None = None
         self._hooks: HookRunner | None = None
         self._settled: set[tuple[str, str]] = set()  # node hooks already fired here
+        self._announced: dict[str, str] = {}  # node -> last lifecycle status published
+        self._touched: set[str] = set()  # nodes whose status may have changed since
 
     @property
     def last_control(self) -> str | None:
@@ -214,6 +233,7 @@ class _Driver:
                 last_decision = rec.seq
         self._decisions = DecisionLog(self._js, self.run_id, last_decision, self.incarnation)
         self._records = RecordWriter(self._js, self._nc, state, self._config, self._decision_seq)
+        self._mark_announced()
         stopped = state.stopped
         if stopped is not None and stopped.status is not ev.RunStatus.WAITING:
             await self._records.stopped()  # nothing to do; make sure the record says so
@@ -236,6 +256,7 @@ class _Driver:
             if not decisions:
                 await self._wait_for_events(state.next_due())
                 self._records.progressed()
+                await self._announce_nodes()
                 await self._node_hooks()
             for decision in decisions:
                 if isinstance(decision, Schedule):
@@ -338,6 +359,7 @@ class _Driver:
         )
         await self._decisions.append(event)
         self._state.apply(event)
+        await self._announce_nodes(stopping=decision.status)
         await self._node_hooks()
         if decision.status.finished:
             await self._fire("after_run")
@@ -380,11 +402,75 @@ class _Driver:
             self._state.apply(event, await self._blobs.value(event.output))
         else:
             self._state.apply(event)
+        if isinstance(event, ev.TaskStarted | ev.TaskCompleted | ev.TaskFailed):
+            self._touched.add(event.task.node)
+        elif isinstance(event, ev.WaitEnded | ev.RunSignalled | ev.RunControlled) and event.node:
+            self._touched.add(event.node)
         if isinstance(event, ev.RunSignalled):
             wait = self._state.nodes[event.node].wait if event.node in self._state.nodes else None
             if wait is not None and wait.kind == "wait":
                 with contextlib.suppress(Exception):  # the registration is only an index
                     await signals.unregister(self._js, wait, self.run_id)
+
+    # --- node lifecycle events ---------------------------------------------------------------
+    def _mark_announced(self) -> None:
+        """After a replay: what the history already shows was announced by an earlier
+        incarnation (events are best effort; a trigger dedupes on run, node and status)."""
+        assert self._state is not None
+        for node in self._state.nodes.values():
+            status = _NODE_EVENT.get(node.status)
+            if status is not None:
+                self._announced[node.id] = status
+        self._touched.clear()
+
+    async def _announce_nodes(self, stopping: ev.RunStatus | None = None) -> None:
+        """Publish ``af.events.node.…`` for nodes whose status changed. Called after the
+        deciding event is durable; a core publish only fills the client's write buffer, so
+        the hot path waits for no server round trip."""
+        state = self._state
+        if state is None:
+            return
+        interrupted = stopping in (ev.RunStatus.INTERRUPTED, ev.RunStatus.TERMINATED)
+        touched = set(state.nodes) if interrupted else self._touched
+        self._touched = set()
+        for node_id in touched:
+            node = state.nodes.get(node_id)
+            if node is None:
+                continue
+            status = _NODE_EVENT.get(node.status)
+            if interrupted and node.status in _UNFINISHED:
+                status = "interrupted"
+            if status is None or self._announced.get(node_id) == status:
+                continue
+            if status != "started" and node_id not in self._announced and node.tasks:
+                await self._publish_node(node_id, "started", node)  # it ran, briefly
+            self._announced[node_id] = status
+            await self._publish_node(node_id, status, node)
+
+    async def _publish_node(self, node_id: str, status: ev.NodeEventStatus, node: Any) -> None:
+        assert self._state is not None
+        started = self._state.started
+        output = node.output if status == "succeeded" else None
+        try:
+            if output is not None and len(json.dumps(output)) > _NODE_EVENT_OUTPUT_LIMIT:
+                output = None
+        except (TypeError, ValueError):
+            output = None
+        event = ev.NodeLifecycle(
+            run_id=self.run_id,
+            workflow=started.workflow,
+            version=started.version,
+            node=node_id,
+            status=status,
+            attempt=node.attempts,
+            output=output,
+            error=node.error if status == "failed" else None,
+        )
+        subject = ev.node_event_subject(started.workflow, self.run_id, node_id, status)
+        try:
+            await self._nc.publish(subject, ev.encode(event))
+        except Exception as exc:  # best effort, like run lifecycle events
+            log.debug("could not publish %s: %s", subject, exc)
 
     async def close(self) -> None:
         for sub in self._subs:

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     ray_num_cpus: int | None = None
     ray_num_gpus: int | None = None
     connect_timeout: float = Field(default=10.0, gt=0)
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(default=8780, ge=0, le=65535)
+    trigger_concurrency: int = Field(default=1000, ge=1)
+    trigger_ack_wait: float = Field(default=10.0, ge=1.0)
 
     @property
     def run_dir(self) -> Path:
@@ -43,4 +47,8 @@ class Settings(BaseSettings):
             run_actors=self.run_actors,
             stream_replicas=self.stream_replicas,
             task_ack_wait=self.task_ack_wait,
+            webhook_host=self.webhook_host,
+            webhook_port=self.webhook_port,
+            trigger_concurrency=self.trigger_concurrency,
+            trigger_ack_wait=self.trigger_ack_wait,
         )

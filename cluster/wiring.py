@@ -20,6 +20,7 @@ from actorflow.actors.controller import CONTROLLER_NAME, Controller
 from actorflow.cluster import nats_process
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.errors import ClusterUnavailableError
+from actorflow.triggers.service import TriggerService
 
 log = logging.getLogger(__name__)
 
@@ -111,4 +112,4 @@ def controller(settings: Settings, url: str) -> Any:
         num_cpus=0,
         max_concurrency=10_000,
         max_restarts=-1,
-    ).remote(settings.engine(url))
+    ).remote(settings.engine(url), TriggerService)

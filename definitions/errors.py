@@ -14,6 +14,8 @@ catch the family they care about and still print one clear line (`str(err)`)::
     ├── WaitTimeoutError         a wait for a run ran out of time (the run goes on)
     ├── ControlError             a control request that does not apply to the run as it is
     ├── FencedError              a stale run-actor incarnation tried to write
+    ├── TriggerError             a trigger operation that cannot be done (e.g. webhook server)
+    │   └── EventRejectedError   an event a trigger refuses: not JSON, schema, size, signature
     └── StepError                raised by handlers: an error code a workflow can act on
 """
 
@@ -151,6 +153,20 @@ class ControlError(ActorflowError):
 
 class FencedError(ActorflowError):
     """A stale run-actor incarnation tried to append; another incarnation owns the run."""
+
+
+class TriggerError(ActorflowError):
+    """A trigger or event operation that cannot be carried out."""
+
+
+class EventRejectedError(TriggerError):
+    """An event a trigger refuses (counted as rejected, never starts a run): `reason` is
+    one of ``not_json``, ``too_large``, ``schema``, ``signature``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.message = message
+        super().__init__(f"{reason}: {message}")
 
 
 class StepError(ActorflowError):

@@ -448,6 +448,83 @@ class RunLifecycle(_Wire):
     error: ErrorInfo | None = None
 
 
+# --- triggers and lifecycle events -----------------------------------------------------------
+STREAM_TRIGGERS = "AF_TRIGGER_EVENTS"
+TRIGGER_SUBJECTS = "af.trigger.>"
+"""Schedule ticks and webhook deliveries, appended before a trigger consumes them."""
+STREAM_INGRESS = "AF_INGRESS"
+"""Captures the (non-internal) subjects that triggers listen on; its subject list is the
+union of the trigger subjects, updated when triggers are applied or deleted."""
+KV_TRIGGERS = "AF_TRIGGERS"
+"""``trigger.<name>`` (the applied Trigger, with its enabled flag), ``eventtype.<name>``,
+``stats.<name>`` (`TriggerStats`) and ``webhook`` (the HTTP server's address)."""
+WEBHOOK_KEY = "webhook"
+
+NodeEventStatus = Literal["started", "succeeded", "failed", "skipped", "interrupted"]
+
+
+def trigger_event_subject(trigger: str, kind: Literal["tick", "hook", "rejected"]) -> str:
+    """Where a trigger's schedule ticks (``tick``), webhook deliveries (``hook``) and refused
+    webhook deliveries (``rejected``, counted, never run) are appended."""
+    return f"af.trigger.{_token(trigger)}.{kind}"
+
+
+def trigger_consumer(trigger: str) -> str:
+    return f"trigger-{_token(trigger)}"
+
+
+def node_event_subject(workflow: str, run_id: str, node: str, status: str) -> str:
+    """Lifecycle events of nodes: ``af.events.node.<workflow>.<run_id>.<node>.<status>``."""
+    return f"af.events.node.{_token(workflow)}.{run_id}.{_token(node)}.{status.lower()}"
+
+
+class NodeLifecycle(_Wire):
+    """Published (best effort, after the deciding event is durable) on
+    ``af.events.node.…`` when a node starts, succeeds, fails for good, is skipped, or is
+    left unfinished by an interrupted run."""
+
+    v: int = SCHEMA_VERSION
+    type: Literal["NodeLifecycle"] = "NodeLifecycle"
+    run_id: str
+    workflow: str
+    version: str
+    node: str
+    status: NodeEventStatus
+    attempt: int = 0
+    at: datetime = Field(default_factory=now)
+    output: JsonValue = None  # succeeded: the node's output when it is small (else null)
+    error: ErrorInfo | None = None
+
+
+class ScheduleTick(_Wire):
+    """A schedule's instant, appended once (``Nats-Msg-Id`` = trigger + instant)."""
+
+    v: int = SCHEMA_VERSION
+    type: Literal["ScheduleTick"] = "ScheduleTick"
+    trigger: str
+    instant: datetime
+    at: datetime = Field(default_factory=now)
+
+
+class TriggerStats(_Wire):
+    """A trigger's counts (kept in ``AF_TRIGGERS`` under ``stats.<name>``, written every
+    second or so by the trigger host): events seen, matched by the filter, runs started,
+    errors (mapping, start), rejected (not JSON, schema, size, signature)."""
+
+    v: int = SCHEMA_VERSION
+    type: Literal["TriggerStats"] = "TriggerStats"
+    name: str
+    seen: int = 0
+    matched: int = 0
+    started: int = 0
+    errors: int = 0
+    rejected: int = 0
+    active: int = 0
+    last_event_at: datetime | None = None
+    last_error: str = ""
+    updated_at: datetime = Field(default_factory=now)
+
+
 # --- codec ------------------------------------------------------------------------------------
 class DecodeError(ActorflowError):
     """Bytes on a subject do not form a known message of the wire contract."""

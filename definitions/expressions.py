@@ -24,6 +24,12 @@ _NODE_INDEX = re.compile(r"\bnodes\s*\[\s*['\"]([^'\"]+)['\"]\s*\]")
 _INPUT_DOT = re.compile(r"\binputs\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 
 
+def strip_braces(source: str) -> str:
+    """A single expression may be written bare or wrapped: ``${{ x > 1 }}`` → ``x > 1``."""
+    whole = _EXPR.fullmatch(source.strip())
+    return whole.group(1) if whole else source
+
+
 def is_expression(value: Any) -> bool:
     return isinstance(value, str) and _EXPR.search(value) is not None
 

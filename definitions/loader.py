@@ -26,13 +26,23 @@ from pydantic import BaseModel, ValidationError
 
 from actorflow.definitions.errors import DefinitionError, DefinitionIssue
 from actorflow.definitions.graph import check_workflow
-from actorflow.definitions.models import API_VERSION, Definition, Function, RuntimeEnv, Workflow
+from actorflow.definitions.models import (
+    API_VERSION,
+    AnyDefinition,
+    EventType,
+    Function,
+    RuntimeEnv,
+    Trigger,
+    Workflow,
+)
 
 _Path = tuple[str | int, ...]
-_MODELS: dict[str, type[Definition]] = {
+_MODELS: dict[str, type[AnyDefinition]] = {
     "Function": Function,
     "Workflow": Workflow,
     "RuntimeEnv": RuntimeEnv,
+    "Trigger": Trigger,
+    "EventType": EventType,
 }
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
@@ -70,14 +80,14 @@ _Dumper.add_representer(str, _represent_str)
 
 @dataclass(frozen=True)
 class _Document:
-    model: Definition
+    model: AnyDefinition
     file: str
     lines: Mapping[_Path, int]
 
 
 def load_text(
     text: str, *, file: str = "<string>", known_functions: Collection[str] | None = None
-) -> list[Definition]:
+) -> list[AnyDefinition]:
     """Parse and validate every document of a multi-document YAML text.
 
     Args:
@@ -95,7 +105,7 @@ def load_text(
 
 def load_file(
     path: str | Path, *, known_functions: Collection[str] | None = None
-) -> list[Definition]:
+) -> list[AnyDefinition]:
     """`load_text` on a file's content; issues name the file as given."""
     docs, issues = _parse_file(Path(path))
     return _finish(docs, issues, known_functions)
@@ -103,7 +113,7 @@ def load_file(
 
 def load_path(
     path: str | Path, *, known_functions: Collection[str] | None = None
-) -> list[Definition]:
+) -> list[AnyDefinition]:
     """Load a file, or every ``*.yaml`` / ``*.yml`` directly in a directory (sorted by name).
 
     Issues from all files are reported together; functions defined in any file count as
@@ -263,7 +273,7 @@ def _index(
 
 def _validate(
     data: Any, node: yaml.Node, file: str, lines: Mapping[_Path, int], issues: list[DefinitionIssue]
-) -> Definition | None:
+) -> AnyDefinition | None:
     line = node.start_mark.line + 1
     if not isinstance(data, dict):
         got = type(data).__name__
@@ -310,7 +320,7 @@ def _finish(
     docs: list[_Document],
     issues: list[DefinitionIssue],
     known_functions: Collection[str] | None,
-) -> list[Definition]:
+) -> list[AnyDefinition]:
     """Cross-document checks (duplicates, graphs), then raise everything or return models."""
     known = None
     if known_functions is not None:
@@ -412,7 +422,7 @@ def _to_data(model: BaseModel) -> dict[str, Any]:
         "apiVersion": getattr(model, "api_version", API_VERSION),
         "kind": getattr(model, "kind", type(model).__name__),
     }
-    if isinstance(model, Function | Workflow | RuntimeEnv):
+    if isinstance(model, AnyDefinition):
         data.setdefault("metadata", {})["version"] = model.metadata.version
         metadata = data.pop("metadata")
         data = {"metadata": {"name": metadata.pop("name"), **metadata}, **data}

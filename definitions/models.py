@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import jsonschema
+from croniter import croniter
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -19,6 +22,10 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from actorflow.definitions.errors import ExpressionError
+from actorflow.definitions.expressions import Expression, Template, strip_braces
+from actorflow.definitions.subjects import check_trigger_subject
 
 API_VERSION: Final = "actorflow/v1"
 
@@ -416,10 +423,171 @@ class RuntimeEnv(_Model):
         return f"{self.metadata.name}@{self.metadata.version}"
 
 
-Definition = Annotated[Function | Workflow | RuntimeEnv, Field(discriminator="kind")]
-
-
 def split_ref(ref: str) -> tuple[str, str]:
     """'name@version' -> (name, version); a bare name means the latest version."""
     name, _, version = ref.partition("@")
     return name, version or "latest"
+
+
+# --- triggers and the event library -------------------------------------------------------
+MissedPolicy = Literal["skip", "once", "catchup"]
+LifecycleOn = Literal["started", "succeeded", "failed", "interrupted", "terminated"]
+
+
+def _check_subject(value: str) -> str:
+    problem = check_trigger_subject(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+class ScheduleSource(_Model):
+    """A cron expression in a time zone, or a fixed period (`every`). Each instant fires at
+    most one run; after downtime, `missed` says what happens to the instants that passed:
+    ``skip`` them, run ``once`` (the latest), or ``catchup`` (each, oldest first, at most
+    `max_catchup`)."""
+
+    cron: str | None = None
+    timezone: str = "UTC"
+    every: Duration = None
+    missed: MissedPolicy = "skip"
+    max_catchup: int = Field(default=100, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> ScheduleSource:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("a schedule needs exactly one of cron, every")
+        if self.every is not None and self.every < 1:
+            raise ValueError("every must be at least 1s")
+        if self.cron is not None and not croniter.is_valid(self.cron):
+            raise ValueError(f"not a cron expression: {self.cron!r}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        return self
+
+
+class WebhookSource(_Model):
+    """``POST /hooks/<trigger>`` on the controller's HTTP server. With a `secret`, the body
+    must be signed: header ``X-Actorflow-Signature: sha256=<hex HMAC-SHA256(secret, body)>``
+    (``X-Hub-Signature-256`` is accepted too)."""
+
+    secret: str | None = None
+
+
+class LifecycleSource(_Model):
+    """Another workflow's (or one of its nodes') lifecycle events, e.g. start `report`
+    when `etl` succeeds; the event (`RunLifecycle` / `NodeLifecycle`) is the payload."""
+
+    workflow: Name
+    node: NodeId | None = None
+    on: list[LifecycleOn] = Field(default_factory=lambda: ["succeeded"], min_length=1)  # type: ignore[arg-type]
+
+
+class TriggerSource(_Model):
+    """Exactly one of: a NATS `subject` pattern, a `schedule`, a `webhook`, a `lifecycle`."""
+
+    subject: Annotated[str, BeforeValidator(_check_subject)] | None = None
+    schedule: ScheduleSource | None = None
+    webhook: WebhookSource | None = None
+    lifecycle: LifecycleSource | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TriggerSource:
+        kinds = [k for k in ("subject", "schedule", "webhook", "lifecycle") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a source needs exactly one of subject, schedule, webhook, lifecycle"
+                + (f" (got {', '.join(kinds)})" if kinds else "")
+            )
+        return self
+
+    @property
+    def kind(self) -> Literal["subject", "schedule", "webhook", "lifecycle"]:
+        if self.subject is not None:
+            return "subject"
+        if self.schedule is not None:
+            return "schedule"
+        return "webhook" if self.webhook is not None else "lifecycle"
+
+
+class TriggerSpec(_Model):
+    """What starts which workflow. `filter` is a CEL expression (bare or ``${{ }}``) over
+    ``event`` (the payload), ``headers``, ``subject``, ``event_id`` and ``trigger``;
+    `inputs` maps the same names to the workflow's inputs."""
+
+    source: TriggerSource
+    workflow: FunctionRef  # name, name@version or name@latest
+    filter: str | None = None
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    event_type: Name | None = None
+    enabled: bool = True
+    max_concurrency: int = Field(default=100, ge=1, le=100_000)
+    max_payload: Annotated[int, BeforeValidator(parse_memory), Field(ge=1)] = 1024 * 1024
+
+    @field_validator("filter")
+    @classmethod
+    def _filter_compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                Expression.compile(strip_braces(v))
+            except ExpressionError as exc:
+                raise ValueError(f"expression {exc.expression!r}: {exc.reason}") from None
+        return v
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs_compile(cls, v: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        try:
+            Template.compile(v)
+        except ExpressionError as exc:
+            raise ValueError(f"expression {exc.expression!r}: {exc.reason}") from None
+        return v
+
+
+class Trigger(_Model):
+    """Turns events into runs: one run per event, the event id being the idempotency key."""
+
+    api_version: Literal["actorflow/v1"] = API_VERSION
+    kind: Literal["Trigger"] = "Trigger"
+    metadata: Metadata
+    spec: TriggerSpec
+
+    @property
+    def ref(self) -> str:
+        return f"{self.metadata.name}@{self.metadata.version}"
+
+
+class EventTypeSpec(_Model):
+    """A declared event: the subject pattern it travels on and its payload's JSON schema."""
+
+    subject: Annotated[str, BeforeValidator(_check_subject)]
+    json_schema: dict[str, Any] = Field(default_factory=dict, alias="schema")
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema_is_valid(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            jsonschema.Draft202012Validator.check_schema(v)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"not a JSON schema: {exc.message}") from None
+        return v
+
+
+class EventType(_Model):
+    """A declared event type of the event library."""
+
+    api_version: Literal["actorflow/v1"] = API_VERSION
+    kind: Literal["EventType"] = "EventType"
+    metadata: Metadata
+    spec: EventTypeSpec
+
+    @property
+    def ref(self) -> str:
+        return f"{self.metadata.name}@{self.metadata.version}"
+
+
+AnyDefinition = Function | Workflow | RuntimeEnv | Trigger | EventType
+
+Definition = Annotated[AnyDefinition, Field(discriminator="kind")]

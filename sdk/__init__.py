@@ -13,13 +13,14 @@ Example::
 from actorflow._views import NodeInfo
 from actorflow.actors.context import StepContext
 from actorflow.builder import NodeHandle, WorkflowBuilder, function
-from actorflow.client import AsyncClient, AsyncRun
+from actorflow.client import AsyncClient, AsyncRun, TriggerInfo
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.errors import (
     ActorflowError,
     ClusterUnavailableError,
     ControlError,
     DefinitionError,
+    EventRejectedError,
     ExpressionError,
     FencedError,
     FunctionPoolError,
@@ -30,17 +31,20 @@ from actorflow.definitions.errors import (
     PlacementError,
     RunFailedError,
     StepError,
+    TriggerError,
     WaitTimeoutError,
 )
 from actorflow.definitions.events import ErrorInfo, RunRecord, RunStatus
 from actorflow.definitions.loader import dump, load_file, load_text
 from actorflow.definitions.models import (
     ErrorPolicy,
+    EventType,
     Function,
     HookSpec,
     Replicas,
     RetryPolicy,
     RuntimeEnv,
+    Trigger,
     Workflow,
 )
 from actorflow.sync import Client, Run
@@ -57,6 +61,8 @@ __all__ = [
     "DefinitionError",
     "ErrorInfo",
     "ErrorPolicy",
+    "EventRejectedError",
+    "EventType",
     "ExpressionError",
     "FencedError",
     "Function",
@@ -79,6 +85,9 @@ __all__ = [
     "Settings",
     "StepContext",
     "StepError",
+    "Trigger",
+    "TriggerError",
+    "TriggerInfo",
     "WaitTimeoutError",
     "Workflow",
     "WorkflowBuilder",

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.live import Live
 
 from actorflow import _display as show
+from actorflow import cli_triggers
 from actorflow.cluster import lifecycle, wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.errors import (
@@ -67,6 +68,10 @@ app.add_typer(workflows_app, name="workflows")
 app.add_typer(functions_app, name="functions")
 envs_app = typer.Typer(help="Registered runtime environments.", no_args_is_help=True)
 app.add_typer(envs_app, name="envs")
+# triggers and events live in their own module
+app.add_typer(cli_triggers.triggers_app, name="triggers")
+app.add_typer(cli_triggers.events_app, name="events")
+app.command()(cli_triggers.publish)
 
 
 @app.callback()

@@ -17,11 +17,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import ray
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
+from nats.js.errors import NoStreamResponseError
+from pydantic import BaseModel, ConfigDict
 
 from actorflow._views import NodeInfo, node_infos
 from actorflow.actors.history import read_record, read_records, replay
@@ -34,14 +37,26 @@ from actorflow.definitions import events as ev
 from actorflow.definitions.errors import (
     ActorflowError,
     ClusterUnavailableError,
+    EventRejectedError,
     NotFoundError,
     RunFailedError,
+    TriggerError,
     WaitTimeoutError,
 )
 from actorflow.definitions.loader import load_path
-from actorflow.definitions.models import Definition, Function, RuntimeEnv, Workflow
+from actorflow.definitions.models import (
+    AnyDefinition,
+    EventType,
+    Function,
+    RuntimeEnv,
+    Trigger,
+    Workflow,
+)
+from actorflow.definitions.subjects import check_pattern
+from actorflow.definitions.subjects import matches as subject_matches
+from actorflow.triggers import store as trigger_store
 
-Definitions = str | Path | Definition | Iterable[Definition]
+Definitions = str | Path | AnyDefinition | Iterable[AnyDefinition]
 
 
 async def _call(ref: Any) -> Any:
@@ -55,6 +70,20 @@ async def _call(ref: Any) -> Any:
         raise
     except ray.exceptions.RayActorError as exc:
         raise ClusterUnavailableError("controller", "ray", str(exc).splitlines()[0]) from exc
+
+
+class TriggerInfo(BaseModel):
+    """A trigger as `triggers list` shows it: definition, enabled flag and counts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trigger: Trigger
+    enabled: bool
+    stats: ev.TriggerStats
+
+    @property
+    def name(self) -> str:
+        return self.trigger.metadata.name
 
 
 class AsyncClient:
@@ -244,6 +273,102 @@ class AsyncClient:
             )
         return out
 
+    # --- triggers and events ------------------------------------------------------------
+    async def _plugin(self, op: str, **args: Any) -> Any:
+        await self.connect()
+        return await _call(self._controller.plugin_call.remote(op, args))
+
+    async def triggers(self) -> list[TriggerInfo]:
+        """Every trigger with its counts (events seen, matched, runs started, errors,
+        rejected, active runs) and last event time; sorted by name."""
+        records = await trigger_store.triggers(self.js)
+        stats = await trigger_store.stats(self.js)
+        return [
+            TriggerInfo(
+                trigger=r.trigger,
+                enabled=r.enabled,
+                stats=stats.get(name) or ev.TriggerStats(name=name),
+            )
+            for name, r in sorted(records.items())
+        ]
+
+    async def trigger(self, name: str) -> TriggerInfo:
+        for info in await self.triggers():
+            if info.name == name:
+                return info
+        raise NotFoundError("trigger", name)
+
+    async def enable_trigger(self, name: str) -> None:
+        await self._plugin("trigger.enable", name=name)
+
+    async def disable_trigger(self, name: str) -> None:
+        """Stop listening: events that arrive while disabled do not start runs later."""
+        await self._plugin("trigger.disable", name=name)
+
+    async def delete_trigger(self, name: str) -> None:
+        await self._plugin("trigger.delete", name=name)
+
+    async def event_types(self) -> list[EventType]:
+        return [t for _, t in sorted((await trigger_store.event_types(self.js)).items())]
+
+    async def delete_event_type(self, name: str) -> None:
+        await self._plugin("eventtype.delete", name=name)
+
+    async def webhook_url(self, trigger: str | None = None) -> str:
+        """The webhook server's base URL, or a trigger's endpoint on it."""
+        base = await trigger_store.webhook_url(self.js)
+        if not base:
+            raise TriggerError("the webhook server is not running (see the controller's log)")
+        return f"{base}/hooks/{trigger}" if trigger else base
+
+    async def publish(
+        self,
+        subject: str,
+        data: Any,
+        *,
+        event_type: str | None = None,
+        msg_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Publish a JSON event. It is checked against `event_type` if named, else against
+        every declared event type whose subject matches (EventRejectedError if it fails);
+        `msg_id` becomes its ``Nats-Msg-Id`` (the event id a trigger dedupes on).
+
+        Returns where it was stored (``stream``, ``seq``) or ``stream: None`` when no
+        stream captures the subject (a plain NATS publish, seen only by live subscribers).
+        """
+        problem = check_pattern(subject)
+        if problem or "*" in subject.split(".") or ">" in subject.split("."):
+            raise TriggerError(problem or f"publish to a literal subject, not {subject!r}")
+        types = await trigger_store.event_types(self.js)
+        if event_type is not None:
+            if event_type not in types:
+                raise NotFoundError("event type", event_type)
+            checks = [types[event_type]]
+        else:
+            checks = [t for t in types.values() if subject_matches(t.spec.subject, subject)]
+        for declared in checks:
+            errors = list(
+                jsonschema.Draft202012Validator(declared.spec.json_schema).iter_errors(data)
+            )
+            if errors:
+                where = ".".join(str(p) for p in errors[0].absolute_path) or "payload"
+                raise EventRejectedError(
+                    "schema", f"{where}: {errors[0].message} (event type {declared.metadata.name})"
+                )
+        body = json.dumps(data).encode()
+        headers = {ev.MSG_ID: msg_id} if msg_id else None
+        try:
+            ack = await self.js.publish(subject, body, headers=headers)
+        except NoStreamResponseError:
+            await self.nc.publish(subject, body, headers=headers)
+            return {"subject": subject, "stream": None, "seq": None, "duplicate": False}
+        return {
+            "subject": subject,
+            "stream": ack.stream,
+            "seq": ack.seq,
+            "duplicate": ack.duplicate,
+        }
+
 
 class AsyncRun:
     """A handle on one run; cheap, holds nothing but the id."""
@@ -333,7 +458,9 @@ class AsyncRun:
         return node_infos(state)
 
 
-def _as_models(definitions: Definition | Iterable[Definition]) -> list[Definition]:
-    if isinstance(definitions, Function | Workflow | RuntimeEnv):
+def _as_models(
+    definitions: AnyDefinition | Iterable[AnyDefinition],
+) -> list[AnyDefinition]:
+    if isinstance(definitions, AnyDefinition):
         return [definitions]
     return list(definitions)

@@ -9,11 +9,11 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from actorflow._views import NodeInfo
-from actorflow.client import AsyncClient, AsyncRun, Definitions
+from actorflow.client import AsyncClient, AsyncRun, Definitions, TriggerInfo
 from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
-from actorflow.definitions.models import Function, RuntimeEnv, Workflow
+from actorflow.definitions.models import EventType, Function, RuntimeEnv, Workflow
 
 _T = TypeVar("_T")
 
@@ -131,6 +131,41 @@ class Client:
 
     def stream_stats(self) -> list[dict[str, Any]]:
         return self._call(self._async.stream_stats())
+
+    # --- triggers and events (see AsyncClient) ---------------------------------------------
+    def triggers(self) -> list[TriggerInfo]:
+        return self._call(self._async.triggers())
+
+    def trigger(self, name: str) -> TriggerInfo:
+        return self._call(self._async.trigger(name))
+
+    def enable_trigger(self, name: str) -> None:
+        self._call(self._async.enable_trigger(name))
+
+    def disable_trigger(self, name: str) -> None:
+        self._call(self._async.disable_trigger(name))
+
+    def delete_trigger(self, name: str) -> None:
+        self._call(self._async.delete_trigger(name))
+
+    def event_types(self) -> list[EventType]:
+        return self._call(self._async.event_types())
+
+    def delete_event_type(self, name: str) -> None:
+        self._call(self._async.delete_event_type(name))
+
+    def webhook_url(self, trigger: str | None = None) -> str:
+        return self._call(self._async.webhook_url(trigger))
+
+    def publish(
+        self,
+        subject: str,
+        data: Any,
+        *,
+        event_type: str | None = None,
+        msg_id: str | None = None,
+    ) -> dict[str, Any]:
+        return self._call(self._async.publish(subject, data, event_type=event_type, msg_id=msg_id))
 
 
 class Run:

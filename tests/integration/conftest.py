@@ -119,6 +119,8 @@ def settings(home: Path, nats_server: nats_process.NatsProcess, ray_cluster: Clu
         ray_address=ray_cluster.address,
         inline_limit=64 * 1024,
         run_actors=2,
+        webhook_port=0,  # parallel sessions on one machine: never a fixed port
+        trigger_ack_wait=3.0,  # a killed trigger host's held events come back quickly
     )
 
 

@@ -101,7 +101,8 @@ def test_numeric_version_keeps_its_text() -> None:
             FUNCTION.replace("kind: Function", "kind: Pipeline"),
             "kind:",
             "kind",
-            "'Pipeline' is not a known kind (expected one of Function, RuntimeEnv, Workflow)",
+            "'Pipeline' is not a known kind "
+            "(expected one of EventType, Function, RuntimeEnv, Trigger, Workflow)",
             id="unknown-kind",
         ),
         pytest.param(
