@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     webhook_port: int = Field(default=8780, ge=0, le=65535)
     trigger_concurrency: int = Field(default=1000, ge=1)
     trigger_ack_wait: float = Field(default=10.0, ge=1.0)
+    drain_timeout: float = Field(default=120.0, ge=0)
+    level_ready_timeout: float = Field(default=60.0, gt=0)
 
     @property
     def run_dir(self) -> Path:
@@ -51,4 +53,6 @@ class Settings(BaseSettings):
             webhook_port=self.webhook_port,
             trigger_concurrency=self.trigger_concurrency,
             trigger_ack_wait=self.trigger_ack_wait,
+            drain_timeout=self.drain_timeout,
+            level_ready_timeout=self.level_ready_timeout,
         )
