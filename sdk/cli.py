@@ -304,6 +304,34 @@ RunIdArg = Annotated[str, typer.Argument(help="The run id.")]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Recorded with the request.")]
 
 
+@app.command()
+def logs(
+    run_id: RunIdArg,
+    node: Annotated[
+        str | None, typer.Option("--node", "-n", help="Only this node's output.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object a line, with every tag.")
+    ] = False,
+) -> None:
+    """What a run's steps wrote to stdout / stderr and logging, one line each:
+    time, node[#attempt], stream or level, text."""
+    with _client() as client:
+        handle = client.get_run(run_id)
+        lines = handle.follow_logs(node) if follow else iter(handle.logs(node))
+        try:
+            for line in lines:
+                if as_json:
+                    out.print(line.model_dump_json(), markup=False, highlight=False, soft_wrap=True)
+                else:
+                    out.print(show.log_line(line), highlight=False, soft_wrap=True)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None  # Ctrl-C while following: stop quietly
+
+
 def _control(run_id: str, action: ControlAction, **options: Any) -> None:
     with _client() as client:
         client.control(run_id, action, **options)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 from actorflow._views import NodeInfo
@@ -148,6 +149,34 @@ class Run:
 
     def nodes(self) -> list[NodeInfo]:
         return self._client._call(self._handle.nodes())
+
+    def logs(self, node: str | None = None) -> list[ev.LogLine]:
+        """The run's captured output so far; see `AsyncRun.logs`."""
+        return self._client._call(self._handle.logs(node))
+
+    def follow_logs(self, node: str | None = None) -> Iterator[ev.LogLine]:
+        """The run's lines so far, then new ones until the run has finished.
+
+        The lines are pumped by the client's loop thread into a queue; leaving the loop
+        early (`break`, Ctrl-C) cancels the pump, which removes its consumer.
+        """
+        lines: queue.Queue[ev.LogLine | None] = queue.Queue()
+
+        async def pump() -> None:
+            try:
+                async with contextlib.aclosing(self._handle.follow_logs(node)) as following:
+                    async for line in following:
+                        lines.put(line)
+            finally:
+                lines.put(None)
+
+        pumping = asyncio.run_coroutine_threadsafe(pump(), self._client._loop)
+        try:
+            while (line := lines.get()) is not None:
+                yield line
+            pumping.result()  # raises what the pump raised (an unknown run, say)
+        finally:
+            pumping.cancel()
 
     def pause(self, reason: str = "") -> None:
         """No new node starts; running ones finish; then the run is PAUSED."""

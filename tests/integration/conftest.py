@@ -53,6 +53,9 @@ TEST_FUNCTIONS = [
     _fn("fix", "fix", maxConcurrency=8),
     _fn("poison", "poison", maxConcurrency=8),
     _fn("slow-report", "slow_report", maxConcurrency=4),
+    _fn("chatty", "chatty", maxConcurrency=8),
+    _fn("async-chatty", "async_chatty", maxConcurrency=8),
+    _fn("burn", "burn", maxConcurrency=2),
 ]
 
 
