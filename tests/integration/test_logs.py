@@ -62,11 +62,15 @@ def test_accounting_is_recorded_per_attempt(start_run: StartRun) -> None:
     run.result(timeout=TIMEOUT)
     nodes = {n.node: n for n in run.nodes()}
     burned, napped = nodes["burn"], nodes["nap"]
-    assert burned.cpu_seconds is not None and burned.cpu_seconds >= 0.25
-    assert napped.cpu_seconds is not None and napped.cpu_seconds < 0.1
+    assert burned.cpu_seconds is not None
+    assert burned.cpu_seconds >= 0.25
+    assert napped.cpu_seconds is not None
+    assert napped.cpu_seconds < 0.1
     for n in (burned, napped):
-        assert n.replica and n.ray_node
-        assert n.peak_rss_bytes is not None and n.peak_rss_bytes > 10 * 1024 * 1024
+        assert n.replica
+        assert n.ray_node
+        assert n.peak_rss_bytes is not None
+        assert n.peak_rss_bytes > 10 * 1024 * 1024
         assert n.gpu_ids == []  # the session's Ray has no GPUs
         [attempt] = n.attempts
         assert (attempt.replica, attempt.cpu_seconds) == (n.replica, n.cpu_seconds)
@@ -98,7 +102,8 @@ def test_workflows_sharing_a_pool_stay_separable(
         assert _texts(lines, "stderr") == [f"{tag} err {i}" for i in range(20)]
     # They really overlapped: each started writing before the other finished.
     spans = {tag: (run.logs()[0].at, run.logs()[-1].at) for tag, run in runs.items()}
-    assert spans["left"][0] < spans["right"][1] and spans["right"][0] < spans["left"][1]
+    assert spans["left"][0] < spans["right"][1]
+    assert spans["right"][0] < spans["left"][1]
 
 
 def test_sdk_follow_ends_when_the_run_finishes(start_run: StartRun) -> None:
