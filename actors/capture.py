@@ -225,20 +225,28 @@ class _CaptureHandler(logging.Handler):
         self.setFormatter(logging.Formatter("%(message)s"))
         self._stderr = stderr
 
+    def _others_handle(self, name: str) -> bool:
+        """Would any other handler see a record of logger `name` (as Python decides)?"""
+        logger: logging.Logger | None = logging.getLogger(name)
+        while logger is not None:
+            if any(h is not self for h in logger.handlers):
+                return True
+            logger = logger.parent if logger.propagate else None
+        return False
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             log = _current.get()
             if log is not None:
                 log.record(record.levelname, record.name, self.format(record))
-            root = logging.getLogger()
-            alone = all(h is self for h in root.handlers)
-            if alone and record.levelno >= logging.WARNING:
+            if record.levelno >= logging.WARNING and not self._others_handle(record.name):
                 self._stderr.write(self.format(record) + "\n")
         except Exception:
             self.handleError(record)
 
 
 _install_lock = threading.Lock()
+_root_level: list[int] = []  # the root logger's level before `install`
 
 
 def install() -> None:
@@ -256,6 +264,7 @@ def install() -> None:
         sys.stderr = _StreamProxy("stderr", sys.stderr)
         root = logging.getLogger()
         root.addHandler(_CaptureHandler(original_stderr))
+        _root_level[:] = [root.level]
         if root.level > logging.INFO:
             root.setLevel(logging.INFO)
 
@@ -270,3 +279,5 @@ def uninstall() -> None:
         root = logging.getLogger()
         for handler in [h for h in root.handlers if isinstance(h, _CaptureHandler)]:
             root.removeHandler(handler)
+        if _root_level:
+            root.setLevel(_root_level.pop())

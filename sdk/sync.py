@@ -157,8 +157,9 @@ class Run:
     def follow_logs(self, node: str | None = None) -> Iterator[ev.LogLine]:
         """The run's lines so far, then new ones until the run has finished.
 
-        The lines are pumped by the client's loop thread into a queue; leaving the loop
-        early (`break`, Ctrl-C) cancels the pump, which removes its consumer.
+        A task on the client's loop thread pumps the lines into a queue; leaving early
+        (`break`, Ctrl-C) cancels it and waits until it has removed its consumer, so the
+        client can close without a pending task left behind.
         """
         lines: queue.Queue[ev.LogLine | None] = queue.Queue()
 
@@ -170,13 +171,27 @@ class Run:
             finally:
                 lines.put(None)
 
-        pumping = asyncio.run_coroutine_threadsafe(pump(), self._client._loop)
+        async def start() -> asyncio.Task[None]:
+            return asyncio.create_task(pump())
+
+        async def finish(task: asyncio.Task[None], *, cancel: bool) -> None:
+            if cancel:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            else:
+                await task  # raises what the pump raised (an unknown run, say)
+
+        pumping = self._client._call(start())
+        ended = False
         try:
             while (line := lines.get()) is not None:
                 yield line
-            pumping.result()  # raises what the pump raised (an unknown run, say)
+            ended = True
+            self._client._call(finish(pumping, cancel=False))
         finally:
-            pumping.cancel()
+            if not ended:
+                self._client._call(finish(pumping, cancel=True))
 
     def pause(self, reason: str = "") -> None:
         """No new node starts; running ones finish; then the run is PAUSED."""
