@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
 from actorflow._views import NodeInfo
@@ -154,7 +154,7 @@ class Run:
         """The run's captured output so far; see `AsyncRun.logs`."""
         return self._client._call(self._handle.logs(node))
 
-    def follow_logs(self, node: str | None = None) -> Iterator[ev.LogLine]:
+    def follow_logs(self, node: str | None = None) -> Generator[ev.LogLine, None, None]:
         """The run's lines so far, then new ones until the run has finished.
 
         A task on the client's loop thread pumps the lines into a queue; leaving early
@@ -190,7 +190,8 @@ class Run:
             ended = True
             self._client._call(finish(pumping, cancel=False))
         finally:
-            if not ended:
+            # (A loop already stopped — the client closed first — has nothing to clean.)
+            if not ended and self._client._loop.is_running():
                 self._client._call(finish(pumping, cancel=True))
 
     def pause(self, reason: str = "") -> None:
