@@ -29,7 +29,7 @@ from actorflow.definitions.errors import (
     StepError,
     WaitTimeoutError,
 )
-from actorflow.definitions.events import ErrorInfo, RunRecord, RunStatus
+from actorflow.definitions.events import ErrorInfo, LogLine, RunRecord, RunStatus
 from actorflow.definitions.loader import dump, load_file, load_text
 from actorflow.definitions.models import ErrorPolicy, Function, HookSpec, RetryPolicy, Workflow
 from actorflow.sync import Client, Run
@@ -51,6 +51,7 @@ __all__ = [
     "Function",
     "HookSpec",
     "InputError",
+    "LogLine",
     "NodeHandle",
     "NodeInfo",
     "NotFoundError",

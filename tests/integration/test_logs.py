@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 import actorflow
-from actorflow import WorkflowBuilder
-from actorflow.definitions.events import LogLine
+from actorflow import LogLine, WorkflowBuilder
 
 TIMEOUT = 120
 StartRun = Callable[..., actorflow.Run]

@@ -19,6 +19,7 @@ EXPECTED = [
     "Function",
     "HookSpec",
     "InputError",
+    "LogLine",
     "NodeHandle",
     "NodeInfo",
     "NotFoundError",
