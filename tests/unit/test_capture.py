@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from actorflow.actors import capture
-from actorflow.actors.accounting import CpuMeter, RssSampler, in_thread
+from actorflow.actors.accounting import CpuMeter, RssSampler, gpu_ids, in_thread
 from actorflow.definitions import events as ev
 
 
@@ -236,3 +236,16 @@ def test_log_lines_round_trip_the_wire() -> None:
     log.write("stdout", "héllo\n")
     batch = ev.LogBatch(lines=log.take())
     assert ev.decode(ev.LogBatch, ev.encode(batch)) == batch
+
+
+def test_gpu_ids_are_what_ray_assigned(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+
+    class _Context:
+        def get_accelerator_ids(self) -> dict[str, list[int | str]]:
+            return {"GPU": [0, "3"], "neuron_cores": []}
+
+    monkeypatch.setattr(ray, "get_runtime_context", _Context)
+    assert gpu_ids() == ["0", "3"]
+    monkeypatch.setattr(ray, "get_runtime_context", lambda: 1 / 0)
+    assert gpu_ids() == []  # outside a Ray worker: no GPUs, no error
