@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from actorflow.actors.accounting import CpuMeter, in_thread
 from actorflow.actors.context import StepContext
 
 
@@ -42,8 +43,19 @@ class Handler:
         params = inspect.signature(obj).parameters
         return cls(obj, inspect.iscoroutinefunction(obj), "ctx" in params)
 
-    async def call(self, inputs: Any, ctx: StepContext, pool: ThreadPoolExecutor) -> Any:
-        """Async handlers run on the loop; sync ones on the pool so the loop keeps serving."""
+    async def call(
+        self,
+        inputs: Any,
+        ctx: StepContext,
+        pool: ThreadPoolExecutor,
+        cpu: CpuMeter | None = None,
+    ) -> Any:
+        """Async handlers run on the loop; sync ones on the pool so the loop keeps serving.
+
+        A sync handler runs in a copy of the caller's context (`run_in_executor` alone
+        would drop it), so the request's output routing (`capture.routed`) follows it onto
+        the pool thread. `cpu`, when given, counts the handler's own CPU time.
+        """
         args: tuple[Any, ...] = ()
         kwargs: dict[str, Any] = {}
         if isinstance(inputs, dict):
@@ -53,6 +65,7 @@ class Handler:
         if self.wants_ctx:
             kwargs["ctx"] = ctx
         if self.is_async:
-            return await self.func(*args, **kwargs)
+            coro = self.func(*args, **kwargs)
+            return await (cpu.run(coro) if cpu is not None else coro)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, lambda: self.func(*args, **kwargs))
+        return await loop.run_in_executor(pool, in_thread(lambda: self.func(*args, **kwargs), cpu))

@@ -25,6 +25,13 @@ from actorflow.definitions.errors import ClusterUnavailableError
 
 log = logging.getLogger(__name__)
 
+# Captured step output must never fill the disk: AF_LOGS keeps a week at most and at most
+# 1 GiB (the oldest batches go first), and refuses a single message over 1 MiB (replicas
+# split their batches well below that).
+LOGS_MAX_AGE = 7 * 86400.0
+LOGS_MAX_BYTES = 1024**3
+LOGS_MAX_MSG_SIZE = 1024**2
+
 
 async def connect(
     url: str,
@@ -96,6 +103,15 @@ async def ensure_infrastructure(js: JetStreamContext, *, replicas: int = 1) -> N
             ev.STREAM_TRIGGERS,
             ev.TRIGGER_SUBJECTS,
             {"max_age": week, "duplicate_window": 120.0, "allow_direct": True},
+            ev.STREAM_LOGS,
+            ev.LOG_SUBJECTS,
+            {
+                "max_age": LOGS_MAX_AGE,
+                "max_bytes": LOGS_MAX_BYTES,
+                "max_msg_size": LOGS_MAX_MSG_SIZE,
+                "discard": DiscardPolicy.OLD,
+                "duplicate_window": 120.0,
+            },
         ),
     ]
     for name, subjects, extra in streams:

@@ -25,12 +25,15 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError as NatsNotFoundError
 
+from actorflow.actors import capture
+from actorflow.actors.accounting import CpuMeter, RssSampler, gpu_ids
 from actorflow.actors.blobs import BlobStore
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.context import StepContext
 from actorflow.actors.handlers import Handler
 from actorflow.actors.history import with_retries
 from actorflow.actors.jetstream import connect
+from actorflow.actors.log_shipper import LogShipper
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import PayloadError, StepError
 from actorflow.definitions.models import Function
@@ -77,6 +80,11 @@ class FunctionReplica:
         self._handler: Handler | None = None
         self._done = 0
         self._failed = 0
+        # Accounting and output capture (see accounting.py, capture.py, log_shipper.py).
+        capture.install()
+        self._rss = RssSampler()
+        self._gpu_ids: list[str] | None = None
+        self._shipper: LogShipper | None = None
 
     def __repr__(self) -> str:
         return f"FunctionReplica({self._name})"
@@ -206,15 +214,25 @@ class FunctionReplica:
             ),
         )
         heartbeat = asyncio.create_task(self._keep_alive(msg))
+        cpu, peak = CpuMeter(), self._rss.begin()
+        shipper = self._log_shipper()
+        output = shipper.open(self._log_tag(task))
         try:
-            outcome = await self._invoke(task)
+            outcome = await self._invoke(task, output, cpu)
         finally:
             heartbeat.cancel()
+            peak_rss = self._rss.end(peak)
+            # Before the result: once the run shows the step done, its output is stored.
+            await shipper.close(output)
         execution = ev.Execution(
             replica=self._name,
             ray_node=self._node_id,
+            workflow=task.workflow,
             started_at=started_at,
             finished_at=datetime.now(UTC),
+            cpu_seconds=cpu.seconds,
+            peak_rss_bytes=peak_rss,
+            gpu_ids=self._assigned_gpus(),
         )
         event: ev.TaskCompleted | ev.TaskFailed
         if isinstance(outcome, ev.ErrorInfo):
@@ -241,7 +259,30 @@ class FunctionReplica:
             return False
         return True
 
-    async def _invoke(self, task: ev.TaskScheduled) -> ev.Payload | ev.ErrorInfo:
+    def _log_shipper(self) -> LogShipper:
+        assert self._js is not None
+        if self._shipper is None:
+            self._shipper = LogShipper(self._js)
+        return self._shipper
+
+    def _log_tag(self, task: ev.TaskScheduled) -> capture.LogTag:
+        return capture.LogTag(
+            run_id=task.run_id,
+            workflow=task.workflow,
+            node=task.task.node,
+            index=task.task.index,
+            attempt=task.task.attempt,
+            replica=self._name,
+        )
+
+    def _assigned_gpus(self) -> list[str]:
+        if self._gpu_ids is None:
+            self._gpu_ids = gpu_ids()
+        return self._gpu_ids
+
+    async def _invoke(
+        self, task: ev.TaskScheduled, output: capture.TaskLog, cpu: CpuMeter
+    ) -> ev.Payload | ev.ErrorInfo:
         assert self._handler is not None and self._blobs is not None
         ctx = StepContext(
             run_id=task.run_id,
@@ -256,7 +297,11 @@ class FunctionReplica:
         timeout = self._function.spec.timeout
         try:
             inputs = await self._blobs.value(task.inputs)
-            result = await asyncio.wait_for(self._handler.call(inputs, ctx, self._pool), timeout)
+            # What the handler writes — on the loop, on its pool thread, in tasks it
+            # spawns — is routed to this request's log (wait_for copies the context).
+            with capture.routed(output):
+                call = self._handler.call(inputs, ctx, self._pool, cpu)
+                result = await asyncio.wait_for(call, timeout)
         except TimeoutError as exc:
             return _error_info(exc, code="TIMEOUT", message=f"step exceeded its {timeout}s timeout")
         except StepError as exc:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from actorflow.definitions.errors import ExpressionError
 from actorflow.definitions.events import (
     ErrorInfo,
+    Execution,
     HistoryEvent,
     HookCalled,
     NodeStatus,
@@ -65,6 +66,7 @@ class TaskState:
     finished_at: datetime | None = None
     replica: str = ""
     ray_node: str = ""
+    execution: Execution | None = None  # where it ran and what it cost, once it finished
     output: Any = None
     error: ErrorInfo | None = None
     due_at: datetime | None = None  # RETRYING: the next attempt starts at this time
@@ -701,6 +703,7 @@ def _timed(task: TaskState, event: TaskCompleted | TaskFailed) -> None:
     task.finished_at = event.execution.finished_at
     task.replica = event.execution.replica or task.replica
     task.ray_node = event.execution.ray_node or task.ray_node
+    task.execution = event.execution
 
 
 def _error(code: str, exc: Exception) -> ErrorInfo:

@@ -38,6 +38,8 @@ KV_RUNS = "AF_RUNS"
 KV_WAITS = "AF_WAITS"
 STREAM_SIGNALS = "AF_SIGNALS"
 SIGNAL_SUBJECTS = "af.signal.>"
+STREAM_LOGS = "AF_LOGS"
+LOG_SUBJECTS = "af.log.>"
 OBJECT_STORE = "AF_BLOBS"
 
 DECISIONS = "d"
@@ -90,6 +92,17 @@ def signal_subject(signal: str, key: str) -> str:
 def wait_key(signal: str, key: str, run_id: str, node: str) -> str:
     """A wait's registration in the waits bucket (prefix-searchable by signal and key)."""
     return f"{_token(signal)}.{_token(key) or '_'}.{run_id}.{node}"
+
+
+def log_subject(run_id: str, node: str) -> str:
+    """Captured output of one node of a run: ``af.log.<run_id>.<node>`` (every attempt and
+    for-each item of the node shares it; the lines say which)."""
+    return f"af.log.{run_id}.{_token(node)}"
+
+
+def logs_filter(run_id: str, node: str | None = None) -> str:
+    """Every node's output of a run, or one node's."""
+    return log_subject(run_id, node) if node else f"af.log.{run_id}.>"
 
 
 def task_subject(function: str, version: str) -> str:
@@ -204,12 +217,35 @@ class TaskRef(_Wire):
 
 
 class Execution(_Wire):
-    """Where and how long a task ran: for accounting and `runs show`."""
+    """Where a task ran and what it cost: for accounting and `runs show`.
+
+    What is measured, exactly (the fields added after schema v1 default to "unknown", so
+    older events still decode):
+
+    - `cpu_seconds`: CPU time of the thread that ran the handler, while it ran it. A sync
+      handler runs alone on a pool thread (`time.thread_time()` around the call); an async
+      handler shares the event-loop thread with other requests, so only the steps of its
+      own coroutine are timed. Threads or processes the handler starts are not counted.
+      For a timed-out sync handler the figure stops at the timeout (the thread may go on).
+    - `peak_rss_bytes`: the *replica process's* largest resident set size seen while the
+      request ran (sampled at its start, its end and every 50 ms between). Concurrent
+      requests of one replica share the process and Python rarely returns freed memory, so
+      this is an upper bound of what the request needed, not its own use.
+    - `gpu_ids`: the accelerator ids Ray assigned to the replica (empty without GPUs).
+    """
 
     replica: str = ""
     ray_node: str = ""
+    workflow: str = ""
     started_at: datetime
     finished_at: datetime
+    cpu_seconds: float | None = None
+    peak_rss_bytes: int | None = None
+    gpu_ids: list[str] = Field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
 
 
 # --- history: decisions (written by the run actor) -------------------------------------------
@@ -394,6 +430,45 @@ class TaskScheduled(_Wire):
     @property
     def idempotency_key(self) -> str:
         return self.task.idempotency_key(self.run_id)
+
+
+# --- captured output (stream AF_LOGS) ---------------------------------------------------------
+LogStream = Literal["stdout", "stderr", "log"]
+
+
+class LogLine(_Wire):
+    """One line a step wrote to stdout / stderr, or one `logging` record it emitted.
+
+    Tagged with everything needed to tell requests apart when many workflows share one
+    function pool: the run, workflow, node (and for-each index), attempt and replica.
+    `seq` numbers the lines of one execution in the order they were written.
+    """
+
+    run_id: str
+    workflow: str = ""
+    node: str
+    index: int | None = None
+    attempt: int = 1
+    replica: str = ""
+    stream: LogStream
+    level: str = ""  # `logging` records only: INFO, WARNING, …
+    logger: str = ""  # `logging` records only: the logger's name
+    text: str
+    seq: int = 0
+    at: datetime = Field(default_factory=now)
+
+    @property
+    def key(self) -> str:
+        return self.node if self.index is None else f"{self.node}[{self.index}]"
+
+
+class LogBatch(_Wire):
+    """What is stored on ``af.log.<run_id>.<node>``: the lines one execution wrote since its
+    last flush (one message per flush keeps the stream small and the replica cheap)."""
+
+    v: int = SCHEMA_VERSION
+    type: Literal["LogBatch"] = "LogBatch"
+    lines: list[LogLine]
 
 
 # --- records (KV, for listing) --------------------------------------------------------------

@@ -34,7 +34,7 @@ from actorflow.definitions.errors import (
     TriggerError,
     WaitTimeoutError,
 )
-from actorflow.definitions.events import ErrorInfo, RunRecord, RunStatus
+from actorflow.definitions.events import ErrorInfo, LogLine, RunRecord, RunStatus
 from actorflow.definitions.loader import dump, load_file, load_text
 from actorflow.definitions.models import (
     ErrorPolicy,
@@ -70,6 +70,7 @@ __all__ = [
     "HookSpec",
     "InUseError",
     "InputError",
+    "LogLine",
     "NodeHandle",
     "NodeInfo",
     "NotFoundError",

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from actorflow._views import NodeInfo
-from actorflow.definitions.events import NodeStatus, RunRecord, RunStatus
+from actorflow.definitions.events import LogLine, NodeStatus, RunRecord, RunStatus
 from actorflow.definitions.models import Function, Workflow
 
 _STATUS_STYLE = {
@@ -119,6 +119,8 @@ def run_detail(record: RunRecord, nodes: list[NodeInfo]) -> RenderableType:
     for failure in record.hook_failures:
         head.add_row("hook failed", Text(failure, style="red"))
     parts: list[RenderableType] = [head, nodes_table(nodes, title="nodes")]
+    if any(n.attempts for n in nodes):
+        parts.append(executions_table(nodes))
     for n in nodes:
         failures = [(a.attempt, a.error) for a in n.history] + [(n.attempt, n.error)]
         for number, err in failures:
@@ -128,6 +130,49 @@ def run_detail(record: RunRecord, nodes: list[NodeInfo]) -> RenderableType:
             if err.traceback:
                 parts.append(Text(err.traceback.rstrip(), style="dim"))
     return Group(*parts)
+
+
+def executions_table(nodes: Iterable[NodeInfo]) -> Table:
+    """Every attempt of every node: where it ran and what it cost. CPU is the handler
+    thread's CPU time; memory the replica process's peak RSS while the attempt ran."""
+    table = Table(
+        "node",
+        "attempt",
+        "status",
+        "replica",
+        "ray node",
+        "duration",
+        "cpu",
+        "peak mem",
+        "gpus",
+        title="executions",
+    )
+    for n in nodes:
+        for a in n.attempts:
+            table.add_row(
+                n.key,
+                str(a.attempt),
+                status_text(a.status),
+                a.replica or "-",
+                a.ray_node[:12] or "-",
+                seconds(a.duration),
+                seconds(a.cpu_seconds),
+                "-" if a.peak_rss_bytes is None else _bytes(a.peak_rss_bytes),
+                ",".join(a.gpu_ids) or "-",
+            )
+    return table
+
+
+def log_line(line: LogLine) -> Text:
+    """`actorflow logs`: time, node[#attempt], stream (or level for logging), text."""
+    stamp = line.at.astimezone().strftime("%H:%M:%S.%f")[:-3]
+    label = line.level or line.stream
+    style = {"stderr": "yellow", "ERROR": "red", "CRITICAL": "red", "WARNING": "yellow"}
+    text = Text(f"{stamp} ", style="dim")
+    text.append(f"{line.key}#{line.attempt} ", style="cyan")
+    text.append(f"{label:<7} ", style=style.get(label, "dim"))
+    text.append(line.text)
+    return text
 
 
 def status_counts(records: Iterable[RunRecord]) -> Table:

@@ -6,12 +6,18 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from actorflow.actors.run_state import RunState
+from actorflow.actors.run_state import RunState, TaskState
 from actorflow.definitions.events import ErrorInfo, NodeStatus
 
 
 class AttemptInfo(BaseModel):
-    """An earlier attempt of a node: how it failed and when."""
+    """One attempt of a node: how it ended, where it ran and what it cost.
+
+    `cpu_seconds`, `peak_rss_bytes` and `gpu_ids` are what the replica measured (see
+    `Execution`: the handler thread's CPU time; the replica process's peak RSS while the
+    request ran); None / empty for an attempt that has not finished or was recorded by an
+    older replica.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -20,7 +26,17 @@ class AttemptInfo(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     replica: str = ""
+    ray_node: str = ""
     error: ErrorInfo | None = None
+    cpu_seconds: float | None = None
+    peak_rss_bytes: int | None = None
+    gpu_ids: list[str] = []
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
 
 
 class NodeInfo(BaseModel):
@@ -43,6 +59,28 @@ class NodeInfo(BaseModel):
     percent: float | None = None
     message: str = ""
     history: list[AttemptInfo] = []
+    cpu_seconds: float | None = None
+    peak_rss_bytes: int | None = None
+    gpu_ids: list[str] = []
+
+    @property
+    def attempts(self) -> list[AttemptInfo]:
+        """Every attempt, oldest first, the latest included (for accounting)."""
+        if not self.attempt:
+            return list(self.history)
+        latest = AttemptInfo(
+            attempt=self.attempt,
+            status=self.status,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            replica=self.replica,
+            ray_node=self.ray_node,
+            error=self.error,
+            cpu_seconds=self.cpu_seconds,
+            peak_rss_bytes=self.peak_rss_bytes,
+            gpu_ids=self.gpu_ids,
+        )
+        return [*self.history, latest]
 
     @property
     def key(self) -> str:
@@ -77,17 +115,26 @@ def node_infos(state: RunState) -> list[NodeInfo]:
                     guidance=task.guidance,
                     percent=task.percent,
                     message=task.message,
-                    history=[
-                        AttemptInfo(
-                            attempt=p.ref.attempt,
-                            status=p.status,
-                            started_at=p.started_at,
-                            finished_at=p.finished_at,
-                            replica=p.replica,
-                            error=p.error,
-                        )
-                        for p in task.previous
-                    ],
+                    history=[_attempt(p) for p in task.previous],
+                    cpu_seconds=task.execution.cpu_seconds if task.execution else None,
+                    peak_rss_bytes=task.execution.peak_rss_bytes if task.execution else None,
+                    gpu_ids=list(task.execution.gpu_ids) if task.execution else [],
                 )
             )
     return out
+
+
+def _attempt(task: TaskState) -> AttemptInfo:
+    execution = task.execution
+    return AttemptInfo(
+        attempt=task.ref.attempt,
+        status=task.status,
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+        replica=task.replica,
+        ray_node=task.ray_node,
+        error=task.error,
+        cpu_seconds=execution.cpu_seconds if execution else None,
+        peak_rss_bytes=execution.peak_rss_bytes if execution else None,
+        gpu_ids=list(execution.gpu_ids) if execution else [],
+    )

@@ -19,7 +19,7 @@ import logging
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,7 +38,7 @@ from actorflow.definitions.errors import (
     RunFailedError,
     WaitTimeoutError,
 )
-from actorflow.definitions.events import ControlAction, RunRecord, RunStatus
+from actorflow.definitions.events import ControlAction, LogLine, RunRecord, RunStatus
 from actorflow.definitions.loader import load_path
 from actorflow.definitions.models import Function, RuntimeEnv, Workflow
 from actorflow.sync import Client, Run
@@ -351,6 +351,43 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> Non
 
 RunIdArg = Annotated[str, typer.Argument(help="The run id.")]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Recorded with the request.")]
+
+
+@app.command()
+def logs(
+    run_id: RunIdArg,
+    node: Annotated[
+        str | None, typer.Option("--node", "-n", help="Only this node's output.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object a line, with every tag.")
+    ] = False,
+) -> None:
+    """What a run's steps wrote to stdout / stderr and logging, one line each:
+    time, node[#attempt], stream or level, text."""
+    with _client() as client:
+        handle = client.get_run(run_id)
+        if not follow:
+            _print_log_lines(handle.logs(node), as_json)
+            return
+        # Closed here, while the client is still open: a generator left to the garbage
+        # collector would clean up after the client's loop had stopped.
+        with contextlib.closing(handle.follow_logs(node)) as following:
+            try:
+                _print_log_lines(following, as_json)
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None  # Ctrl-C while following: stop quietly
+
+
+def _print_log_lines(lines: Iterable[LogLine], as_json: bool) -> None:
+    for line in lines:
+        if as_json:
+            out.print(line.model_dump_json(), markup=False, highlight=False, soft_wrap=True)
+        else:
+            out.print(show.log_line(line), highlight=False, soft_wrap=True)
 
 
 def _control(run_id: str, action: ControlAction, **options: Any) -> None:

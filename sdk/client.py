@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from actorflow._views import NodeInfo, node_infos
 from actorflow.actors.history import read_record, read_records, replay
 from actorflow.actors.jetstream import connect, ensure_infrastructure
+from actorflow.actors.log_reader import ensure_run_exists, follow_logs, read_logs
 from actorflow.actors.registry import Registry
 from actorflow.actors.run_state import RunState
 from actorflow.cluster import wiring
@@ -260,7 +261,7 @@ class AsyncClient:
 
     async def stream_stats(self) -> list[dict[str, Any]]:
         out = []
-        for name in (ev.STREAM_HISTORY, ev.STREAM_TASKS, ev.STREAM_EVENTS):
+        for name in (ev.STREAM_HISTORY, ev.STREAM_TASKS, ev.STREAM_EVENTS, ev.STREAM_LOGS):
             info = await self.js.stream_info(name)
             state = info.state
             out.append(
@@ -446,6 +447,45 @@ class AsyncRun:
         """Approve a waiting approval node; `input` (checked against its schema) becomes
         the node's output."""
         await self._client.control(self.run_id, "approve", node=node, input=input, reason=reason)
+
+    async def logs(self, node: str | None = None) -> list[ev.LogLine]:
+        """What the run's steps (or one node's) wrote to stdout / stderr and `logging`, so
+        far, each line tagged with run, node, attempt and replica.
+
+        A finished step's lines are all there: replicas store them before the result.
+        Raises NotFoundError for an unknown run.
+
+        Example::
+
+            for line in await run.logs("train"):
+                print(line.at, line.key, line.stream, line.text)
+        """
+        await ensure_run_exists(self._client.js, self.run_id)
+        return [line async for line in read_logs(self._client.js, self.run_id, node)]
+
+    async def follow_logs(
+        self, node: str | None = None, *, poll: float = 0.5
+    ) -> AsyncGenerator[ev.LogLine, None]:
+        """The run's lines so far, then each new one as it is stored, until the run has
+        finished (SUCCEEDED, INTERRUPTED or TERMINATED); stop early by breaking out.
+
+        Example::
+
+            async for line in run.follow_logs():
+                print(line.key, line.text)
+        """
+        await ensure_run_exists(self._client.js, self.run_id)
+
+        async def finished() -> bool:
+            try:
+                return (await self.status()).status.finished
+            except (NotFoundError, NatsError):
+                return False  # not recorded yet, or NATS reconnecting: keep following
+
+        following = follow_logs(self._client.js, self.run_id, node, finished, poll=poll)
+        async with contextlib.aclosing(following):
+            async for line in following:
+                yield line
 
     async def nodes(self) -> list[NodeInfo]:
         """Per-node status, attempts, timings and errors, folded from the run's history."""

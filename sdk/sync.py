@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
 from actorflow._views import NodeInfo
@@ -190,6 +191,50 @@ class Run:
 
     def nodes(self) -> list[NodeInfo]:
         return self._client._call(self._handle.nodes())
+
+    def logs(self, node: str | None = None) -> list[ev.LogLine]:
+        """The run's captured output so far; see `AsyncRun.logs`."""
+        return self._client._call(self._handle.logs(node))
+
+    def follow_logs(self, node: str | None = None) -> Generator[ev.LogLine, None, None]:
+        """The run's lines so far, then new ones until the run has finished.
+
+        A task on the client's loop thread pumps the lines into a queue; leaving early
+        (`break`, Ctrl-C) cancels it and waits until it has removed its consumer, so the
+        client can close without a pending task left behind.
+        """
+        lines: queue.Queue[ev.LogLine | None] = queue.Queue()
+
+        async def pump() -> None:
+            try:
+                async with contextlib.aclosing(self._handle.follow_logs(node)) as following:
+                    async for line in following:
+                        lines.put(line)
+            finally:
+                lines.put(None)
+
+        async def start() -> asyncio.Task[None]:
+            return asyncio.create_task(pump())
+
+        async def finish(task: asyncio.Task[None], *, cancel: bool) -> None:
+            if cancel:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            else:
+                await task  # raises what the pump raised (an unknown run, say)
+
+        pumping = self._client._call(start())
+        ended = False
+        try:
+            while (line := lines.get()) is not None:
+                yield line
+            ended = True
+            self._client._call(finish(pumping, cancel=False))
+        finally:
+            # (A loop already stopped — the client closed first — has nothing to clean.)
+            if not ended and self._client._loop.is_running():
+                self._client._call(finish(pumping, cancel=True))
 
     def pause(self, reason: str = "") -> None:
         """No new node starts; running ones finish; then the run is PAUSED."""

@@ -56,6 +56,9 @@ TEST_FUNCTIONS = [
     _fn("poison", "poison", maxConcurrency=8),
     _fn("slow-report", "slow_report", maxConcurrency=4),
     _fn("where", "where", maxConcurrency=8),
+    _fn("chatty", "chatty", maxConcurrency=8),
+    _fn("async-chatty", "async_chatty", maxConcurrency=8),
+    _fn("burn", "burn", maxConcurrency=2),
 ]
 
 

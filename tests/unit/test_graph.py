@@ -155,8 +155,35 @@ def test_validate_workflow_raises_with_file() -> None:
 
 # --- properties over random DAGs ----------------------------------------------------------
 
+# CEL's reserved words cannot follow a dot (`inputs.in` does not parse), so they are no
+# identifiers a valid workflow could read.
+_CEL_RESERVED = frozenset(
+    [
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "false",
+        "for",
+        "function",
+        "if",
+        "import",
+        "in",
+        "let",
+        "loop",
+        "namespace",
+        "null",
+        "package",
+        "return",
+        "true",
+        "var",
+        "void",
+        "while",
+    ]
+)
 _IDS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True).filter(
-    lambda s: s not in ("item", "index")
+    lambda s: s not in ("item", "index") and s not in _CEL_RESERVED
 )
 _TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12).filter(
     lambda s: not is_expression(s)

@@ -23,6 +23,7 @@ EXPECTED = [
     "HookSpec",
     "InUseError",
     "InputError",
+    "LogLine",
     "NodeHandle",
     "NodeInfo",
     "NotFoundError",

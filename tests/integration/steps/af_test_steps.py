@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -127,3 +129,57 @@ def version_two() -> str:
 
 def version_three() -> str:
     return "v3"
+
+
+def _rendezvous(folder: str | None, tag: str) -> bool:
+    """Announce `tag` in `folder`; True once two requests have announced themselves."""
+    if not folder:
+        return True
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, tag), "w"):
+        pass
+    return len(os.listdir(folder)) >= 2
+
+
+def chatty(
+    ctx: StepContext, tag: str, lines: int = 3, pause: float = 0.0, meet: str | None = None
+) -> str:
+    """Writes `lines` lines to stdout and stderr and logs at several levels, all tagged
+    with `tag`; with `meet`, first waits (bounded) until a second request is running too."""
+    deadline = time.monotonic() + 60
+    while not _rendezvous(meet, tag) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for i in range(lines):
+        print(f"{tag} out {i}")
+        print(f"{tag} err {i}", file=sys.stderr)
+        if pause:
+            time.sleep(pause)
+    ctx.logger.debug("%s debug", tag)  # below INFO: not captured
+    ctx.logger.info("%s info", tag)
+    ctx.logger.warning("%s warning", tag)
+    logging.getLogger("af_test_steps").error("%s error", tag)
+    return tag
+
+
+async def async_chatty(
+    tag: str, lines: int = 3, pause: float = 0.0, meet: str | None = None
+) -> str:
+    """`chatty` on the event loop: writes between awaits, interleaving with other requests."""
+    deadline = time.monotonic() + 60
+    while not _rendezvous(meet, tag) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)  # the other request is in another workflow: poll the file
+    for i in range(lines):
+        print(f"{tag} out {i}")
+        sys.stderr.write(f"{tag} err {i}\n")
+        await asyncio.sleep(pause)
+    logging.getLogger("af_test_steps").warning("%s warning", tag)
+    return tag
+
+
+def burn(seconds: float) -> int:
+    """Burns `seconds` of this thread's CPU time."""
+    end = time.thread_time() + seconds
+    n = 0
+    while time.thread_time() < end:
+        n += 1
+    return n
