@@ -103,6 +103,8 @@ async def ensure_infrastructure(js: JetStreamContext, *, replicas: int = 1) -> N
             ev.STREAM_TRIGGERS,
             ev.TRIGGER_SUBJECTS,
             {"max_age": week, "duplicate_window": 120.0, "allow_direct": True},
+        ),
+        (
             ev.STREAM_LOGS,
             ev.LOG_SUBJECTS,
             {

@@ -141,7 +141,12 @@ class FunctionReplica:
         if self._inflight:
             await asyncio.wait(self._inflight)
         if self._nc:
-            await self._nc.drain()
+            # Results are acknowledged publishes and acks are sent: flushing is all that is
+            # left. (`drain()` waits out its 30 s timeout on a pull subscription.)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.flush(), 5.0)
+            with contextlib.suppress(Exception):
+                await self._nc.close()
         self._pool.shutdown(wait=False)
 
     async def _pull_loop(self, sub: JetStreamContext.PullSubscription) -> None:
