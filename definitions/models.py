@@ -100,6 +100,19 @@ class Metadata(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class _Definition(_Model):
+    """What every kind shares: the API version, the metadata and a ``name@version`` ref.
+    (Subclasses narrow `kind`; pydantic keeps the field where the base declared it.)"""
+
+    api_version: Literal["actorflow/v1"] = API_VERSION
+    kind: str
+    metadata: Metadata
+
+    @property
+    def ref(self) -> str:
+        return f"{self.metadata.name}@{self.metadata.version}"
+
+
 class Resources(_Model):
     """What one replica reserves on its Ray node; Ray's scheduler enforces placement."""
 
@@ -190,17 +203,11 @@ class FunctionSpec(_Model):
         return v
 
 
-class Function(_Model):
+class Function(_Definition):
     """A Python callable, registered once, served by a pool of replica actors."""
 
-    api_version: Literal["actorflow/v1"] = API_VERSION
     kind: Literal["Function"] = "Function"
-    metadata: Metadata
     spec: FunctionSpec
-
-    @property
-    def ref(self) -> str:
-        return f"{self.metadata.name}@{self.metadata.version}"
 
 
 InputType = Literal["string", "integer", "number", "boolean", "object", "array", "any"]
@@ -360,17 +367,11 @@ class WorkflowSpec(_Model):
     hooks: list[HookSpec] = Field(default_factory=list)
 
 
-class Workflow(_Model):
+class Workflow(_Definition):
     """A DAG of nodes; validated as a graph and compiled into a plan before it runs."""
 
-    api_version: Literal["actorflow/v1"] = API_VERSION
     kind: Literal["Workflow"] = "Workflow"
-    metadata: Metadata
     spec: WorkflowSpec
-
-    @property
-    def ref(self) -> str:
-        return f"{self.metadata.name}@{self.metadata.version}"
 
 
 PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]
@@ -408,19 +409,13 @@ class RuntimeEnvSpec(_Model):
     level: ResourceLevel | None = None
 
 
-class RuntimeEnv(_Model):
+class RuntimeEnv(_Definition):
     """``name@version`` → what a replica's process gets (packages, variables, code) and
     where it runs (a resource level). Moving a function up or down a level is naming
     another version of its environment."""
 
-    api_version: Literal["actorflow/v1"] = API_VERSION
     kind: Literal["RuntimeEnv"] = "RuntimeEnv"
-    metadata: Metadata
     spec: RuntimeEnvSpec = Field(default_factory=RuntimeEnvSpec)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.metadata.name}@{self.metadata.version}"
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -546,17 +541,11 @@ class TriggerSpec(_Model):
         return v
 
 
-class Trigger(_Model):
+class Trigger(_Definition):
     """Turns events into runs: one run per event, the event id being the idempotency key."""
 
-    api_version: Literal["actorflow/v1"] = API_VERSION
     kind: Literal["Trigger"] = "Trigger"
-    metadata: Metadata
     spec: TriggerSpec
-
-    @property
-    def ref(self) -> str:
-        return f"{self.metadata.name}@{self.metadata.version}"
 
 
 class EventTypeSpec(_Model):
@@ -575,17 +564,11 @@ class EventTypeSpec(_Model):
         return v
 
 
-class EventType(_Model):
+class EventType(_Definition):
     """A declared event type of the event library."""
 
-    api_version: Literal["actorflow/v1"] = API_VERSION
     kind: Literal["EventType"] = "EventType"
-    metadata: Metadata
     spec: EventTypeSpec
-
-    @property
-    def ref(self) -> str:
-        return f"{self.metadata.name}@{self.metadata.version}"
 
 
 AnyDefinition = Function | Workflow | RuntimeEnv | Trigger | EventType
