@@ -28,7 +28,8 @@ import ray
 
 import actorflow
 from actorflow import AsyncClient, Settings, WorkflowBuilder
-from actorflow.actors.history import read_records, replay
+from actorflow.actors.run.history import replay
+from actorflow.actors.store.streams import read_records
 from actorflow.cluster import nats_process
 from actorflow.definitions import events as ev
 

@@ -11,7 +11,7 @@ Example::
 """
 
 from actorflow._views import NodeInfo
-from actorflow.actors.context import StepContext
+from actorflow.actors.functions.context import StepContext
 from actorflow.builder import NodeHandle, WorkflowBuilder, function
 from actorflow.client import AsyncClient, AsyncRun, TriggerInfo
 from actorflow.cluster.settings import Settings

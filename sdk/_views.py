@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from actorflow.actors.run_state import RunState, TaskState
+from actorflow.actors.run.state import RunState, TaskState
 from actorflow.definitions.events import ErrorInfo, NodeStatus
 
 

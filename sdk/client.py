@@ -27,11 +27,12 @@ from nats.js.errors import NoStreamResponseError
 from pydantic import BaseModel, ConfigDict
 
 from actorflow._views import NodeInfo, node_infos
-from actorflow.actors.history import read_record, read_records, replay
-from actorflow.actors.jetstream import connect, ensure_infrastructure
-from actorflow.actors.log_reader import ensure_run_exists, follow_logs, read_logs
-from actorflow.actors.registry import Registry
-from actorflow.actors.run_state import RunState
+from actorflow.actors.run.history import replay
+from actorflow.actors.run.state import RunState
+from actorflow.actors.store.jetstream import connect, ensure_infrastructure
+from actorflow.actors.store.log_reader import ensure_run_exists, follow_logs, read_logs
+from actorflow.actors.store.registry import Registry
+from actorflow.actors.store.streams import read_record, read_records
 from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev

@@ -36,8 +36,9 @@ from nats.js.errors import NotFoundError as NatsNotFoundError
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.controller import CONTROLLER_NAME
-from actorflow.actors.history import read_record, with_retries
-from actorflow.actors.jetstream import connect
+from actorflow.actors.store.jetstream import connect
+from actorflow.actors.store.retry import with_retries
+from actorflow.actors.store.streams import read_record
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import (
     ActorflowError,

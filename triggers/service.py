@@ -30,7 +30,7 @@ from nats.js.errors import NotFoundError as NatsNotFoundError
 from pydantic import ValidationError
 
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.registry import Registry
+from actorflow.actors.store.registry import Registry
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import (
     DefinitionError,

@@ -17,7 +17,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
-from actorflow.actors.history import read_stream
+from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
 from actorflow.definitions.models import EventType, Trigger
 

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from nats.js import JetStreamContext
 
-from actorflow.actors.history import with_retries
+from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 from actorflow.triggers.evaluate import DELIVERY_HEADERS, SIGNATURE_HEADERS, signature_ok
 from actorflow.triggers.store import TriggerRecord

@@ -41,8 +41,9 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 import actorflow
-from actorflow.actors.history import read_stream, replay
-from actorflow.actors.run_actor import RunActor
+from actorflow.actors.run.actor import RunActor
+from actorflow.actors.run.history import replay
+from actorflow.actors.store.streams import read_stream
 from actorflow.cluster import nats_process
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev

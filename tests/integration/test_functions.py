@@ -75,7 +75,7 @@ def until(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
 
 def history(client: actorflow.Client, run_id: str) -> list[Any]:
     async def read() -> list[Any]:
-        from actorflow.actors.history import replay
+        from actorflow.actors.run.history import replay
 
         return [rec.event for rec in await replay(client._async.js, run_id)]
 

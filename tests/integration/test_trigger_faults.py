@@ -18,7 +18,7 @@ import pytest
 import ray
 
 import actorflow
-from actorflow.actors.history import replay
+from actorflow.actors.run.history import replay
 from actorflow.client import _call
 from actorflow.definitions import events as ev
 from actorflow.triggers.evaluate import run_id_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actorflow.actors.autoscaler import Scaler, needed
+from actorflow.actors.functions.autoscaler import Scaler, needed
 from actorflow.definitions.models import Replicas
 
 

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from actorflow.actors import capture
-from actorflow.actors.accounting import CpuMeter, RssSampler, gpu_ids, in_thread
+from actorflow.actors.functions import capture
+from actorflow.actors.functions.accounting import CpuMeter, RssSampler, gpu_ids, in_thread
 from actorflow.definitions import events as ev
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actorflow.actors.run_state import PlannedTask, RunState, Schedule, Stop
+from actorflow.actors.run.state import PlannedTask, RunState, Schedule, Stop
 from actorflow.builder import WorkflowBuilder
 from actorflow.definitions import events as ev
 from actorflow.definitions.models import Workflow

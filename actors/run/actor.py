@@ -23,14 +23,12 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError as NatsNotFoundError
 
-from actorflow.actors import signals
-from actorflow.actors.blobs import BlobStore
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.history import DecisionLog, replay, with_retries
-from actorflow.actors.hooks import HookRunner
-from actorflow.actors.jetstream import connect
-from actorflow.actors.records import RecordWriter
-from actorflow.actors.run_state import (
+from actorflow.actors.run import signals
+from actorflow.actors.run.history import DecisionLog, replay
+from actorflow.actors.run.hooks import HookRunner
+from actorflow.actors.run.records import RecordWriter
+from actorflow.actors.run.state import (
     EndWait,
     PlannedTask,
     RunState,
@@ -38,6 +36,9 @@ from actorflow.actors.run_state import (
     StartWaits,
     Stop,
 )
+from actorflow.actors.store.blobs import BlobStore
+from actorflow.actors.store.jetstream import connect
+from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import FencedError
 from actorflow.definitions.models import HookPoint

@@ -20,8 +20,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.history import read_records
-from actorflow.actors.run_actor import RunActor
+from actorflow.actors.run.actor import RunActor
+from actorflow.actors.store.streams import read_records
 from actorflow.definitions import events as ev
 
 log = logging.getLogger(__name__)

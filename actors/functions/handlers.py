@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from actorflow.actors.accounting import CpuMeter, in_thread
-from actorflow.actors.context import StepContext
+from actorflow.actors.functions.accounting import CpuMeter, in_thread
+from actorflow.actors.functions.context import StepContext
 
 
 class HandlerImportError(Exception):

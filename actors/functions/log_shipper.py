@@ -19,7 +19,7 @@ import secrets
 
 from nats.js import JetStreamContext
 
-from actorflow.actors.capture import LogTag, TaskLog
+from actorflow.actors.functions.capture import LogTag, TaskLog
 from actorflow.definitions import events as ev
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import logging
 import traceback
 from typing import Any
 
-from actorflow.actors.handlers import Handler, HandlerImportError
-from actorflow.actors.run_state import RunState
+from actorflow.actors.functions.handlers import Handler, HandlerImportError
+from actorflow.actors.run.state import RunState
 from actorflow.definitions import events as ev
 from actorflow.definitions.models import HookPoint, HookSpec
 

@@ -26,12 +26,12 @@ from nats.js.errors import NotFoundError as NatsNotFoundError
 from ray.util.placement_group import PlacementGroup
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from actorflow.actors.autoscaler import Scaler, needed
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.handlers import HandlerImportError
-from actorflow.actors.history import with_retries
-from actorflow.actors.levels import cluster_nodes
-from actorflow.actors.replica import FunctionReplica, ensure_consumer_config
+from actorflow.actors.functions.autoscaler import Scaler, needed
+from actorflow.actors.functions.handlers import HandlerImportError
+from actorflow.actors.functions.placement import cluster_nodes
+from actorflow.actors.functions.replica import FunctionReplica, ensure_consumer_config
+from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import FunctionPoolError
 from actorflow.definitions.models import Function, RuntimeEnv

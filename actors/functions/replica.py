@@ -25,15 +25,15 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError as NatsNotFoundError
 
-from actorflow.actors import capture
-from actorflow.actors.accounting import CpuMeter, RssSampler, gpu_ids
-from actorflow.actors.blobs import BlobStore
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.context import StepContext
-from actorflow.actors.handlers import Handler
-from actorflow.actors.history import with_retries
-from actorflow.actors.jetstream import connect
-from actorflow.actors.log_shipper import LogShipper
+from actorflow.actors.functions import capture
+from actorflow.actors.functions.accounting import CpuMeter, RssSampler, gpu_ids
+from actorflow.actors.functions.context import StepContext
+from actorflow.actors.functions.handlers import Handler
+from actorflow.actors.functions.log_shipper import LogShipper
+from actorflow.actors.store.blobs import BlobStore
+from actorflow.actors.store.jetstream import connect
+from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import PayloadError, StepError
 from actorflow.definitions.models import Function

@@ -23,15 +23,17 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError
 from pydantic import ValidationError
 
-from actorflow.actors import signals
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.history import read_record, replay, with_retries
-from actorflow.actors.jetstream import connect, ensure_infrastructure
-from actorflow.actors.levels import Levels
-from actorflow.actors.pools import FunctionPool, check_fits
-from actorflow.actors.registry import Registry
-from actorflow.actors.run_state import RunState
-from actorflow.actors.supervisor import RunSupervisor
+from actorflow.actors.functions.placement import Levels
+from actorflow.actors.functions.pools import FunctionPool, check_fits
+from actorflow.actors.run import signals
+from actorflow.actors.run.history import replay
+from actorflow.actors.run.state import RunState
+from actorflow.actors.run.supervisor import RunSupervisor
+from actorflow.actors.store.jetstream import connect, ensure_infrastructure
+from actorflow.actors.store.registry import Registry
+from actorflow.actors.store.retry import is_wrong_last_sequence, with_retries
+from actorflow.actors.store.streams import read_record
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import (
     ActorflowError,
@@ -54,7 +56,6 @@ from actorflow.definitions.plan import bind_inputs, compile_plan, function_refs
 log = logging.getLogger(__name__)
 
 CONTROLLER_NAME = "actorflow-controller"
-_WRONG_LAST_SEQUENCE = 10071
 
 
 class ControllerPlugin(Protocol):
@@ -363,7 +364,7 @@ class Controller:
                 f"start {run_id}",
             )
         except APIError as exc:
-            if exc.err_code == _WRONG_LAST_SEQUENCE:
+            if is_wrong_last_sequence(exc):
                 return run_id  # already started: same id, same run
             raise
         if ack.duplicate:

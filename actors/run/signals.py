@@ -21,7 +21,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
-from actorflow.actors.history import read_stream, with_retries
+from actorflow.actors.store.retry import with_retries
+from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
 
 log = logging.getLogger(__name__)

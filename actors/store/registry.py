@@ -8,7 +8,7 @@ from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from actorflow.actors.history import read_stream
+from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import NotFoundError
 from actorflow.definitions.models import Definition, Function, RuntimeEnv, Workflow

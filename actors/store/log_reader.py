@@ -11,7 +11,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError as NatsNotFoundError
 
-from actorflow.actors.history import read_stream
+from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import NotFoundError
 

@@ -19,8 +19,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.history import with_retries
-from actorflow.actors.run_state import RunState
+from actorflow.actors.run.state import RunState
+from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,68 @@
+"""Append to and replay a run's history on JetStream, with the fence on decisions."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.errors import APIError
+
+from actorflow.actors.store.retry import is_wrong_last_sequence, with_retries
+from actorflow.actors.store.streams import read_stream
+from actorflow.definitions import events as ev
+from actorflow.definitions.errors import FencedError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    event: ev.HistoryEvent
+    subject: str
+    seq: int
+
+
+class DecisionLog:
+    """The decisions subject of one run, appended only under the expected-sequence fence."""
+
+    def __init__(self, js: JetStreamContext, run_id: str, last_seq: int, incarnation: str) -> None:
+        self._js = js
+        self._incarnation = incarnation
+        self._subject = ev.run_subject(run_id, ev.DECISIONS)
+        self._run_id = run_id
+        self.last_seq = last_seq
+
+    async def append(self, event: Any) -> int:
+        """Append or raise FencedError: the server refuses it if anyone appended since us."""
+        headers = {
+            ev.EXPECTED_LAST_SUBJECT_SEQ: str(self.last_seq),
+            # Unique per incarnation: a retry of our own append is deduplicated, while a
+            # rival incarnation's append at the same sequence meets the fence instead.
+            ev.MSG_ID: f"{self._run_id}.d.{self.last_seq}.{self._incarnation}",
+        }
+        data = ev.encode(event)
+        try:
+            ack = await with_retries(
+                lambda: self._js.publish(self._subject, data, headers=headers),
+                f"append to {self._subject}",
+            )
+        except APIError as exc:
+            if is_wrong_last_sequence(exc):
+                raise FencedError(f"run {self._run_id}: another incarnation appended") from exc
+            raise
+        self.last_seq = ack.seq
+        return ack.seq
+
+
+async def replay(js: JetStreamContext, run_id: str) -> list[Recorded]:
+    """Every event of a run, in stream order; undecodable messages are logged and skipped."""
+    out: list[Recorded] = []
+    async for msg in read_stream(js, ev.STREAM_HISTORY, ev.run_history_filter(run_id)):
+        seq = msg.metadata.sequence.stream
+        try:
+            out.append(Recorded(ev.decode_history(msg.data), msg.subject, seq))
+        except ev.DecodeError as exc:
+            log.error("skipping undecodable event at seq %s: %s", seq, exc)
+    return out

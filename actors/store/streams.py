@@ -1,0 +1,81 @@
+"""Reading JetStream streams to the end, and the run records bucket."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyNotFoundError
+
+from actorflow.definitions import events as ev
+from actorflow.definitions.errors import NotFoundError
+
+log = logging.getLogger(__name__)
+
+
+async def read_stream(
+    js: JetStreamContext,
+    stream: str,
+    subject: str,
+    deliver: DeliverPolicy = DeliverPolicy.ALL,
+) -> AsyncIterator[Msg]:
+    """Every message on `subject` (per `deliver`), read until the consumer has none pending.
+
+    Stops on the consumer's own pending count, not on a watcher's "caught up" marker, so
+    writes that land while reading cannot cut the listing short.
+    """
+    sub = await js.pull_subscribe(
+        subject,
+        stream=stream,
+        config=ConsumerConfig(
+            deliver_policy=deliver,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=5.0,
+            filter_subject=subject,
+        ),
+    )
+    info = await sub.consumer_info()
+    try:
+        pending = info.num_pending or 0
+        while pending > 0:
+            try:
+                msgs = await sub.fetch(min(pending, 512), timeout=5.0)
+            except TimeoutError:
+                break
+            for msg in msgs:
+                pending = msg.metadata.num_pending
+                yield msg
+    finally:
+        # Delete the consumer now: recovering a thousand runs replays a thousand histories,
+        # and ephemeral consumers left to expire would hit the server's consumer limit.
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(stream, info.name)
+
+
+async def read_records(js: JetStreamContext) -> AsyncIterator[ev.RunRecord]:
+    """Every run record, in one pass over the runs bucket (latest value of each key)."""
+    async for msg in read_stream(
+        js, f"KV_{ev.KV_RUNS}", f"$KV.{ev.KV_RUNS}.>", DeliverPolicy.LAST_PER_SUBJECT
+    ):
+        if msg.headers and msg.headers.get("KV-Operation"):
+            continue  # deleted or purged
+        try:
+            yield ev.decode(ev.RunRecord, msg.data)
+        except ev.DecodeError as exc:
+            log.error("skipping undecodable run record %s: %s", msg.subject, exc)
+
+
+async def read_record(js: JetStreamContext, run_id: str) -> ev.RunRecord:
+    """One run's record; NotFoundError (the actorflow one) for an unknown run."""
+    kv = await js.key_value(ev.KV_RUNS)
+    try:
+        entry = await kv.get(run_id)
+    except KeyNotFoundError:
+        raise NotFoundError("run", run_id) from None
+    return ev.decode(ev.RunRecord, entry.value or b"")
