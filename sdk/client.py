@@ -493,10 +493,7 @@ class AsyncRun:
         history = await replay(self._client.js, self.run_id)
         if not history or not isinstance(history[0].event, ev.RunStarted):
             raise NotFoundError("run", self.run_id)
-        state = RunState(history[0].event)
-        for rec in history[1:]:
-            state.apply(rec.event)
-        return node_infos(state)
+        return node_infos(RunState.from_history(rec.event for rec in history))
 
 
 def _as_models(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from datetime import datetime
@@ -27,6 +26,7 @@ from actorflow.actors.config import EngineConfig
 from actorflow.actors.run import signals
 from actorflow.actors.run.history import DecisionLog, replay
 from actorflow.actors.run.hooks import HookRunner
+from actorflow.actors.run.node_events import already_announced, due_events, lifecycle
 from actorflow.actors.run.records import RecordWriter
 from actorflow.actors.run.state import (
     EndWait,
@@ -46,22 +46,6 @@ from actorflow.definitions.models import HookPoint
 log = logging.getLogger(__name__)
 
 _SILENCE_BEFORE_CATCH_UP = 5.0
-_NODE_EVENT_OUTPUT_LIMIT = 64 * 1024
-_NODE_EVENT: dict[ev.NodeStatus, ev.NodeEventStatus] = {
-    ev.NodeStatus.RUNNING: "started",
-    ev.NodeStatus.SUCCEEDED: "succeeded",
-    ev.NodeStatus.FAILED: "failed",
-    ev.NodeStatus.SKIPPED: "skipped",
-}
-_UNFINISHED = frozenset(
-    {
-        ev.NodeStatus.SCHEDULED,
-        ev.NodeStatus.RUNNING,
-        ev.NodeStatus.RETRYING,
-        ev.NodeStatus.REMEDIATING,
-        ev.NodeStatus.WAITING,
-    }
-)
 
 
 class RunActor:
@@ -145,7 +129,7 @@ class _Driver:
         self._records: RecordWriter | None = None
         self._hooks: HookRunner | None = None
         self._settled: set[tuple[str, str]] = set()  # node hooks already fired here
-        self._announced: dict[str, str] = {}  # node -> last lifecycle status published
+        self._announced: dict[str, ev.NodeEventStatus] = {}  # node -> last status published
         self._touched: set[str] = set()  # nodes whose status may have changed since
 
     @property
@@ -225,16 +209,16 @@ class _Driver:
         if not history or not isinstance(history[0].event, ev.RunStarted):
             log.error("run %s has no RunStarted in its history; nothing to recover", self.run_id)
             return "UNKNOWN"
-        state = self._state = RunState(history[0].event)
+        events = [rec.event for rec in history]
+        state = self._state = RunState.from_history(events, await self._blob_values(events))
+        await self._forget_signalled_waits()
         self._hooks = HookRunner(state)
-        last_decision = 0
-        for rec in history:
-            await self._apply(rec.event)
-            if rec.subject.endswith(f".{ev.DECISIONS}"):
-                last_decision = rec.seq
+        last_decision = max(
+            (rec.seq for rec in history if rec.subject.endswith(f".{ev.DECISIONS}")), default=0
+        )
         self._decisions = DecisionLog(self._js, self.run_id, last_decision, self.incarnation)
         self._records = RecordWriter(self._js, self._nc, state, self._config, self._decision_seq)
-        self._mark_announced()
+        self._announced = already_announced(state)
         stopped = state.stopped
         if stopped is not None and stopped.status is not ev.RunStatus.WAITING:
             await self._records.stopped()  # nothing to do; make sure the record says so
@@ -407,23 +391,26 @@ class _Driver:
             self._touched.add(event.task.node)
         elif isinstance(event, ev.WaitEnded | ev.RunSignalled | ev.RunControlled) and event.node:
             self._touched.add(event.node)
-        if isinstance(event, ev.RunSignalled):
-            wait = self._state.nodes[event.node].wait if event.node in self._state.nodes else None
-            if wait is not None and wait.kind == "wait":
-                with contextlib.suppress(Exception):  # the registration is only an index
-                    await signals.unregister(self._js, wait, self.run_id)
+        await self._forget_signalled_waits()
+
+    async def _blob_values(self, events: list[ev.HistoryEvent]) -> dict[str, Any]:
+        """The outputs of a replayed history that live in the object store, by name."""
+        refs = {
+            e.output.blob.name: e.output
+            for e in events
+            if isinstance(e, ev.TaskCompleted) and e.output.blob is not None
+        }
+        values = await asyncio.gather(*(self._blobs.value(p) for p in refs.values()))
+        return dict(zip(refs, values, strict=True))
+
+    async def _forget_signalled_waits(self) -> None:
+        assert self._state is not None
+        while self._state.signalled_waits:
+            wait = self._state.signalled_waits.pop()
+            with contextlib.suppress(Exception):  # the registration is only an index
+                await signals.unregister(self._js, wait, self.run_id)
 
     # --- node lifecycle events ---------------------------------------------------------------
-    def _mark_announced(self) -> None:
-        """After a replay: what the history already shows was announced by an earlier
-        incarnation (events are best effort; a trigger dedupes on run, node and status)."""
-        assert self._state is not None
-        for node in self._state.nodes.values():
-            status = _NODE_EVENT.get(node.status)
-            if status is not None:
-                self._announced[node.id] = status
-        self._touched.clear()
-
     async def _announce_nodes(self, stopping: ev.RunStatus | None = None) -> None:
         """Publish ``af.events.node.…`` for nodes whose status changed. Called after the
         deciding event is durable; a core publish only fills the client's write buffer, so
@@ -431,47 +418,15 @@ class _Driver:
         state = self._state
         if state is None:
             return
-        interrupted = stopping in (ev.RunStatus.INTERRUPTED, ev.RunStatus.TERMINATED)
-        touched = set(state.nodes) if interrupted else self._touched
-        self._touched = set()
-        for node_id in touched:
-            node = state.nodes.get(node_id)
-            if node is None:
-                continue
-            status = _NODE_EVENT.get(node.status)
-            if interrupted and node.status in _UNFINISHED:
-                status = "interrupted"
-            if status is None or self._announced.get(node_id) == status:
-                continue
-            if status != "started" and node_id not in self._announced and node.tasks:
-                await self._publish_node(node_id, "started", node)  # it ran, briefly
+        touched, self._touched = self._touched, set()
+        for node_id, status in due_events(state, self._announced, touched, stopping):
             self._announced[node_id] = status
-            await self._publish_node(node_id, status, node)
-
-    async def _publish_node(self, node_id: str, status: ev.NodeEventStatus, node: Any) -> None:
-        assert self._state is not None
-        started = self._state.started
-        output = node.output if status == "succeeded" else None
-        try:
-            if output is not None and len(json.dumps(output)) > _NODE_EVENT_OUTPUT_LIMIT:
-                output = None
-        except (TypeError, ValueError):
-            output = None
-        event = ev.NodeLifecycle(
-            run_id=self.run_id,
-            workflow=started.workflow,
-            version=started.version,
-            node=node_id,
-            status=status,
-            attempt=node.attempts,
-            output=output,
-            error=node.error if status == "failed" else None,
-        )
-        subject = ev.node_event_subject(started.workflow, self.run_id, node_id, status)
-        try:
-            await self._nc.publish(subject, ev.encode(event))
-        except Exception as exc:  # best effort, like run lifecycle events
-            log.debug("could not publish %s: %s", subject, exc)
+            event = lifecycle(state, state.nodes[node_id], status)
+            subject = ev.node_event_subject(event.workflow, self.run_id, node_id, status)
+            try:
+                await self._nc.publish(subject, ev.encode(event))
+            except Exception as exc:  # best effort, like run lifecycle events
+                log.debug("could not publish %s: %s", subject, exc)
 
     async def close(self) -> None:
         for sub in self._subs:

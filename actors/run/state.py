@@ -14,6 +14,7 @@ stop the run INTERRUPTED with a reason and the operator's guidance.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -192,6 +193,28 @@ class RunState:
         self.inbox: list[str] = []  # ids of control requests and signals, in order
         self.hooks_called: set[tuple[str, str | None, str]] = set()
         self.hook_failures: list[str] = []
+        # Signal waits whose signal arrived: their registration in the waits bucket (an
+        # index only) can go. The run actor drains this list; replay refills it harmlessly.
+        self.signalled_waits: list[WaitRef] = []
+
+    @classmethod
+    def from_history(
+        cls, history: Iterable[HistoryEvent], blobs: Mapping[str, Any] | None = None
+    ) -> RunState:
+        """The one replay: a run's state from its history, first event `RunStarted`.
+
+        A completed task's output is its inline value, or `blobs[name]` for one stored in
+        the object store (fetched by the caller: this fold does no I/O). Whoever reads a
+        run — the run actor, the controller, the client — folds it here.
+        """
+        events = iter(history)
+        started = next(events, None)
+        if not isinstance(started, RunStarted):
+            raise ValueError("a run's history starts with RunStarted")
+        state = cls(started)
+        for event in events:
+            state.apply(event, _output_of(event, blobs or {}))
+        return state
 
     # --- folding -------------------------------------------------------------------------
     def apply(self, event: HistoryEvent, output: Any = None) -> None:
@@ -240,6 +263,9 @@ class RunState:
         elif isinstance(event, RunSignalled):
             if event.id not in self.inbox:
                 self.inbox.append(event.id)
+            signalled = self.nodes[event.node].wait if event.node in self.nodes else None
+            if signalled is not None and signalled.kind == "wait":
+                self.signalled_waits.append(signalled)
             self._wait_done(event.node, event.payload, event.at)
         elif isinstance(event, WaitEnded):
             self._wait_ended(event)
@@ -683,6 +709,13 @@ class RunState:
                 for s in statuses
             ),
         )
+
+
+def _output_of(event: HistoryEvent, blobs: Mapping[str, Any]) -> Any:
+    if not isinstance(event, TaskCompleted):
+        return None
+    blob = event.output.blob
+    return event.output.inline if blob is None else blobs.get(blob.name)
 
 
 def plan_of(started: RunStarted) -> Plan:

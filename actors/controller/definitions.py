@@ -1,0 +1,167 @@
+"""Registering and deleting definitions: checked as a batch, stored in the registry, and
+the function pools brought in line with what was stored."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from actorflow.actors.controller.plugins import Document, PluginHost
+from actorflow.actors.controller.pool_state import PoolManager
+from actorflow.actors.functions.pools import FunctionPool, check_fits
+from actorflow.actors.store.registry import Registry
+from actorflow.definitions.errors import DefinitionError, InUseError, NotFoundError
+from actorflow.definitions.graph import validate_workflow
+from actorflow.definitions.models import Definition, Function, RuntimeEnv, Workflow, split_ref
+from actorflow.definitions.plan import function_refs
+
+log = logging.getLogger(__name__)
+
+_KINDS: dict[str, type[Function] | type[Workflow] | type[RuntimeEnv]] = {
+    "Function": Function,
+    "Workflow": Workflow,
+    "RuntimeEnv": RuntimeEnv,
+}
+
+
+class DefinitionService:
+    def __init__(self, registry: Registry, pools: PoolManager, plugin: PluginHost) -> None:
+        self._registry = registry
+        self._pools = pools
+        self._plugin = plugin
+        # One change at a time: a delete must not interleave with an apply's checks.
+        self._lock = asyncio.Lock()
+
+    async def restore_pools(self) -> None:
+        """A pool for every registered function (controller start); one that cannot start
+        is logged and left to the next apply."""
+        for function in await self._registry.functions():
+            try:
+                await self._pools.start(function, await self.env_of(function))
+            except Exception as exc:
+                log.error("pool %s not restored: %s", function.ref, exc)
+
+    async def apply(self, documents: list[Document]) -> list[Document]:
+        """Register definitions: environments, then functions, then workflows.
+
+        Every document is validated — references resolved, requests checked against the
+        cluster's nodes — before any is stored: a bad batch changes nothing. A function's
+        pool is (re)started only when its definition changed, or when it could not serve.
+        """
+        async with self._lock:
+            plugin_docs, documents = self._plugin.split(documents)
+            parsed = [_parse(doc) for doc in documents]
+            envs = [d for d in parsed if isinstance(d, RuntimeEnv)]
+            functions = [d for d in parsed if isinstance(d, Function)]
+            workflows = [d for d in parsed if isinstance(d, Workflow)]
+            new_envs = {e.ref: e for e in envs}
+            resolved = {f.ref: await self.env_of(f, new_envs) for f in functions}
+            for function in functions:
+                check_fits(function, resolved[function.ref])
+            known = {f.ref for f in await self._registry.functions()} | {f.ref for f in functions}
+            for wf in workflows:
+                validate_workflow(wf, known_functions=known)
+            await self._plugin.check(plugin_docs, {w.metadata.name for w in workflows})
+            results = [_applied(env, await self._registry.put(env)) for env in envs]
+            for function in functions:
+                if self._pools.needs_start(function):
+                    await self._pools.start(function, resolved[function.ref])
+                changed = await self._registry.put(function)
+                results.append(_applied(function, changed, self._pools.get(function.ref)))
+            for wf in workflows:
+                results.append(_applied(wf, await self._registry.put(wf)))
+            return results + await self._plugin.apply(plugin_docs)
+
+    async def env_of(
+        self, function: Function, batch: dict[str, RuntimeEnv] | None = None
+    ) -> RuntimeEnv | None:
+        """The function's runtime environment, from this batch or the registry."""
+        ref = function.spec.runtime_env
+        if ref is None:
+            return None
+        if batch and ref in batch:
+            return batch[ref]
+        name, version = split_ref(ref)
+        try:
+            return await self._registry.runtime_env(name, version)
+        except NotFoundError:
+            raise DefinitionError.single(
+                f"function {function.ref}: runtime env {ref!r} is not registered",
+                field="spec.runtimeEnv",
+            ) from None
+
+    async def delete(self, kind: str, ref: str) -> Document:
+        """Delete one version of a function or runtime environment — refused while a
+        registered definition still names it (a workflow pins the function, or names it
+        `@latest` and it is the only version; a function uses the environment)."""
+        name, version = split_ref(ref)
+        async with self._lock:
+            if kind == "Function":
+                version = await self._delete_function(name, version)
+            elif kind == "RuntimeEnv":
+                await self._delete_env(name, version)
+            else:
+                raise DefinitionError.single(f"cannot delete a {kind}", field="kind")
+            return {"kind": kind, "name": name, "version": version, "deleted": True}
+
+    async def _delete_function(self, name: str, version: str) -> str:
+        if version == "latest":
+            version = await self._registry.latest_version("Function", name)
+        await self._registry.function(name, version)  # NotFoundError if absent
+        versions = [f for f in await self._registry.functions() if f.metadata.name == name]
+        users = [
+            wf.ref
+            for wf in await self._registry.workflows()
+            if any(
+                r == f"{name}@{version}" or (r == f"{name}@latest" and len(versions) == 1)
+                for r in function_refs(wf)
+            )
+        ]
+        if users:
+            raise InUseError(
+                f"function {name}@{version} is used by workflow(s) {', '.join(users)}; "
+                "delete or re-pin them first"
+            )
+        await self._registry.delete("Function", name, version)
+        await self._pools.remove(f"{name}@{version}")
+        return version
+
+    async def _delete_env(self, name: str, version: str) -> None:
+        await self._registry.runtime_env(name, version)  # NotFoundError if absent
+        users = [
+            f.ref
+            for f in await self._registry.functions()
+            if f.spec.runtime_env == f"{name}@{version}"
+        ]
+        if users:
+            raise InUseError(
+                f"runtime env {name}@{version} is used by function(s) {', '.join(users)}"
+            )
+        await self._registry.delete("RuntimeEnv", name, version)
+
+    async def runtime_envs(self) -> list[Document]:
+        return [
+            e.model_dump(mode="json", by_alias=True) for e in await self._registry.runtime_envs()
+        ]
+
+
+def _parse(doc: Document) -> Definition:
+    model = _KINDS.get(str(doc.get("kind")))
+    if model is None:
+        raise DefinitionError.single(f"unknown kind {doc.get('kind')!r}", field="kind")
+    return model.model_validate(doc)
+
+
+def _applied(
+    definition: Definition, changed: bool, pool: FunctionPool | None = None
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "kind": definition.kind,
+        "name": definition.metadata.name,
+        "version": definition.metadata.version,
+        "changed": changed,
+    }
+    if pool is not None and pool.failure is not None:
+        result["error"] = pool.failure.message
+    return result

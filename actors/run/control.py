@@ -1,0 +1,78 @@
+"""Which control action applies to a run in which state — pure, no Ray, no NATS.
+
+A request that does not apply to the run as it stands is refused with a `ControlError`
+and changes nothing; these rules decide that before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from actorflow.actors.run.signals import check
+from actorflow.actors.run.state import RunState
+from actorflow.definitions import events as ev
+from actorflow.definitions.errors import ControlError
+
+_LIVE = frozenset({ev.RunStatus.PENDING, ev.RunStatus.RUNNING, ev.RunStatus.WAITING})
+
+#: The run statuses in which each action applies.
+ALLOWED: Mapping[ev.ControlAction, frozenset[ev.RunStatus]] = {
+    "pause": _LIVE,
+    "resume": frozenset({ev.RunStatus.INTERRUPTED, ev.RunStatus.PAUSED}),
+    "cancel": _LIVE | {ev.RunStatus.PAUSED},
+    "terminate": _LIVE | {ev.RunStatus.PAUSED, ev.RunStatus.INTERRUPTED},
+    "retry": frozenset({ev.RunStatus.INTERRUPTED, ev.RunStatus.PAUSED}),
+    "approve": frozenset({ev.RunStatus.RUNNING, ev.RunStatus.WAITING}),
+}
+
+
+def check_status(request: ev.ControlRequest, record: ev.RunRecord) -> None:
+    """ControlError unless `request` applies to a run in the state `record` describes."""
+    allowed = ALLOWED[request.action]
+    if record.status not in allowed:
+        raise ControlError(
+            f"cannot {request.action} run {record.run_id}: it is {record.status.value} "
+            f"(allowed when {', '.join(s.value for s in sorted(allowed))})"
+        )
+
+
+def check_retry(request: ev.ControlRequest, record: ev.RunRecord, nodes: frozenset[str]) -> None:
+    """A retry names one of the workflow's `nodes`."""
+    if request.node not in nodes:
+        raise ControlError(f"run {record.run_id} has no node {request.node!r} to retry")
+
+
+def check_approval(state: RunState, request: ev.ControlRequest) -> None:
+    """Only a waiting approval node can be approved, only with input its schema allows."""
+    run_id = state.started.run_id
+    planned = state.plan.nodes.get(request.node or "")
+    if planned is None or planned.spec.approval is None:
+        raise ControlError(f"run {run_id} has no approval node {request.node!r}")
+    status = state.nodes[planned.id].status
+    if status is not ev.NodeStatus.WAITING:
+        raise ControlError(f"node {request.node!r} of run {run_id} is not waiting ({status.value})")
+    try:
+        check(request.input, planned.spec.approval.json_schema, "approval input")
+    except ValueError as exc:
+        raise ControlError(str(exc)) from None
+
+
+def reopens(request: ev.ControlRequest) -> bool:
+    """Resume and retry show the run RUNNING at once, so `resume(); result()` waits for the
+    new outcome instead of returning the old one."""
+    return request.action in ("resume", "retry")
+
+
+def reopened(record: ev.RunRecord) -> ev.RunRecord:
+    """The record of a run that a resume or retry is reopening."""
+    return record.model_copy(
+        update={
+            "status": ev.RunStatus.RUNNING,
+            "updated_at": ev.now(),
+            "reason": None,
+            "node": None,
+            "error": None,
+            "guidance": "",
+            "finished_at": None,
+        }
+    )
