@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup example test unit integration lint typecheck bench soak clean
+.PHONY: setup example test unit integration lint typecheck docs bench soak clean
 
 # Strict editable installs link each module: re-install when a package folder gains or
 # loses a file (the folder's mtime changes), not on every edit.
@@ -21,7 +21,7 @@ setup: $(STAMP)
 example: setup
 	$(BIN)/actorflow run wordcount --file examples/wordcount/workflow.yaml --wait
 
-test: setup lint typecheck
+test: setup lint typecheck docs
 	$(BIN)/python -m pytest
 
 unit: setup
@@ -36,6 +36,11 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy -p actorflow
+
+# The documentation site (mkdocs.yml): strict, so a broken link or anchor, a page missing
+# from the nav, or a public name missing from the SDK reference fails the build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: setup
 	$(BIN)/python -m benchmarks
