@@ -58,7 +58,22 @@ _PATTERN_HINTS = {
 
 
 class _SafeLoader(yaml.SafeLoader):
-    """Our own SafeLoader subclass, so constructors we might add never leak into PyYAML's."""
+    """Our own SafeLoader subclass, so constructors we might add never leak into PyYAML's.
+
+    Booleans are YAML 1.2's (``true`` / ``false`` only): YAML 1.1 also reads ``on``, ``off``,
+    ``yes`` and ``no`` as booleans, which would turn the key of ``on: before_run`` (hooks,
+    lifecycle sources) into ``True``.
+    """
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_SafeLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SafeLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 class _Dumper(yaml.SafeDumper):

@@ -94,6 +94,25 @@ def test_numeric_version_keeps_its_text() -> None:
     assert fn.metadata.version == "1.10"
 
 
+def test_on_is_a_key_not_a_boolean() -> None:
+    """YAML 1.1 reads a bare ``on`` as true; hooks and lifecycle sources are keyed by it."""
+    text = WORKFLOW.replace(
+        "  outputs:", "  hooks:\n    - on: before_run\n      call: mymod:hook\n  outputs:"
+    )
+    (wf,) = load_text(text, known_functions={"fetch@1", "parse@1", "store@latest"})
+    assert [(h.on, h.call) for h in wf.spec.hooks] == [("before_run", "mymod:hook")]
+
+
+def test_only_true_and_false_are_booleans() -> None:
+    text = WORKFLOW.replace(
+        '        url: "${{ inputs.url }}"',
+        '        url: "${{ inputs.url }}"\n        a: yes\n        b: off\n        c: true',
+    )
+    (wf,) = load_text(text, known_functions={"fetch@1", "parse@1", "store@latest"})
+    fetch = wf.spec.nodes[0].inputs
+    assert (fetch["a"], fetch["b"], fetch["c"]) == ("yes", "off", True)
+
+
 @pytest.mark.parametrize(
     ("text", "needle", "field", "message"),
     [
