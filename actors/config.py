@@ -1,28 +1,63 @@
-"""What the actors need to know about their surroundings, passed in (never read from env)."""
+"""The engine's tunables: one model, with each default and its reason where it is defined.
+
+`cluster.settings.Settings` inherits `EngineTunables`, so every tunable is also an
+``ACTORFLOW_<NAME>`` environment variable with the same default and bounds; the engine
+itself never reads the environment — it is handed an `EngineConfig`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydantic import BaseModel, ConfigDict, Field
 
 
-@dataclass(frozen=True)
-class EngineConfig:
-    nats_url: str
+class EngineTunables(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    #: Ray namespace of every engine actor.
     namespace: str = "actorflow"
-    inline_limit: int = 256 * 1024
-    run_actors: int = 2
-    stream_replicas: int = 1
-    task_ack_wait: float = 15.0
-    record_interval: float = 0.25
-    history_max_age_days: float = 0.0
-    autoscale_interval: float = 0.5
-    drain_timeout: float = 120.0
-    start_wait: float = 60.0
-    level_ready_timeout: float = 60.0
-    # triggers: the webhook server's address (port 0: any free port), how many runs started
-    # by triggers may be active at once (all triggers together), and how long a trigger's
-    # held event may go without a heartbeat before it is redelivered
+    #: Values up to this many bytes travel inline in events; larger ones via the object store.
+    inline_limit: int = Field(default=256 * 1024, ge=1024, le=900 * 1024)
+    #: Warm run actors; each hosts the drivers of many runs.
+    run_actors: int = Field(default=2, ge=1, le=256)
+    #: Replicas of every stream and bucket (3 on a three-server JetStream cluster).
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    #: How long a replica may hold a task without acknowledging it before it is redelivered.
+    task_ack_wait: float = Field(default=15.0, ge=1.0)
+    #: Run records are rewritten at most this often while a run progresses (seconds).
+    record_interval: float = Field(default=0.25, gt=0)
+    #: A driver that heard nothing for this long re-reads its history (live delivery is
+    #: best effort across a NATS restart; the stream is not).
+    catch_up_after: float = Field(default=5.0, gt=0)
+    #: Longest a workflow hook may run before it is recorded as failed (seconds).
+    hook_timeout: float = Field(default=30.0, gt=0)
+    #: Largest node output (as JSON, bytes) carried by a node lifecycle event; else null.
+    node_event_output_limit: int = Field(default=64 * 1024, ge=0)
+    #: How often the autoscaler observes every pool's queue (seconds).
+    autoscale_interval: float = Field(default=0.5, gt=0)
+    #: Longest a replica being scaled down or replaced may finish its in-flight tasks.
+    drain_timeout: float = Field(default=120.0, ge=0)
+    #: `apply` waits this long for a new pool's first replicas; the pool goes on starting.
+    start_wait: float = Field(default=60.0, gt=0)
+    #: Longest a replica's creation may take (pip installs included) before it is failed.
+    replica_start_timeout: float = Field(default=300.0, gt=0)
+    #: Longest a resource level's placement group may take to be reserved.
+    level_ready_timeout: float = Field(default=60.0, gt=0)
+    #: Replicas ship captured step output at least this often (seconds).
+    log_flush_interval: float = Field(default=0.25, gt=0)
+    #: Captured output is kept this long (AF_LOGS max age, days) …
+    logs_max_age_days: float = Field(default=7.0, gt=0)
+    #: … and at most this many bytes (the oldest batches go first).
+    logs_max_bytes: int = Field(default=1024**3, ge=1024**2)
+    #: The webhook server's address (port 0: any free port).
     webhook_host: str = "127.0.0.1"
-    webhook_port: int = 8780
-    trigger_concurrency: int = 1000
-    trigger_ack_wait: float = 10.0
+    webhook_port: int = Field(default=8780, ge=0, le=65535)
+    #: Runs started by triggers that may be active at once, all triggers together.
+    trigger_concurrency: int = Field(default=1000, ge=1)
+    #: How long a trigger's held event may go without a heartbeat before redelivery.
+    trigger_ack_wait: float = Field(default=10.0, ge=1.0)
+
+
+class EngineConfig(EngineTunables):
+    """What the actors are handed: the tunables and where NATS is."""
+
+    nats_url: str

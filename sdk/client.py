@@ -108,7 +108,7 @@ class AsyncClient:
             self.nats_url, name="actorflow-client", connect_timeout=self.settings.connect_timeout
         )
         self._js = self._nc.jetstream()
-        await ensure_infrastructure(self._js, replicas=self.settings.stream_replicas)
+        await ensure_infrastructure(self._js, self.settings)
 
     def connect_ray(self) -> None:
         """Join or start Ray (blocking; the blocking client calls it on the main thread)."""

@@ -70,7 +70,7 @@ class Controller:
                 return self.info()
             nc = await connect(self._config.nats_url, name=CONTROLLER_NAME)
             js = nc.jetstream()
-            await ensure_infrastructure(js, replicas=self._config.stream_replicas)
+            await ensure_infrastructure(js, self._config)
             registry = await Registry.open(js)
             runs = RunSupervisor(self._config, js)
             await runs.start()

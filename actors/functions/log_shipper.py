@@ -24,7 +24,6 @@ from actorflow.definitions import events as ev
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL = 0.25
 PUBLISH_TIMEOUT = 2.0
 # Under AF_LOGS's 1 MiB message limit even if every character took 6 bytes of JSON.
 MAX_BATCH_CHARS = 128 * 1024
@@ -37,7 +36,7 @@ class LogShipper:
         self,
         js: JetStreamContext,
         *,
-        interval: float = FLUSH_INTERVAL,
+        interval: float,
         timeout: float = PUBLISH_TIMEOUT,
     ) -> None:
         self._js = js

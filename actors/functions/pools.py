@@ -39,7 +39,6 @@ from actorflow.runtime_envs.library import check_function_fits, ray_runtime_env
 
 log = logging.getLogger(__name__)
 
-_REPLICA_START_TIMEOUT = 300.0
 RUNTIME_ENV_FAILED = "RUNTIME_ENV_FAILED"
 HANDLER_IMPORT_FAILED = "HANDLER_IMPORT_FAILED"
 
@@ -238,7 +237,7 @@ class FunctionPool:
         self._replicas[name] = replica
         try:
             replica.placement = await asyncio.wait_for(
-                replica.handle.start.remote(), _REPLICA_START_TIMEOUT
+                replica.handle.start.remote(), self._config.replica_start_timeout
             )
         except BaseException as exc:
             self._replicas.pop(name, None)

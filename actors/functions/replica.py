@@ -267,7 +267,7 @@ class FunctionReplica:
     def _log_shipper(self) -> LogShipper:
         assert self._js is not None
         if self._shipper is None:
-            self._shipper = LogShipper(self._js)
+            self._shipper = LogShipper(self._js, interval=self._config.log_flush_interval)
         return self._shipper
 
     def _log_tag(self, task: ev.TaskScheduled) -> capture.LogTag:

@@ -45,8 +45,6 @@ from actorflow.definitions.models import HookPoint
 
 log = logging.getLogger(__name__)
 
-_SILENCE_BEFORE_CATCH_UP = 5.0
-
 
 class RunActor:
     """Hosts run drivers; wrapped by `ray.remote` in the controller's factory."""
@@ -162,7 +160,7 @@ class _Driver:
     async def run_new(self, started: ev.RunStarted, seq: int) -> str:
         await self._listen()
         self._state = RunState(started)
-        self._hooks = HookRunner(self._state)
+        self._hooks = HookRunner(self._state, self._config.hook_timeout)
         self._decisions = DecisionLog(self._js, self.run_id, seq, self.incarnation)
         self._records = RecordWriter(
             self._js, self._nc, self._state, self._config, self._decision_seq
@@ -212,7 +210,7 @@ class _Driver:
         events = [rec.event for rec in history]
         state = self._state = RunState.from_history(events, await self._blob_values(events))
         await self._forget_signalled_waits()
-        self._hooks = HookRunner(state)
+        self._hooks = HookRunner(state, self._config.hook_timeout)
         last_decision = max(
             (rec.seq for rec in history if rec.subject.endswith(f".{ev.DECISIONS}")), default=0
         )
@@ -352,13 +350,14 @@ class _Driver:
 
     async def _wait_for_events(self, due: datetime | None) -> None:
         """Block for at least one event (or the next timer), then fold all that wait."""
-        timeout = _SILENCE_BEFORE_CATCH_UP
+        silence = self._config.catch_up_after
+        timeout = silence
         if due is not None:
             timeout = min(timeout, max((due - ev.now()).total_seconds(), 0.0))
         try:
             msg = await asyncio.wait_for(self._inbox.get(), timeout)
         except TimeoutError:
-            if due is None or timeout >= _SILENCE_BEFORE_CATCH_UP:
+            if due is None or timeout >= silence:
                 await self._catch_up()
             return
         await self._apply_msg(msg)
@@ -421,7 +420,9 @@ class _Driver:
         touched, self._touched = self._touched, set()
         for node_id, status in due_events(state, self._announced, touched, stopping):
             self._announced[node_id] = status
-            event = lifecycle(state, state.nodes[node_id], status)
+            event = lifecycle(
+                state, state.nodes[node_id], status, self._config.node_event_output_limit
+            )
             subject = ev.node_event_subject(event.workflow, self.run_id, node_id, status)
             try:
                 await self._nc.publish(subject, ev.encode(event))

@@ -21,12 +21,11 @@ from actorflow.definitions.models import HookPoint, HookSpec
 
 log = logging.getLogger(__name__)
 
-HOOK_TIMEOUT = 30.0
-
 
 class HookRunner:
-    def __init__(self, state: RunState) -> None:
+    def __init__(self, state: RunState, timeout: float) -> None:
         self._state = state
+        self._timeout = timeout
         self._hooks: list[HookSpec] = list(state.plan.hooks)
         self._loaded: dict[str, Handler] = {}
 
@@ -57,7 +56,7 @@ class HookRunner:
         try:
             handler = self._handler(hook.call)
             event = self._event(point, node)
-            await asyncio.wait_for(asyncio.to_thread(handler.func, event), HOOK_TIMEOUT)
+            await asyncio.wait_for(asyncio.to_thread(handler.func, event), self._timeout)
         except Exception as exc:
             log.warning("hook %s at %s failed: %s", hook.call, point, exc)
             code = "HOOK_TIMEOUT" if isinstance(exc, TimeoutError) else "HOOK_ERROR"

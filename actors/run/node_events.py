@@ -14,9 +14,6 @@ from collections.abc import Iterable, Mapping
 from actorflow.actors.run.state import NodeState, RunState
 from actorflow.definitions import events as ev
 
-#: Largest node output (as JSON) a node event carries; larger ones are sent as null.
-OUTPUT_LIMIT = 64 * 1024
-
 _EVENT_OF: Mapping[ev.NodeStatus, ev.NodeEventStatus] = {
     ev.NodeStatus.RUNNING: "started",
     ev.NodeStatus.SUCCEEDED: "succeeded",
@@ -71,11 +68,13 @@ def due_events(
     return out
 
 
-def lifecycle(state: RunState, node: NodeState, status: ev.NodeEventStatus) -> ev.NodeLifecycle:
-    """The event itself: a succeeded node's output only when it is small."""
+def lifecycle(
+    state: RunState, node: NodeState, status: ev.NodeEventStatus, output_limit: int
+) -> ev.NodeLifecycle:
+    """The event itself: a succeeded node's output only when its JSON fits `output_limit`."""
     output = node.output if status == "succeeded" else None
     try:
-        if output is not None and len(json.dumps(output)) > OUTPUT_LIMIT:
+        if output is not None and len(json.dumps(output)) > output_limit:
             output = None
     except (TypeError, ValueError):
         output = None

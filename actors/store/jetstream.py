@@ -20,16 +20,15 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 
+from actorflow.actors.config import EngineTunables
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ClusterUnavailableError
 
 log = logging.getLogger(__name__)
 
-# Captured step output must never fill the disk: AF_LOGS keeps a week at most and at most
-# 1 GiB (the oldest batches go first), and refuses a single message over 1 MiB (replicas
-# split their batches well below that).
-LOGS_MAX_AGE = 7 * 86400.0
-LOGS_MAX_BYTES = 1024**3
+# Captured step output must never fill the disk: AF_LOGS is bounded in age and bytes (the
+# tunables; the oldest batches go first), and refuses a single message over 1 MiB
+# (replicas split their batches well below that).
 LOGS_MAX_MSG_SIZE = 1024**2
 
 
@@ -77,8 +76,9 @@ async def _connect(
     )
 
 
-async def ensure_infrastructure(js: JetStreamContext, *, replicas: int = 1) -> None:
+async def ensure_infrastructure(js: JetStreamContext, config: EngineTunables) -> None:
     """Idempotently create streams, KV buckets and the object store (safe from every actor)."""
+    replicas = config.stream_replicas
     week = 7 * 86400.0
     # name, subjects, what differs from the common settings (file storage, limits retention)
     streams: list[tuple[str, str, dict[str, Any]]] = [
@@ -108,8 +108,8 @@ async def ensure_infrastructure(js: JetStreamContext, *, replicas: int = 1) -> N
             ev.STREAM_LOGS,
             ev.LOG_SUBJECTS,
             {
-                "max_age": LOGS_MAX_AGE,
-                "max_bytes": LOGS_MAX_BYTES,
+                "max_age": config.logs_max_age_days * 86400.0,
+                "max_bytes": config.logs_max_bytes,
                 "max_msg_size": LOGS_MAX_MSG_SIZE,
                 "discard": DiscardPolicy.OLD,
                 "duplicate_window": 120.0,
@@ -118,14 +118,14 @@ async def ensure_infrastructure(js: JetStreamContext, *, replicas: int = 1) -> N
     ]
     for name, subjects, extra in streams:
         settings: dict[str, Any] = {"retention": RetentionPolicy.LIMITS, **extra}
-        config = StreamConfig(
+        stream = StreamConfig(
             name=name,
             subjects=[subjects],
             storage=StorageType.FILE,
             num_replicas=replicas,
             **settings,
         )
-        await _ensure_stream(js, config)
+        await _ensure_stream(js, stream)
     for bucket in (ev.KV_DEFINITIONS, ev.KV_RUNS, ev.KV_WAITS, ev.KV_TRIGGERS):
         await _idempotent(
             js.key_value,
