@@ -100,13 +100,13 @@ def ray_burst(tasks: int, work_ms: int) -> float:
 
 
 # --- actorflow -------------------------------------------------------------------------
-async def _pool(client: AsyncClient, name: str) -> dict[str, Any]:
-    return next(p for p in await client.pools() if p["function"] == name)
+async def _pool(client: AsyncClient, name: str) -> actorflow.PoolStatus:
+    return next(p for p in await client.pools() if p.function == name)
 
 
 async def _until(client: AsyncClient, name: str, replicas: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while (await _pool(client, name))["replicas"] != replicas:
+    while (await _pool(client, name)).replicas != replicas:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name} never reached {replicas} replicas")
         await asyncio.sleep(0.1)
@@ -138,7 +138,7 @@ async def af_burst(client: AsyncClient, tasks: int) -> dict[str, float]:
 
     async def watch() -> None:
         while not stop.is_set():
-            sizes.append((time.perf_counter(), (await _pool(client, "bench-burst"))["replicas"]))
+            sizes.append((time.perf_counter(), (await _pool(client, "bench-burst")).replicas))
             await asyncio.sleep(0.05)
 
     watcher = asyncio.create_task(watch())

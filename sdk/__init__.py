@@ -10,16 +10,20 @@ Example::
     print(run.result(timeout=60))
 """
 
-from actorflow._views import NodeInfo
+from actorflow._client import AsyncClient, AsyncRun, PublishResult, TriggerInfo
+from actorflow._sync import Client, Run
+from actorflow._views import AttemptInfo, NodeInfo
+from actorflow.actors.controller.results import Applied, ControlAccepted
 from actorflow.actors.functions.context import StepContext
+from actorflow.actors.functions.pools import PoolStatus
 from actorflow.builder import NodeHandle, WorkflowBuilder, function
-from actorflow.client import AsyncClient, AsyncRun, TriggerInfo
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.errors import (
     ActorflowError,
     ClusterUnavailableError,
     ControlError,
     DefinitionError,
+    DefinitionIssue,
     EventRejectedError,
     ExpressionError,
     FencedError,
@@ -34,7 +38,14 @@ from actorflow.definitions.errors import (
     TriggerError,
     WaitTimeoutError,
 )
-from actorflow.definitions.events import ErrorInfo, LogLine, RunRecord, RunStatus
+from actorflow.definitions.events import (
+    ErrorInfo,
+    LogLine,
+    NodeStatus,
+    RunRecord,
+    RunStatus,
+    StopReason,
+)
 from actorflow.definitions.loader import dump, load_file, load_text
 from actorflow.definitions.models import (
     ErrorPolicy,
@@ -47,18 +58,21 @@ from actorflow.definitions.models import (
     Trigger,
     Workflow,
 )
-from actorflow.sync import Client, Run
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActorflowError",
+    "Applied",
     "AsyncClient",
     "AsyncRun",
+    "AttemptInfo",
     "Client",
     "ClusterUnavailableError",
+    "ControlAccepted",
     "ControlError",
     "DefinitionError",
+    "DefinitionIssue",
     "ErrorInfo",
     "ErrorPolicy",
     "EventRejectedError",
@@ -73,9 +87,12 @@ __all__ = [
     "LogLine",
     "NodeHandle",
     "NodeInfo",
+    "NodeStatus",
     "NotFoundError",
     "PayloadError",
     "PlacementError",
+    "PoolStatus",
+    "PublishResult",
     "Replicas",
     "RetryPolicy",
     "Run",
@@ -86,6 +103,7 @@ __all__ = [
     "Settings",
     "StepContext",
     "StepError",
+    "StopReason",
     "Trigger",
     "TriggerError",
     "TriggerInfo",

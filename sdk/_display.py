@@ -16,6 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from actorflow._views import NodeInfo
+from actorflow.actors.controller.results import Applied
+from actorflow.actors.functions.pools import PoolStatus
 from actorflow.definitions.events import LogLine, NodeStatus, RunRecord, RunStatus
 from actorflow.definitions.models import Function, Workflow
 
@@ -185,17 +187,14 @@ def status_counts(records: Iterable[RunRecord]) -> Table:
 
 
 # --- definitions and pools ------------------------------------------------------------------
-def applied_table(
-    results: list[dict[str, Any]], existed: Collection[tuple[str, str, str]]
-) -> Table:
+def applied_table(results: list[Applied], existed: Collection[tuple[str, str, str]]) -> Table:
     table = Table("kind", "name", "version", "result")
     for r in results:
-        key = (r["kind"], r["name"], r["version"])
-        result = ("changed" if key in existed else "created") if r["changed"] else "unchanged"
+        result = ("changed" if r.key in existed else "created") if r.changed else "unchanged"
         style = "dim" if result == "unchanged" else "green"
-        if r.get("error"):
-            result, style = f"{result}; pool failed: {r['error']}", "red"
-        table.add_row(r["kind"], r["name"], r["version"], Text(result, style=style))
+        if r.error:
+            result, style = f"{result}; pool failed: {r.error}", "red"
+        table.add_row(r.kind, r.name, r.version, Text(result, style=style))
     return table
 
 
@@ -212,10 +211,10 @@ def workflows_table(workflows: Iterable[Workflow]) -> Table:
     return table
 
 
-def functions_table(functions: Iterable[Function], pools: list[dict[str, Any]]) -> Table:
+def functions_table(functions: Iterable[Function], pools: list[PoolStatus]) -> Table:
     """One row per version: replicas as ready/desired and the autoscaler's bounds, the
     queue behind them, and why a pool cannot serve when it cannot."""
-    by_ref = {f"{p['function']}@{p['version']}": p for p in pools}
+    by_ref = {p.ref: p for p in pools}
     table = Table(
         "function",
         "version",
@@ -243,26 +242,26 @@ def functions_table(functions: Iterable[Function], pools: list[dict[str, Any]]) 
                 Text("no pool", style="red"),
             )
             continue
-        replicas = f"{pool['replicas']}/{pool['desired']}"
-        if pool.get("starting"):
-            replicas += f" (+{pool['starting']} starting)"
-        if pool.get("draining"):
-            replicas += f" ({pool['draining']} draining)"
+        replicas = f"{pool.replicas}/{pool.desired}"
+        if pool.starting:
+            replicas += f" (+{pool.starting} starting)"
+        if pool.draining:
+            replicas += f" ({pool.draining} draining)"
         env = fn.spec.runtime_env or "-"
-        if pool.get("level"):
-            env += f" / {pool['level']}"
+        if pool.level:
+            env += f" / {pool.level}"
         status = (
-            Text(f"failed: {pool['error']}", style="red")
-            if pool.get("error")
-            else Text("serving" if pool["replicas"] else "idle", style="green")
+            Text(f"failed: {pool.error}", style="red")
+            if pool.error
+            else Text("serving" if pool.replicas else "idle", style="green")
         )
         table.add_row(
             fn.metadata.name,
             fn.metadata.version,
             replicas,
             bounds,
-            str(pool.get("pending", 0)),
-            str(pool.get("in_flight", 0)),
+            str(pool.pending),
+            str(pool.in_flight),
             env,
             _resources(fn.spec.resources.model_dump(exclude_defaults=True)),
             status,
@@ -270,15 +269,15 @@ def functions_table(functions: Iterable[Function], pools: list[dict[str, Any]]) 
     return table
 
 
-def pools_table(pools: list[dict[str, Any]]) -> Table:
+def pools_table(pools: list[PoolStatus]) -> Table:
     table = Table("pool", "replicas", "pending", "in flight", "nodes", title="function pools")
-    for p in sorted(pools, key=lambda p: (p["function"], p["version"])):
+    for p in sorted(pools, key=lambda p: (p.function, p.version)):
         table.add_row(
-            f"{p['function']}@{p['version']}",
-            f"{p['replicas']}/{p['desired']} ({p['min']}-{p['max']})",
-            str(p.get("pending", 0)),
-            str(p.get("in_flight", 0)),
-            str(len(p.get("nodes", []))),
+            p.ref,
+            f"{p.replicas}/{p.desired} ({p.min}-{p.max})",
+            str(p.pending),
+            str(p.in_flight),
+            str(len(p.nodes)),
         )
     return table
 

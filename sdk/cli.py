@@ -30,6 +30,7 @@ from rich.live import Live
 
 from actorflow import _display as show
 from actorflow import cli_triggers
+from actorflow._sync import Client, Run
 from actorflow.cluster import lifecycle, wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.errors import (
@@ -41,7 +42,6 @@ from actorflow.definitions.errors import (
 from actorflow.definitions.events import ControlAction, LogLine, RunRecord, RunStatus
 from actorflow.definitions.loader import load_path
 from actorflow.definitions.models import Function, RuntimeEnv, Workflow
-from actorflow.sync import Client, Run
 
 _POLL = 0.3
 

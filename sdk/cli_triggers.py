@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from actorflow.client import TriggerInfo
+from actorflow._client import TriggerInfo
+from actorflow._sync import Client
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.models import EventType
-from actorflow.sync import Client
 
 out = Console()
 
@@ -152,6 +152,6 @@ def publish(
     payload = _json(data)
     with _client() as client:
         result = client.publish(subject, payload, event_type=event_type, msg_id=msg_id)
-    where = f"{result['stream']} seq {result['seq']}" if result["stream"] else "no stream"
-    dup = " (duplicate)" if result["duplicate"] else ""
+    where = f"{result.stream} seq {result.seq}" if result.stream else "no stream"
+    dup = " (duplicate)" if result.duplicate else ""
     out.print(f"published {subject} → {where}{dup}", highlight=False)

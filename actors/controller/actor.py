@@ -23,7 +23,9 @@ from actorflow.actors.controller.control import ControlService
 from actorflow.actors.controller.definitions import DefinitionService
 from actorflow.actors.controller.plugins import ControllerPlugin, PluginFactory, PluginHost
 from actorflow.actors.controller.pool_state import PoolManager
+from actorflow.actors.controller.results import Applied, ControlAccepted, Deleted
 from actorflow.actors.controller.starter import RunStarter
+from actorflow.actors.functions.pools import PoolStatus
 from actorflow.actors.run import signals
 from actorflow.actors.run.supervisor import RunSupervisor
 from actorflow.actors.store.jetstream import connect, ensure_infrastructure
@@ -105,16 +107,16 @@ class Controller:
         }
 
     # --- definitions and pools ------------------------------------------------------------
-    async def apply(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def apply(self, documents: list[dict[str, Any]]) -> list[Applied]:
         return await self._s.definitions.apply(documents)
 
-    async def delete(self, kind: str, ref: str) -> dict[str, Any]:
+    async def delete(self, kind: str, ref: str) -> Deleted:
         return await self._s.definitions.delete(kind, ref)
 
     async def runtime_envs(self) -> list[dict[str, Any]]:
         return await self._s.definitions.runtime_envs()
 
-    async def pools(self) -> list[dict[str, Any]]:
+    async def pools(self) -> list[PoolStatus]:
         return self._s.pools.describe()
 
     async def levels(self) -> list[dict[str, Any]]:
@@ -130,7 +132,7 @@ class Controller:
     ) -> str:
         return await self._s.starter.start(workflow, inputs, version, run_id)
 
-    async def control(self, run_id: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def control(self, run_id: str, request: dict[str, Any]) -> ControlAccepted:
         return await self._s.control.control(run_id, request)
 
     # --- plugin (triggers) ------------------------------------------------------------------

@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
+from actorflow.actors.controller.results import ControlAccepted
 from actorflow.actors.run import control as rules
 from actorflow.actors.run.history import replay
 from actorflow.actors.run.state import RunState
@@ -32,7 +33,7 @@ class ControlService:
         self._registry = registry
         self._runs = runs
 
-    async def control(self, run_id: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def control(self, run_id: str, request: dict[str, Any]) -> ControlAccepted:
         """Checked, recorded, delivered: a request that does not apply to the run as it
         stands is refused with a `ControlError` and changes nothing."""
         try:
@@ -60,7 +61,7 @@ class ControlService:
             f"control {run_id}",
         )
         self.wake(run_id)
-        return {"run_id": run_id, "action": req.action, "id": event.id}
+        return ControlAccepted(run_id=run_id, action=req.action, id=event.id)
 
     def wake(self, run_id: str) -> None:
         """Make sure someone drives the run (a control request or a signal arrived)."""
@@ -80,7 +81,8 @@ class ControlService:
             request = json.loads(msg.data or b"{}")
             if not isinstance(request, dict):
                 raise ControlError("a control request is a JSON object")
-            reply: dict[str, Any] = {"ok": True, **await self.control(run_id, request)}
+            accepted = await self.control(run_id, request)
+            reply: dict[str, Any] = {"ok": True, **accepted.model_dump()}
         except (ValueError, ActorflowError) as exc:
             reply = {"ok": False, "error": str(exc)}
             log.warning("control request for %s refused: %s", run_id, exc)

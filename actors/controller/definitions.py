@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from actorflow.actors.controller.plugins import Document, PluginHost
 from actorflow.actors.controller.pool_state import PoolManager
+from actorflow.actors.controller.results import Applied, Deleted
 from actorflow.actors.functions.pools import FunctionPool, check_fits
 from actorflow.actors.store.registry import Registry
 from actorflow.definitions.errors import DefinitionError, InUseError, NotFoundError
@@ -42,7 +42,7 @@ class DefinitionService:
             except Exception as exc:
                 log.error("pool %s not restored: %s", function.ref, exc)
 
-    async def apply(self, documents: list[Document]) -> list[Document]:
+    async def apply(self, documents: list[Document]) -> list[Applied]:
         """Register definitions: environments, then functions, then workflows.
 
         Every document is validated — references resolved, requests checked against the
@@ -71,7 +71,9 @@ class DefinitionService:
                 results.append(_applied(function, changed, self._pools.get(function.ref)))
             for wf in workflows:
                 results.append(_applied(wf, await self._registry.put(wf)))
-            return results + await self._plugin.apply(plugin_docs)
+            return results + [
+                Applied.model_validate(r) for r in await self._plugin.apply(plugin_docs)
+            ]
 
     async def env_of(
         self, function: Function, batch: dict[str, RuntimeEnv] | None = None
@@ -91,7 +93,7 @@ class DefinitionService:
                 field="spec.runtimeEnv",
             ) from None
 
-    async def delete(self, kind: str, ref: str) -> Document:
+    async def delete(self, kind: str, ref: str) -> Deleted:
         """Delete one version of a function or runtime environment — refused while a
         registered definition still names it (a workflow pins the function, or names it
         `@latest` and it is the only version; a function uses the environment)."""
@@ -103,7 +105,7 @@ class DefinitionService:
                 await self._delete_env(name, version)
             else:
                 raise DefinitionError.single(f"cannot delete a {kind}", field="kind")
-            return {"kind": kind, "name": name, "version": version, "deleted": True}
+            return Deleted(kind=kind, name=name, version=version)
 
     async def _delete_function(self, name: str, version: str) -> str:
         if version == "latest":
@@ -153,15 +155,11 @@ def _parse(doc: Document) -> Definition:
     return model.model_validate(doc)
 
 
-def _applied(
-    definition: Definition, changed: bool, pool: FunctionPool | None = None
-) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "kind": definition.kind,
-        "name": definition.metadata.name,
-        "version": definition.metadata.version,
-        "changed": changed,
-    }
-    if pool is not None and pool.failure is not None:
-        result["error"] = pool.failure.message
-    return result
+def _applied(definition: Definition, changed: bool, pool: FunctionPool | None = None) -> Applied:
+    return Applied(
+        kind=definition.kind,
+        name=definition.metadata.name,
+        version=definition.metadata.version,
+        changed=changed,
+        error=pool.failure.message if pool is not None and pool.failure is not None else None,
+    )

@@ -12,7 +12,7 @@ from nats.js import JetStreamContext
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.functions.placement import Levels
-from actorflow.actors.functions.pools import FunctionPool
+from actorflow.actors.functions.pools import FunctionPool, PoolStatus
 from actorflow.definitions.models import Function, ResourceLevel, RuntimeEnv
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class PoolManager:
                     log.warning("autoscaling %s failed: %s", pool.key, result)
             self.autoscale_rounds += 1
 
-    def describe(self) -> list[dict[str, Any]]:
+    def describe(self) -> list[PoolStatus]:
         return [pool.describe() for pool in self._pools.values()]
 
     def levels(self) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from typing import Any
 import ray
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError as NatsNotFoundError
+from pydantic import BaseModel, ConfigDict, Field
 from ray.util.placement_group import PlacementGroup
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -63,6 +64,36 @@ class _PoolBrokenError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class PoolStatus(BaseModel):
+    """A pool as `functions list` shows it: replicas ready / desired (+ starting and
+    draining), the autoscaler's bounds, the queue behind it, and why it cannot serve."""
+
+    model_config = ConfigDict(frozen=True)
+
+    function: str
+    version: str
+    handler: str
+    runtime_env: str | None = None
+    level: str | None = None
+    replicas: int
+    starting: int = 0
+    draining: int = 0
+    desired: int
+    min: int
+    max: int
+    pending: int = 0
+    in_flight: int = 0
+    max_concurrency: int
+    resources: dict[str, Any] = Field(default_factory=dict)
+    nodes: list[str] = Field(default_factory=list)
+    error: str | None = None
+    unobserved: str = ""  # why the last look at the queue failed, if it did
+
+    @property
+    def ref(self) -> str:
+        return f"{self.function}@{self.version}"
 
 
 class FunctionPool:
@@ -342,29 +373,29 @@ class FunctionPool:
         await with_retries(lambda: js.publish(subject, ev.encode(event), headers=headers), "refuse")
 
     # --- listing ---------------------------------------------------------------------------
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> PoolStatus:
         spec = self.function.spec
         placements = [r.placement for r in self._replicas.values() if r.placement]
-        return {
-            "function": self.function.metadata.name,
-            "version": self.function.metadata.version,
-            "handler": spec.handler,
-            "runtime_env": spec.runtime_env,
-            "level": self.env.spec.level.name if self.env and self.env.spec.level else None,
-            "replicas": len(placements),
-            "starting": len(self._replicas) - len(placements),
-            "draining": len(self._draining),
-            "desired": self._scaler.desired,
-            "min": spec.replicas.min,
-            "max": spec.replicas.max,
-            "pending": self._pending,
-            "in_flight": self._in_flight,
-            "max_concurrency": spec.max_concurrency,
-            "resources": spec.resources.model_dump(exclude_defaults=True),
-            "nodes": sorted({p.get("node_id", "") for p in placements}),
-            "error": self.failure.message if self.failure else None,
-            "unobserved": self._unobserved,
-        }
+        return PoolStatus(
+            function=self.function.metadata.name,
+            version=self.function.metadata.version,
+            handler=spec.handler,
+            runtime_env=spec.runtime_env,
+            level=self.env.spec.level.name if self.env and self.env.spec.level else None,
+            replicas=len(placements),
+            starting=len(self._replicas) - len(placements),
+            draining=len(self._draining),
+            desired=self._scaler.desired,
+            min=spec.replicas.min,
+            max=spec.replicas.max,
+            pending=self._pending,
+            in_flight=self._in_flight,
+            max_concurrency=spec.max_concurrency,
+            resources=spec.resources.model_dump(exclude_defaults=True),
+            nodes=sorted({p.get("node_id", "") for p in placements}),
+            error=self.failure.message if self.failure else None,
+            unobserved=self._unobserved,
+        )
 
 
 def _classify(exc: BaseException) -> BaseException:

@@ -1071,7 +1071,7 @@ def test_controller_restart_keeps_one_reservation_per_level(engine: Engine, tmp_
     assert len(groups()) == 1
 
     def lazy_replicas() -> int:
-        return int(next(p for p in engine.client.pools() if p["function"] == "flazy")["replicas"])
+        return int(next(p for p in engine.client.pools() if p.function == "flazy").replicas)
 
     _wait_for(lambda: lazy_replicas() == 0, 30, "the pool to scale to zero", interval=0.2)
     _wait_for(lambda: not _named("af-fn-flazy-1-"), 30, "its replica to exit", interval=0.5)

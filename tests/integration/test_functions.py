@@ -54,10 +54,9 @@ def one_node(name: str, ref: str, inputs: dict[str, Any] | None = None) -> actor
     return b.build()
 
 
-def pool(client: actorflow.Client, ref: str) -> dict[str, Any]:
-    name, version = ref.split("@")
+def pool(client: actorflow.Client, ref: str) -> actorflow.PoolStatus:
     for p in client.pools():
-        if (p["function"], p["version"]) == (name, version):
+        if p.ref == ref:
             return p
     raise AssertionError(f"no pool for {ref}")
 
@@ -106,7 +105,7 @@ def test_replicas_land_only_where_they_fit(
     wf.node("each", f"{name}@1", for_each="${{ inputs.items }}", inputs={"value": "${{ item }}"})
     wf.output("each", "${{ nodes.each.output }}")
     client.apply([f, wf.build()])
-    assert pool(client, f.ref)["nodes"] == [node_ids[role]]
+    assert pool(client, f.ref).nodes == [node_ids[role]]
     out = client.run(f"{name}-wf", {"items": list(range(8))}).result(timeout=120)
     ran_on = {o["node_id"] for o in out["each"]}
     assert ran_on == {node_ids[role]}
@@ -155,7 +154,7 @@ def test_versions_coexist_latest_is_fixed_at_start_and_pinned_ones_cannot_go(
     client.apply(fn("ver", "version_three", "3"))
     assert started.result(timeout=60) == {"n": "v2"}
     assert client.run("ver-latest").result(timeout=60) == {"n": "v3"}
-    assert {p["version"] for p in client.pools() if p["function"] == "ver"} == {"1", "2", "3"}
+    assert {p.version for p in client.pools() if p.function == "ver"} == {"1", "2", "3"}
 
     with pytest.raises(actorflow.InUseError, match="ver-pinned@1"):
         client.delete("Function", "ver@1")
@@ -164,7 +163,7 @@ def test_versions_coexist_latest_is_fixed_at_start_and_pinned_ones_cannot_go(
         "1",
         "3",
     }
-    assert {p["version"] for p in client.pools() if p["function"] == "ver"} == {"1", "3"}
+    assert {p.version for p in client.pools() if p.function == "ver"} == {"1", "3"}
     with pytest.raises(actorflow.NotFoundError):
         client.delete("Function", "ver@2")
 
@@ -183,7 +182,7 @@ def test_runtime_env_vars_and_a_shared_level(client: actorflow.Client) -> None:
     client.apply([e, a, b, one_node("in-level-wf", "in-level-a@1")])
     assert client.run("in-level-wf").result(timeout=60)["n"]["env"] == "from-env-1"
     pools = [pool(client, a.ref), pool(client, b.ref)]
-    assert {p["level"] for p in pools} == {"tests-small"}
+    assert {p.level for p in pools} == {"tests-small"}
     groups = ray.get(client._async._controller.levels.remote())
     assert [g["functions"] for g in groups if "tests-small" in g["placement_group"]] == [
         ["in-level-a@1", "in-level-b@1"]
@@ -222,7 +221,7 @@ def test_moving_to_another_environment_loses_no_queued_task(client: actorflow.Cl
     client.apply(f2)  # same version, new environment: replicas replaced under the queue
     out = run.result(timeout=120)["each"]
     assert sorted(o["value"] for o in out) == list(range(40))
-    assert pool(client, "mover@1")["level"] == "tests-medium"
+    assert pool(client, "mover@1").level == "tests-medium"
     assert client.run("mover-wf", {"items": [1]}).result(timeout=60)["each"][0]["env"] == "two"
     starts = Counter(
         e.task.key for e in history(client, run.run_id) if isinstance(e, ev.TaskCompleted)
@@ -236,8 +235,8 @@ def test_a_pip_package_that_cannot_install_interrupts_runs_with_the_error(
     e = env("bad-pip", pip=["actorflow-no-such-package-for-tests==0.0.1"])
     f = fn("needs-bad-pip", "noop", runtimeEnv="bad-pip@1")
     [_, applied] = client.apply([e, f])
-    assert "runtime environment failed to set up" in applied["error"]
-    assert "runtime environment" in pool(client, f.ref)["error"]
+    assert "runtime environment failed to set up" in (applied.error or "")
+    assert "runtime environment" in (pool(client, f.ref).error or "")
     client.apply(one_node("bad-pip-wf", f.ref))
     record = client.run("bad-pip-wf").wait(timeout=120)
     assert record.status is actorflow.RunStatus.INTERRUPTED
@@ -255,14 +254,14 @@ def test_pool_scales_from_zero_under_load_and_back(client: actorflow.Client) -> 
     wf.node("each", "elastic@1", for_each="${{ inputs.items }}", inputs={"seconds": "${{ item }}"})
     wf.output("each", "${{ nodes.each.output }}")
     client.apply([f, wf.build()])
-    until("the probe replica to go", lambda: pool(client, f.ref)["replicas"] == 0)
+    until("the probe replica to go", lambda: pool(client, f.ref).replicas == 0)
     run = client.run("elastic-wf", {"items": [1.0] * 9})  # waits durably for a cold start
-    peak = until("a scale-up past one replica", lambda: pool(client, f.ref)["replicas"] >= 2)
+    peak = until("a scale-up past one replica", lambda: pool(client, f.ref).replicas >= 2)
     assert peak
     assert run.result(timeout=120) == {"each": [1.0] * 9}
-    until("the pool to drain back to zero", lambda: pool(client, f.ref)["replicas"] == 0)
+    until("the pool to drain back to zero", lambda: pool(client, f.ref).replicas == 0)
     p = pool(client, f.ref)
-    assert (p["desired"], p["min"], p["max"], p["pending"], p["in_flight"]) == (0, 0, 3, 0, 0)
+    assert (p.desired, p.min, p.max, p.pending, p.in_flight) == (0, 0, 3, 0, 0)
 
 
 def test_replacing_replicas_lets_in_flight_tasks_finish_once(client: actorflow.Client) -> None:
@@ -273,7 +272,7 @@ def test_replacing_replicas_lets_in_flight_tasks_finish_once(client: actorflow.C
     wf.output("each", "${{ nodes.each.output }}")
     client.apply([f, wf.build()])
     run = client.run("drained-wf", {"items": [1.5] * 8})
-    until("tasks in flight", lambda: pool(client, f.ref)["in_flight"] >= 2)
+    until("tasks in flight", lambda: pool(client, f.ref).in_flight >= 2)
     changed = fn("drained", "sleep", replicas=2, maxConcurrency=2, timeout="5m")
     client.apply(changed)  # a new definition of the same version: replicas replaced
     assert run.result(timeout=120) == {"each": [1.5] * 8}

@@ -18,8 +18,8 @@ import pytest
 import ray
 
 import actorflow
+from actorflow._client import _call
 from actorflow.actors.run.history import replay
-from actorflow.client import _call
 from actorflow.definitions import events as ev
 from actorflow.triggers.evaluate import run_id_for
 from actorflow.triggers.host import HOST_NAME

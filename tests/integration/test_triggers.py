@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import actorflow
-from actorflow.client import _call
+from actorflow._client import _call
 from actorflow.definitions import events as ev
 from actorflow.triggers.evaluate import run_id_for, sign
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 import ray
@@ -27,6 +27,8 @@ from nats.js.errors import NoStreamResponseError
 from pydantic import BaseModel, ConfigDict
 
 from actorflow._views import NodeInfo, node_infos
+from actorflow.actors.controller.results import Applied, ControlAccepted
+from actorflow.actors.functions.pools import PoolStatus
 from actorflow.actors.run.history import replay
 from actorflow.actors.run.state import RunState
 from actorflow.actors.store.jetstream import connect, ensure_infrastructure
@@ -72,6 +74,31 @@ async def _call(ref: Any) -> Any:
         raise
     except ray.exceptions.RayActorError as exc:
         raise ClusterUnavailableError("controller", "ray", str(exc).splitlines()[0]) from exc
+
+
+_T = TypeVar("_T")
+
+
+async def _nats(op: Awaitable[_T], url: str) -> _T:
+    """A NATS call whose failure (server away, timed out) is a `ClusterUnavailableError`."""
+    try:
+        return await op
+    except NoStreamResponseError:
+        raise
+    except (NatsError, TimeoutError) as exc:
+        raise ClusterUnavailableError("NATS", url, str(exc) or type(exc).__name__) from exc
+
+
+class PublishResult(BaseModel):
+    """Where a published event was stored: the capturing stream and its sequence, or
+    ``stream=None`` when no stream captures the subject (only live subscribers saw it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    stream: str | None = None
+    seq: int | None = None
+    duplicate: bool = False
 
 
 class TriggerInfo(BaseModel):
@@ -148,11 +175,22 @@ class AsyncClient:
             raise RuntimeError("client is not connected: use `await client.connect()`")
         return self._nc
 
-    # --- definitions ---------------------------------------------------------------------
-    async def apply(self, definitions: Definitions) -> list[dict[str, Any]]:
-        """Register definitions (runtime envs, functions, workflows) from a YAML path (file
-        or folder) or models."""
+    async def _jetstream(self) -> JetStreamContext:
+        """NATS on demand: reads go straight to JetStream, without starting Ray."""
+        await self.connect_nats()
+        return self.js
+
+    async def _engine(self) -> Any:
+        """The controller on demand (NATS first, then Ray, then the controller)."""
         await self.connect()
+        return self._controller
+
+    # --- definitions ---------------------------------------------------------------------
+    async def apply(self, definitions: Definitions) -> list[Applied]:
+        """Register definitions (runtime envs, functions, workflows, triggers, event types)
+        from a YAML path (file or folder) or models. A batch with a bad definition changes
+        nothing (`DefinitionError` names the file, line and field)."""
+        controller = await self._engine()
         if isinstance(definitions, str | Path):
             # Check against the registry here, so an unknown function is reported with
             # the file and line that names it.
@@ -161,30 +199,28 @@ class AsyncClient:
         else:
             models = _as_models(definitions)
         docs = [m.model_dump(mode="json", by_alias=True) for m in models]
-        result: list[dict[str, Any]] = await _call(self._controller.apply.remote(docs))
+        result: list[Applied] = await _call(controller.apply.remote(docs))
         return result
 
     async def workflows(self) -> list[Workflow]:
-        return await (await Registry.open(self.js)).workflows()
+        return await (await Registry.open(await self._jetstream())).workflows()
 
     async def functions(self) -> list[Function]:
-        return await (await Registry.open(self.js)).functions()
+        return await (await Registry.open(await self._jetstream())).functions()
 
-    async def pools(self) -> list[dict[str, Any]]:
-        await self.connect()
-        result: list[dict[str, Any]] = await _call(self._controller.pools.remote())
+    async def pools(self) -> list[PoolStatus]:
+        """Every function pool: replicas, bounds, queue, placement and health."""
+        result: list[PoolStatus] = await _call((await self._engine()).pools.remote())
         return result
 
     async def runtime_envs(self) -> list[RuntimeEnv]:
-        await self.connect()
-        raw: list[dict[str, Any]] = await _call(self._controller.runtime_envs.remote())
+        raw: list[dict[str, Any]] = await _call((await self._engine()).runtime_envs.remote())
         return [RuntimeEnv.model_validate(e) for e in raw]
 
     async def delete(self, kind: str, ref: str) -> None:
         """Delete one version (``name@version``) of a Function or RuntimeEnv; refused with
         an `InUseError` while registered definitions still name it."""
-        await self.connect()
-        await _call(self._controller.delete.remote(kind, ref))
+        await _call((await self._engine()).delete.remote(kind, ref))
 
     # --- runs ----------------------------------------------------------------------------
     async def run(
@@ -196,13 +232,13 @@ class AsyncClient:
         run_id: str | None = None,
     ) -> AsyncRun:
         """Start a run and return at once; with `run_id`, starting twice starts one run."""
-        await self.connect()
+        controller = await self._engine()
         name = workflow if isinstance(workflow, str) else workflow.metadata.name
         if isinstance(workflow, Workflow):
             await self.apply(workflow)
             version = workflow.metadata.version
         started: str = await _call(
-            self._controller.start_run.remote(name, dict(inputs or {}), version, run_id)
+            controller.start_run.remote(name, dict(inputs or {}), version, run_id)
         )
         return AsyncRun(self, started)
 
@@ -215,13 +251,13 @@ class AsyncClient:
         from_start: bool = False,
         reason: str = "",
         input: Any = None,
-    ) -> dict[str, Any]:
+    ) -> ControlAccepted:
         """Pause, resume, cancel, terminate, retry one node, or approve an approval node.
 
         Raises ControlError (the run unchanged) when the action does not apply to the run
         as it stands, NotFoundError for an unknown run.
         """
-        await self.connect()
+        controller = await self._engine()
         request = {
             "action": action,
             "node": node,
@@ -229,13 +265,14 @@ class AsyncClient:
             "reason": reason,
             "input": input,
         }
-        result: dict[str, Any] = await _call(self._controller.control.remote(run_id, request))
+        result: ControlAccepted = await _call(controller.control.remote(run_id, request))
         return result
 
     async def signal(self, signal: str, key: str, payload: Any = None) -> None:
         """End the waits for (`signal`, `key`): publish on ``af.signal.<signal>.<key>``."""
         data = json.dumps(payload).encode()
-        await self.js.publish(ev.signal_subject(signal, key), data)
+        js = await self._jetstream()
+        await _nats(js.publish(ev.signal_subject(signal, key), data), self.nats_url)
 
     def get_run(self, run_id: str) -> AsyncRun:
         return AsyncRun(self, run_id)
@@ -244,7 +281,7 @@ class AsyncClient:
         self, status: ev.RunStatus | str | None = None, workflow: str | None = None
     ) -> list[ev.RunRecord]:
         """Run records, newest first; one pass over the runs bucket."""
-        records = [r async for r in read_records(self.js)]
+        records = [r async for r in read_records(await self._jetstream())]
         wanted = ev.RunStatus(status.upper()) if isinstance(status, str) else status
         return sorted(
             (
@@ -258,12 +295,12 @@ class AsyncClient:
         )
 
     async def record(self, run_id: str) -> ev.RunRecord:
-        return await read_record(self.js, run_id)
+        return await read_record(await self._jetstream(), run_id)
 
     async def stream_stats(self) -> list[dict[str, Any]]:
         out = []
         for name in (ev.STREAM_HISTORY, ev.STREAM_TASKS, ev.STREAM_EVENTS, ev.STREAM_LOGS):
-            info = await self.js.stream_info(name)
+            info = await (await self._jetstream()).stream_info(name)
             state = info.state
             out.append(
                 {
@@ -277,14 +314,14 @@ class AsyncClient:
 
     # --- triggers and events ------------------------------------------------------------
     async def _plugin(self, op: str, **args: Any) -> Any:
-        await self.connect()
-        return await _call(self._controller.plugin_call.remote(op, args))
+        return await _call((await self._engine()).plugin_call.remote(op, args))
 
     async def triggers(self) -> list[TriggerInfo]:
         """Every trigger with its counts (events seen, matched, runs started, errors,
         rejected, active runs) and last event time; sorted by name."""
-        records = await trigger_store.triggers(self.js)
-        stats = await trigger_store.stats(self.js)
+        js = await self._jetstream()
+        records = await trigger_store.triggers(js)
+        stats = await trigger_store.stats(js)
         return [
             TriggerInfo(
                 trigger=r.trigger,
@@ -311,14 +348,15 @@ class AsyncClient:
         await self._plugin("trigger.delete", name=name)
 
     async def event_types(self) -> list[EventType]:
-        return [t for _, t in sorted((await trigger_store.event_types(self.js)).items())]
+        types = await trigger_store.event_types(await self._jetstream())
+        return [t for _, t in sorted(types.items())]
 
     async def delete_event_type(self, name: str) -> None:
         await self._plugin("eventtype.delete", name=name)
 
     async def webhook_url(self, trigger: str | None = None) -> str:
         """The webhook server's base URL, or a trigger's endpoint on it."""
-        base = await trigger_store.webhook_url(self.js)
+        base = await trigger_store.webhook_url(await self._jetstream())
         if not base:
             raise TriggerError("the webhook server is not running (see the controller's log)")
         return f"{base}/hooks/{trigger}" if trigger else base
@@ -330,7 +368,7 @@ class AsyncClient:
         *,
         event_type: str | None = None,
         msg_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> PublishResult:
         """Publish a JSON event. It is checked against `event_type` if named, else against
         every declared event type whose subject matches (EventRejectedError if it fails);
         `msg_id` becomes its ``Nats-Msg-Id`` (the event id a trigger dedupes on).
@@ -341,7 +379,8 @@ class AsyncClient:
         problem = check_pattern(subject)
         if problem or "*" in subject.split(".") or ">" in subject.split("."):
             raise TriggerError(problem or f"publish to a literal subject, not {subject!r}")
-        types = await trigger_store.event_types(self.js)
+        js = await self._jetstream()
+        types = await trigger_store.event_types(js)
         if event_type is not None:
             if event_type not in types:
                 raise NotFoundError("event type", event_type)
@@ -360,16 +399,13 @@ class AsyncClient:
         body = json.dumps(data).encode()
         headers = {ev.MSG_ID: msg_id} if msg_id else None
         try:
-            ack = await self.js.publish(subject, body, headers=headers)
+            ack = await _nats(js.publish(subject, body, headers=headers), self.nats_url)
         except NoStreamResponseError:
-            await self.nc.publish(subject, body, headers=headers)
-            return {"subject": subject, "stream": None, "seq": None, "duplicate": False}
-        return {
-            "subject": subject,
-            "stream": ack.stream,
-            "seq": ack.seq,
-            "duplicate": ack.duplicate,
-        }
+            await _nats(self.nc.publish(subject, body, headers=headers), self.nats_url)
+            return PublishResult(subject=subject)
+        return PublishResult(
+            subject=subject, stream=ack.stream, seq=ack.seq, duplicate=bool(ack.duplicate)
+        )
 
 
 class AsyncRun:
@@ -388,6 +424,7 @@ class AsyncRun:
     async def wait(self, timeout: float | None = None) -> ev.RunRecord:
         """Until the run stops (succeeded, interrupted, terminated); the run is not affected
         by a timeout here."""
+        await self._client.connect_nats()
         nc = self._client.nc
         changed = asyncio.Event()
 
@@ -461,8 +498,9 @@ class AsyncRun:
             for line in await run.logs("train"):
                 print(line.at, line.key, line.stream, line.text)
         """
-        await ensure_run_exists(self._client.js, self.run_id)
-        return [line async for line in read_logs(self._client.js, self.run_id, node)]
+        js = await self._client._jetstream()
+        await ensure_run_exists(js, self.run_id)
+        return [line async for line in read_logs(js, self.run_id, node)]
 
     async def follow_logs(
         self, node: str | None = None, *, poll: float = 0.5
@@ -475,7 +513,8 @@ class AsyncRun:
             async for line in run.follow_logs():
                 print(line.key, line.text)
         """
-        await ensure_run_exists(self._client.js, self.run_id)
+        js = await self._client._jetstream()
+        await ensure_run_exists(js, self.run_id)
 
         async def finished() -> bool:
             try:
@@ -483,14 +522,14 @@ class AsyncRun:
             except (NotFoundError, NatsError):
                 return False  # not recorded yet, or NATS reconnecting: keep following
 
-        following = follow_logs(self._client.js, self.run_id, node, finished, poll=poll)
+        following = follow_logs(js, self.run_id, node, finished, poll=poll)
         async with contextlib.aclosing(following):
             async for line in following:
                 yield line
 
     async def nodes(self) -> list[NodeInfo]:
         """Per-node status, attempts, timings and errors, folded from the run's history."""
-        history = await replay(self._client.js, self.run_id)
+        history = await replay(await self._client._jetstream(), self.run_id)
         if not history or not isinstance(history[0].event, ev.RunStarted):
             raise NotFoundError("run", self.run_id)
         return node_infos(RunState.from_history(rec.event for rec in history))

@@ -9,8 +9,10 @@ import threading
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
+from actorflow._client import AsyncClient, AsyncRun, Definitions, PublishResult, TriggerInfo
 from actorflow._views import NodeInfo
-from actorflow.client import AsyncClient, AsyncRun, Definitions, TriggerInfo
+from actorflow.actors.controller.results import Applied, ControlAccepted
+from actorflow.actors.functions.pools import PoolStatus
 from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
@@ -71,7 +73,8 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def apply(self, definitions: Definitions) -> list[dict[str, Any]]:
+    def apply(self, definitions: Definitions) -> list[Applied]:
+        """Register definitions; see `AsyncClient.apply`."""
         return self._call(self._async.apply(definitions))
 
     def run(
@@ -94,7 +97,7 @@ class Client:
         from_start: bool = False,
         reason: str = "",
         input: Any = None,
-    ) -> dict[str, Any]:
+    ) -> ControlAccepted:
         """Pause, resume, cancel, terminate, retry or approve; see `AsyncClient.control`."""
         return self._call(
             self._async.control(
@@ -120,7 +123,7 @@ class Client:
     def functions(self) -> list[Function]:
         return self._call(self._async.functions())
 
-    def pools(self) -> list[dict[str, Any]]:
+    def pools(self) -> list[PoolStatus]:
         return self._call(self._async.pools())
 
     def runtime_envs(self) -> list[RuntimeEnv]:
@@ -165,7 +168,8 @@ class Client:
         *,
         event_type: str | None = None,
         msg_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> PublishResult:
+        """Publish a JSON event; see `AsyncClient.publish`."""
         return self._call(self._async.publish(subject, data, event_type=event_type, msg_id=msg_id))
 
 

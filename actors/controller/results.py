@@ -1,0 +1,41 @@
+"""What the controller's operations return: typed, frozen, and the same models the SDK
+hands to its callers."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from actorflow.definitions import events as ev
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Applied(_Result):
+    """One definition of an `apply`: whether its stored version changed, and why its
+    function pool cannot serve (`error`) when it cannot."""
+
+    kind: str
+    name: str
+    version: str
+    changed: bool
+    error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.name, self.version)
+
+
+class Deleted(_Result):
+    kind: str
+    name: str
+    version: str
+
+
+class ControlAccepted(_Result):
+    """A control request that was checked and recorded (`id` is its `RunControlled` id)."""
+
+    run_id: str
+    action: ev.ControlAction
+    id: str
