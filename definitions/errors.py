@@ -6,10 +6,14 @@ catch the family they care about and still print one clear line (`str(err)`)::
     ActorflowError
     ├── DefinitionError          a definition is malformed: file, line, field per issue
     │   └── ExpressionError      an expression does not compile or evaluate
-    ├── NotFoundError            an unknown workflow, function or run
+    ├── NotFoundError            an unknown workflow, function, run, trigger …
+    ├── InUseError               a definition other registered definitions still name
     ├── InputError               workflow inputs missing, unknown or of the wrong type
     ├── PayloadError             a value that cannot travel (not JSON, too large)
+    ├── DecodeError              bytes on a subject that are no message of the wire contract
     ├── ClusterUnavailableError  Ray or NATS cannot be reached or started
+    ├── FunctionPoolError        a function's pool cannot serve (handler, runtime env)
+    │   └── PlacementError       a function asks for capacity no node of the cluster has
     ├── RunFailedError           a run ended interrupted; carries the failing node's error
     ├── WaitTimeoutError         a wait for a run ran out of time (the run goes on)
     ├── ControlError             a control request that does not apply to the run as it is
@@ -117,6 +121,10 @@ class PayloadError(ActorflowError):
     """A value cannot travel on the wire (not JSON-serialisable, or too large)."""
 
 
+class DecodeError(ActorflowError):
+    """Bytes on a subject do not form a known message of the wire contract."""
+
+
 class ClusterUnavailableError(ActorflowError):
     """Ray or NATS cannot be reached (or the embedded one cannot be started)."""
 
@@ -190,3 +198,4 @@ class StepError(ActorflowError):
         self.retryable = retryable
         self.details = dict(details or {})
         super().__init__(f"[{code}] {message}")
+
