@@ -33,15 +33,13 @@ from actorflow.actors.functions.placement import cluster_nodes
 from actorflow.actors.functions.replica import FunctionReplica, ensure_consumer_config
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import FunctionPoolError
+from actorflow.definitions.errors import ErrorCode, FunctionPoolError
 from actorflow.definitions.models import Function, RuntimeEnv
 from actorflow.runtime_envs.library import check_function_fits, ray_runtime_env
 
 log = logging.getLogger(__name__)
 
 _REPLICA_START_TIMEOUT = 300.0
-RUNTIME_ENV_FAILED = "RUNTIME_ENV_FAILED"
-HANDLER_IMPORT_FAILED = "HANDLER_IMPORT_FAILED"
 
 
 def check_fits(function: Function, env: RuntimeEnv | None = None) -> None:
@@ -60,7 +58,7 @@ class _Replica:
 class _PoolBrokenError(Exception):
     """A replica failed in a way another replica would too: the pool is broken."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -121,7 +119,7 @@ class FunctionPool:
             log.warning("pool %s: replicas still starting (waiting for capacity?)", self.key)
             self._spawn(self._finish_start(starting))
         except _PoolBrokenError as exc:
-            if exc.code == HANDLER_IMPORT_FAILED:
+            if exc.code is ErrorCode.HANDLER_IMPORT_FAILED:
                 await self.stop(drain=False)
                 raise FunctionPoolError(f"function {self.key}: {exc.message}") from None
             self._fail(exc)
@@ -372,10 +370,12 @@ def _classify(exc: BaseException) -> BaseException:
     """Errors every replica would hit become `_PoolBrokenError`; others stay as they are."""
     cause = _root_cause(exc)
     if isinstance(cause, HandlerImportError):
-        return _PoolBrokenError(HANDLER_IMPORT_FAILED, str(cause))
+        return _PoolBrokenError(ErrorCode.HANDLER_IMPORT_FAILED, str(cause))
     text = f"{type(cause).__name__}: {cause}"
     if isinstance(cause, ray.exceptions.RuntimeEnvSetupError) or "RuntimeEnvSetupError" in text:
-        return _PoolBrokenError(RUNTIME_ENV_FAILED, f"runtime environment failed to set up: {text}")
+        return _PoolBrokenError(
+            ErrorCode.RUNTIME_ENV_FAILED, f"runtime environment failed to set up: {text}"
+        )
     return exc
 
 

@@ -35,7 +35,7 @@ from actorflow.actors.store.blobs import BlobStore
 from actorflow.actors.store.jetstream import connect
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import PayloadError, StepError
+from actorflow.definitions.errors import ErrorCode, PayloadError, StepError
 from actorflow.definitions.models import Function
 
 log = logging.getLogger(__name__)
@@ -308,7 +308,9 @@ class FunctionReplica:
                 call = self._handler.call(inputs, ctx, self._pool, cpu)
                 result = await asyncio.wait_for(call, timeout)
         except TimeoutError as exc:
-            return _error_info(exc, code="TIMEOUT", message=f"step exceeded its {timeout}s timeout")
+            return _error_info(
+                exc, code=ErrorCode.TIMEOUT, message=f"step exceeded its {timeout}s timeout"
+            )
         except StepError as exc:
             return _error_info(
                 exc,
@@ -318,11 +320,11 @@ class FunctionReplica:
                 details=exc.details,
             )
         except Exception as exc:
-            return _error_info(exc, code="HANDLER_ERROR")
+            return _error_info(exc, code=ErrorCode.HANDLER_ERROR)
         try:
             return await self._blobs.to_payload(result)
         except PayloadError as exc:
-            return _error_info(exc, code="OUTPUT_NOT_JSON", retryable=False)
+            return _error_info(exc, code=ErrorCode.OUTPUT_NOT_JSON, retryable=False)
 
     def _reporter(self, task: ev.TaskScheduled) -> Callable[[float, str], None]:
         """`ctx.progress` for one task: safe to call from the handler's thread."""

@@ -12,6 +12,7 @@ EXPECTED = [
     "ClusterUnavailableError",
     "ControlError",
     "DefinitionError",
+    "ErrorCode",
     "ErrorInfo",
     "ErrorPolicy",
     "EventRejectedError",
