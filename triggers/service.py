@@ -49,9 +49,6 @@ from actorflow.triggers.webhook import WebhookServer
 
 log = logging.getLogger(__name__)
 
-IDLE_INGRESS_SUBJECT = "af.ingress.idle"
-"""A stream needs a subject; this one is ours and nobody publishes on it."""
-
 
 def consumer_plan(record: TriggerRecord) -> tuple[str, list[str]]:
     """The stream a trigger's consumer reads and its filter subjects."""
@@ -62,7 +59,7 @@ def consumer_plan(record: TriggerRecord) -> tuple[str, list[str]]:
         return stream, [source.subject]
     if source.lifecycle is not None:
         return ev.STREAM_EVENTS, lifecycle_subjects(source.lifecycle)
-    return ev.STREAM_TRIGGERS, [f"af.trigger.{trigger.metadata.name}.>"]
+    return ev.STREAM_TRIGGERS, [ev.trigger_events_filter(trigger.metadata.name)]
 
 
 class TriggerService:
@@ -200,7 +197,7 @@ class TriggerService:
         kv = await store.bucket(self._js)
         results: list[dict[str, Any]] = []
         for event_type in (d for d in parsed if isinstance(d, EventType)):
-            key = store.event_type_key(event_type.metadata.name)
+            key = ev.event_type_key(event_type.metadata.name)
             data = event_type.model_dump_json(by_alias=True).encode()
             changed = True
             with contextlib.suppress(Exception):
@@ -237,7 +234,7 @@ class TriggerService:
         if record.enabled:
             await self._ensure_consumer(record)
         kv = await store.bucket(self._js)
-        await kv.put(store.trigger_key(record.name), record.model_dump_json().encode())
+        await kv.put(ev.trigger_key(record.name), ev.encode(record))
         self._records = records
 
     async def _ensure_consumer(self, record: TriggerRecord) -> None:
@@ -274,7 +271,7 @@ class TriggerService:
                 and r.trigger.spec.source.subject is not None
                 and consumer_plan(r)[0] == ev.STREAM_INGRESS
             ]
-        ) or [IDLE_INGRESS_SUBJECT]
+        ) or [ev.IDLE_INGRESS_SUBJECT]
         config = StreamConfig(
             name=ev.STREAM_INGRESS,
             subjects=subjects,
@@ -328,7 +325,7 @@ class TriggerService:
         await self._delete_consumer(record)
         await self._sync_ingress(records)
         kv = await store.bucket(self._js)
-        for key in (store.trigger_key(name), store.stats_key(name)):
+        for key in (ev.trigger_key(name), ev.stats_key(name)):
             with contextlib.suppress(Exception):
                 await kv.delete(key)
         self._records = records
@@ -342,7 +339,7 @@ class TriggerService:
         kv = await store.bucket(self._js)
         if name not in await store.event_types(self._js):
             raise NotFoundError("event type", name)
-        await kv.delete(store.event_type_key(name))
+        await kv.delete(ev.event_type_key(name))
         return {"name": name, "deleted": True}
 
     async def _host_info(self) -> dict[str, Any]:

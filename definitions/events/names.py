@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
     from actorflow.definitions.events.values import TaskRef
@@ -63,6 +63,8 @@ MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 KV_OPERATION = "KV-Operation"
 """Set (``DEL`` / ``PURGE``) on a KV stream message that deletes its key."""
+DELIVERY = "Af-Delivery"
+"""A webhook delivery's id, on the ``af.trigger.<name>.hook`` message that carries it."""
 REJECT_REASON = "Af-Reject-Reason"
 REJECT_MESSAGE = "Af-Reject-Message"
 """A refused webhook delivery, recorded on ``af.trigger.<name>.rejected``: why, and what."""
@@ -249,25 +251,30 @@ def webhook_msg_id(trigger: str, delivery: str) -> str:
 
 
 # Keys of the triggers bucket: ``<family>.<name>``, plus the one `WEBHOOK_KEY`.
-TRIGGER_KEYS = "trigger"
-EVENT_TYPE_KEYS = "eventtype"
-STATS_KEYS = "stats"
-WEBHOOK_KEY = "webhook"
 TriggerKeyFamily = Literal["trigger", "eventtype", "stats"]
+TRIGGER_KEYS: Final[TriggerKeyFamily] = "trigger"
+EVENT_TYPE_KEYS: Final[TriggerKeyFamily] = "eventtype"
+STATS_KEYS: Final[TriggerKeyFamily] = "stats"
+WEBHOOK_KEY = "webhook"
+
+
+def trigger_keys_prefix(family: TriggerKeyFamily) -> str:
+    """The start of every key of one family of the triggers bucket."""
+    return f"{family}."
 
 
 def trigger_key(name: str) -> str:
     """A `TriggerRecord`: the applied definition, its enabled flag, its consumer's stream."""
-    return f"{TRIGGER_KEYS}.{name}"
+    return trigger_keys_prefix(TRIGGER_KEYS) + name
 
 
 def event_type_key(name: str) -> str:
-    return f"{EVENT_TYPE_KEYS}.{name}"
+    return trigger_keys_prefix(EVENT_TYPE_KEYS) + name
 
 
 def stats_key(name: str) -> str:
     """A trigger's `TriggerStats`."""
-    return f"{STATS_KEYS}.{name}"
+    return trigger_keys_prefix(STATS_KEYS) + name
 
 
 # --- definitions ------------------------------------------------------------------------------
