@@ -337,7 +337,7 @@ class FunctionPool:
             execution=ev.Execution(started_at=at, finished_at=at),
         )
         js, subject = self._js, ev.result_subject(task.run_id, task.task)
-        headers = {ev.MSG_ID: f"{task.idempotency_key}.result"}
+        headers = {ev.MSG_ID: ev.result_msg_id(task.idempotency_key)}
         await with_retries(lambda: js.publish(subject, ev.encode(event), headers=headers), "refuse")
 
     # --- listing ---------------------------------------------------------------------------

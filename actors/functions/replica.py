@@ -251,7 +251,7 @@ class FunctionReplica:
                 run_id=task.run_id, task=task.task, output=outcome, execution=execution
             )
         data = ev.encode(event)
-        headers = {ev.MSG_ID: f"{task.idempotency_key}.result"}
+        headers = {ev.MSG_ID: ev.result_msg_id(task.idempotency_key)}
         js = self._js
         await with_retries(lambda: js.publish(results, data, headers=headers), "publish result")
         await msg.ack()

@@ -40,7 +40,7 @@ class DecisionLog:
             ev.EXPECTED_LAST_SUBJECT_SEQ: str(self.last_seq),
             # Unique per incarnation: a retry of our own append is deduplicated, while a
             # rival incarnation's append at the same sequence meets the fence instead.
-            ev.MSG_ID: f"{self._run_id}.d.{self.last_seq}.{self._incarnation}",
+            ev.MSG_ID: ev.decision_msg_id(self._run_id, self.last_seq, self._incarnation),
         }
         data = ev.encode(event)
         try:

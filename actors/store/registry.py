@@ -71,7 +71,10 @@ class Registry:
         return RuntimeEnv.model_validate_json(await self._get("RuntimeEnv", name, version))
 
     async def runtime_envs(self) -> list[RuntimeEnv]:
-        return [RuntimeEnv.model_validate_json(v) for v in await self._values("runtimeenv.")]
+        return [
+            RuntimeEnv.model_validate_json(v)
+            for v in await self._values(ev.definitions_prefix("RuntimeEnv"))
+        ]
 
     async def delete(self, kind: str, name: str, version: str) -> None:
         """Remove one version; `latest` falls back to the most recently applied other one."""
@@ -81,7 +84,7 @@ class Registry:
         self._cache.pop(key, None)
         if await self.latest_version(kind, name) != version:
             return
-        remaining = await self._values(f"{kind.lower()}.{name}.", newest_last=True)
+        remaining = await self._values(ev.definitions_prefix(kind, name), newest_last=True)
         pointer = ev.latest_key(kind, name)
         if remaining:
             newest = remaining[-1]
@@ -98,10 +101,16 @@ class Registry:
             raise NotFoundError(kind.lower(), f"{name}@{version}") from None
 
     async def functions(self) -> list[Function]:
-        return [Function.model_validate_json(v) for v in await self._values("function.")]
+        return [
+            Function.model_validate_json(v)
+            for v in await self._values(ev.definitions_prefix("Function"))
+        ]
 
     async def workflows(self) -> list[Workflow]:
-        return [Workflow.model_validate_json(v) for v in await self._values("workflow.")]
+        return [
+            Workflow.model_validate_json(v)
+            for v in await self._values(ev.definitions_prefix("Workflow"))
+        ]
 
     async def _values(self, prefix: str, *, newest_last: bool = False) -> list[bytes]:
         """Latest value of every key under `prefix`, in one pass over the bucket's stream:
@@ -110,12 +119,12 @@ class Registry:
         (A KV key watcher may report "caught up" early while keys are being written; the
         consumer's own pending count does not.)
         """
-        subject = f"$KV.{ev.KV_DEFINITIONS}.{prefix}>"
+        subject = ev.kv_filter(ev.KV_DEFINITIONS, prefix)
         out: dict[str, tuple[int, bytes]] = {}
         async for msg in read_stream(
-            self._js, f"KV_{ev.KV_DEFINITIONS}", subject, DeliverPolicy.LAST_PER_SUBJECT
+            self._js, ev.kv_stream(ev.KV_DEFINITIONS), subject, DeliverPolicy.LAST_PER_SUBJECT
         ):
-            if msg.headers and msg.headers.get("KV-Operation"):
+            if msg.headers and msg.headers.get(ev.KV_OPERATION):
                 out.pop(msg.subject, None)
                 continue
             out[msg.subject] = (msg.metadata.sequence.stream, msg.data)

@@ -61,9 +61,9 @@ async def read_stream(
 async def read_records(js: JetStreamContext) -> AsyncIterator[ev.RunRecord]:
     """Every run record, in one pass over the runs bucket (latest value of each key)."""
     async for msg in read_stream(
-        js, f"KV_{ev.KV_RUNS}", f"$KV.{ev.KV_RUNS}.>", DeliverPolicy.LAST_PER_SUBJECT
+        js, ev.kv_stream(ev.KV_RUNS), ev.kv_filter(ev.KV_RUNS), DeliverPolicy.LAST_PER_SUBJECT
     ):
-        if msg.headers and msg.headers.get("KV-Operation"):
+        if msg.headers and msg.headers.get(ev.KV_OPERATION):
             continue  # deleted or purged
         try:
             yield ev.decode(ev.RunRecord, msg.data)
