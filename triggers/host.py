@@ -32,10 +32,10 @@ import ray
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError as NatsNotFoundError
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.controller import CONTROLLER_NAME
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import connect
 from actorflow.actors.store.retry import with_retries
 from actorflow.actors.store.streams import read_record
@@ -464,7 +464,7 @@ class _Runner:
             await self.host.js.get_last_msg(
                 ev.STREAM_HISTORY, ev.run_subject(run_id, ev.DECISIONS), direct=True
             )
-        except NatsNotFoundError:
+        except NOT_FOUND:
             return False
         return True
 
@@ -503,7 +503,7 @@ class _Runner:
         subject = ev.trigger_event_subject(self.name, "tick")
         try:
             last = await self.host.js.get_last_msg(ev.STREAM_TRIGGERS, subject, direct=True)
-        except NatsNotFoundError:
+        except NOT_FOUND:
             return None
         try:
             return ev.decode(ev.ScheduleTick, last.data or b"").instant

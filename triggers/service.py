@@ -26,10 +26,10 @@ import ray
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError
-from nats.js.errors import NotFoundError as NatsNotFoundError
 from pydantic import ValidationError
 
 from actorflow.actors.config import EngineConfig
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.registry import Registry
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import (
@@ -258,7 +258,7 @@ class TriggerService:
 
     async def _delete_consumer(self, record: TriggerRecord) -> None:
         stream, _ = consumer_plan(record)
-        with contextlib.suppress(NatsNotFoundError):
+        with contextlib.suppress(*NOT_FOUND):
             await self._js.delete_consumer(stream, ev.trigger_consumer(record.name))
 
     async def _sync_ingress(self, records: dict[str, TriggerRecord]) -> None:
@@ -283,7 +283,7 @@ class TriggerService:
         try:
             try:
                 info = await self._js.stream_info(ev.STREAM_INGRESS)
-            except NatsNotFoundError:
+            except NOT_FOUND:
                 await self._js.add_stream(config)
                 return
             if sorted(info.config.subjects or []) != subjects:

@@ -16,10 +16,10 @@ from typing import Literal
 
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
-from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import Field
 
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
 from actorflow.definitions.models import EventType, Trigger
@@ -83,14 +83,15 @@ async def stats(js: JetStreamContext) -> dict[str, ev.TriggerStats]:
 async def get_trigger(kv: KeyValue, name: str) -> TriggerRecord | None:
     try:
         entry = await kv.get(ev.trigger_key(name))
-    except KeyNotFoundError:
+    except NOT_FOUND:
         return None
     return ev.decode(TriggerRecord, entry.value or b"")
 
 
 async def webhook_url(js: JetStreamContext) -> str | None:
+    kv = await bucket(js)
     try:
-        entry = await (await bucket(js)).get(ev.WEBHOOK_KEY)
-    except KeyNotFoundError:
+        entry = await kv.get(ev.WEBHOOK_KEY)
+    except NOT_FOUND:
         return None
     return (entry.value or b"").decode() or None

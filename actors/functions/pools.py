@@ -22,7 +22,6 @@ from typing import Any
 
 import ray
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError as NatsNotFoundError
 from ray.util.placement_group import PlacementGroup
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -31,6 +30,7 @@ from actorflow.actors.functions.autoscaler import Scaler, needed
 from actorflow.actors.functions.handlers import HandlerImportError
 from actorflow.actors.functions.placement import cluster_nodes
 from actorflow.actors.functions.replica import FunctionReplica, ensure_consumer_config
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ErrorCode, FunctionPoolError
@@ -106,7 +106,7 @@ class FunctionPool:
         try:
             await self._js.consumer_info(ev.STREAM_TASKS, cfg.durable_name or "")
             await self._js.add_consumer(ev.STREAM_TASKS, cfg)  # updates ack_wait & co.
-        except NatsNotFoundError:
+        except NOT_FOUND:
             await self._js.add_consumer(ev.STREAM_TASKS, cfg)
         first = max(self.function.spec.replicas.min, 1)
         self._scaler = Scaler(desired=first)

@@ -23,7 +23,6 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
-from nats.js.errors import NotFoundError as NatsNotFoundError
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.functions import capture
@@ -32,6 +31,7 @@ from actorflow.actors.functions.context import StepContext
 from actorflow.actors.functions.handlers import Handler
 from actorflow.actors.functions.log_shipper import LogShipper
 from actorflow.actors.store.blobs import BlobStore
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import connect
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
@@ -260,7 +260,7 @@ class FunctionReplica:
         assert self._js is not None
         try:
             await self._js.get_last_msg(ev.STREAM_HISTORY, subject, direct=True)
-        except NatsNotFoundError:
+        except NOT_FOUND:
             return False
         return True
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.errors import APIError
 
 from actorflow.actors.store.retry import is_wrong_last_sequence, with_retries
 from actorflow.actors.store.streams import read_stream
@@ -48,7 +47,7 @@ class DecisionLog:
                 lambda: self._js.publish(self._subject, data, headers=headers),
                 f"append to {self._subject}",
             )
-        except APIError as exc:
+        except Exception as exc:
             if is_wrong_last_sequence(exc):
                 raise FencedError(f"run {self._run_id}: another incarnation appended") from exc
             raise

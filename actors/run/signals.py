@@ -19,8 +19,8 @@ import jsonschema
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import KeyNotFoundError, NotFoundError
 
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.retry import with_retries
 from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
@@ -73,7 +73,7 @@ async def register(
     await kv.put(ev.wait_key(wait.signal, wait.key, run_id, wait.node), ev.encode(value))
     try:
         last = await js.get_last_msg(ev.STREAM_SIGNALS, ev.signal_subject(wait.signal, wait.key))
-    except NotFoundError:
+    except NOT_FOUND:
         return None
     try:
         payload = check_payload(last.data or b"", schema)
@@ -85,7 +85,7 @@ async def register(
 
 async def unregister(js: JetStreamContext, wait: ev.WaitRef, run_id: str) -> None:
     kv = await js.key_value(ev.KV_WAITS)
-    with contextlib.suppress(KeyNotFoundError):
+    with contextlib.suppress(*NOT_FOUND):
         await kv.delete(ev.wait_key(wait.signal, wait.key, run_id, wait.node))
 
 

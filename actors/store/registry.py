@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
-from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from actorflow.actors.store.errors import NOT_FOUND, not_found_as
 from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import NotFoundError
 from actorflow.definitions.models import Definition, Function, RuntimeEnv, Workflow
 
 
@@ -43,7 +42,7 @@ class Registry:
         data = definition.model_dump_json(by_alias=True).encode()
         try:
             unchanged = await self._read(key) == data
-        except KeyNotFoundError:
+        except NOT_FOUND:
             unchanged = False
         if not unchanged:
             await self._write(key, data)
@@ -51,10 +50,8 @@ class Registry:
         return not unchanged
 
     async def latest_version(self, kind: str, name: str) -> str:
-        try:
+        with not_found_as(kind.lower(), name):
             return (await self._read(ev.latest_key(kind, name))).decode()
-        except KeyNotFoundError:
-            raise NotFoundError(kind.lower(), name) from None
 
     async def function(self, name: str, version: str = "latest") -> Function:
         if version == "latest":
@@ -95,10 +92,8 @@ class Registry:
             self._cache.pop(pointer, None)
 
     async def _get(self, kind: str, name: str, version: str) -> bytes:
-        try:
+        with not_found_as(kind.lower(), f"{name}@{version}"):
             return await self._read(ev.definition_key(kind, name, version))
-        except KeyNotFoundError:
-            raise NotFoundError(kind.lower(), f"{name}@{version}") from None
 
     async def functions(self) -> list[Function]:
         return [
