@@ -25,11 +25,10 @@ from typing import Any
 import ray
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError
 from pydantic import ValidationError
 
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.store.errors import NOT_FOUND
+from actorflow.actors.store.errors import API_ERROR, NOT_FOUND, reason
 from actorflow.actors.store.registry import Registry
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import (
@@ -251,7 +250,7 @@ class TriggerService:
         )
         try:
             await self._js.add_consumer(stream, config)
-        except APIError as exc:  # e.g. a setting that cannot be updated in place
+        except API_ERROR as exc:  # e.g. a setting that cannot be updated in place
             log.info("recreating consumer of %s: %s", record.name, exc)
             await self._delete_consumer(record)
             await self._js.add_consumer(stream, config)
@@ -288,10 +287,10 @@ class TriggerService:
                 return
             if sorted(info.config.subjects or []) != subjects:
                 await self._js.update_stream(config)
-        except APIError as exc:
+        except API_ERROR as exc:
             raise TriggerError(
                 f"cannot capture subjects {', '.join(subjects)} in stream "
-                f"{ev.STREAM_INGRESS}: {exc.description or exc}"
+                f"{ev.STREAM_INGRESS}: {reason(exc)}"
             ) from None
 
     # --- operations ------------------------------------------------------------------------

@@ -22,6 +22,9 @@ captures)                                              the subject
 anything else (e.g. ``BadRequestError``: a stream or   unchanged: the caller decides
 bucket created concurrently)
 =====================================================  ==================================
+
+Where a nats-py error is an answer rather than a failure, catch the class tuples named
+here (`NOT_FOUND`, `BAD_REQUEST`, `API_ERROR`) or use `not_found_as`; elsewhere `translate`.
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ WRONG_LAST_SEQUENCE = 10071
 NOT_FOUND: Final = (NatsNotFoundError,)
 """What nats-py raises when a stream, consumer, message, bucket, key or object is not there:
 catch these where absence is an answer (``except NOT_FOUND: return None``)."""
+
+API_ERROR: Final = (APIError,)
+"""Any error answer of the JetStream API (a refused configuration, a limit, a 404 …): catch
+these where the server's `reason` is passed on in an error of our own."""
 
 BAD_REQUEST: Final = (BadRequestError,)
 """The server refused a request as asked (status 400), e.g. a stream or bucket that another
@@ -104,7 +111,7 @@ def translate(
     if is_wrong_last_sequence(exc):
         return FencedError(f"{what}: another writer came first ({exc})")
     if is_not_found(exc):
-        return NotFoundError(kind or "resource", name or _description(exc))
+        return NotFoundError(kind or "resource", name or reason(exc))
     if isinstance(exc, NoStreamResponseError):
         return NotFoundError(kind or "stream for subject", name)
     if is_transient(exc) or isinstance(exc, _DISCONNECTED):
@@ -122,5 +129,6 @@ def not_found_as(kind: str, name: str) -> Iterator[None]:
         raise translate(exc, kind=kind, name=name) from None
 
 
-def _description(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """What the server said (a JetStream API error's description), else the error's text."""
     return getattr(exc, "description", None) or str(exc)
