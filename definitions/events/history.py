@@ -109,7 +109,8 @@ class RunControlled(_Event):
     @classmethod
     def _not_the_requests_envelope(cls, data: Any) -> Any:
         """``RunControlled(run_id=…, id=…, **request.model_dump())`` records a
-        `ControlRequest`: the request's ``type`` and ``v`` are not the event's."""
+        `ControlRequest`: the request's ``type`` and ``v`` are not the event's. (Kept for
+        callers written before `of`; `of` is the way.)"""
         if isinstance(data, dict) and data.get("type") == "ControlRequest":
             return {k: v for k, v in data.items() if k not in ("type", "v")}
         return data
