@@ -24,7 +24,8 @@ bucket created concurrently)
 =====================================================  ==================================
 
 Where a nats-py error is an answer rather than a failure, catch the class tuples named
-here (`NOT_FOUND`, `BAD_REQUEST`, `API_ERROR`) or use `not_found_as`; elsewhere `translate`.
+here (`NOT_FOUND`, `NO_STREAM`, `BAD_REQUEST`, `API_ERROR`) or use `not_found_as`;
+elsewhere `translate`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ catch these where absence is an answer (``except NOT_FOUND: return None``)."""
 API_ERROR: Final = (APIError,)
 """Any error answer of the JetStream API (a refused configuration, a limit, a 404 …): catch
 these where the server's `reason` is passed on in an error of our own."""
+
+NO_STREAM: Final = (NoStreamResponseError,)
+"""A JetStream publish that no stream captures: catch these where a plain publish will do."""
 
 BAD_REQUEST: Final = (BadRequestError,)
 """The server refused a request as asked (status 400), e.g. a stream or bucket that another
@@ -112,7 +116,7 @@ def translate(
         return FencedError(f"{what}: another writer came first ({exc})")
     if is_not_found(exc):
         return NotFoundError(kind or "resource", name or reason(exc))
-    if isinstance(exc, NoStreamResponseError):
+    if isinstance(exc, NO_STREAM):
         return NotFoundError(kind or "stream for subject", name)
     if is_transient(exc) or isinstance(exc, _DISCONNECTED):
         return ClusterUnavailableError("NATS", address, str(exc) or type(exc).__name__)

@@ -105,6 +105,7 @@ def test_everything_else_passes_unchanged(exc: Exception) -> None:
 
 def test_the_except_tuples() -> None:
     assert isinstance(UNTRANSLATED[0], table.BAD_REQUEST)
+    assert isinstance(js_errors.NoStreamResponseError(), table.NO_STREAM)
     assert all(isinstance(e, table.API_ERROR) for e in FENCED + NOT_FOUND)
     assert table.reason(UNTRANSLATED[0]) == "stream name in use"
     assert table.reason(ValueError("plain")) == "plain"
