@@ -29,6 +29,7 @@ import ray
 
 import actorflow
 from actorflow import AsyncClient, Settings, WorkflowBuilder
+from actorflow.definitions import events as ev
 from actorflow.triggers.evaluate import run_id_for
 from benchmarks import spine
 
@@ -104,11 +105,14 @@ async def flood(client: AsyncClient, events: int) -> dict[str, Any]:
     all_done = asyncio.Event()
 
     async def on_done(msg: Any) -> None:
-        done.add(msg.subject.split(".")[4])
+        parsed = ev.parse_run_event_subject(msg.subject)
+        if parsed is not None:
+            done.add(parsed[1])
         if len(done) >= events:
             all_done.set()
 
-    sub = await client.nc.subscribe("af.events.run.bench-trig-flood.*.succeeded", cb=on_done)
+    subject = ev.run_events_filter("bench-trig-flood", status="succeeded")
+    sub = await client.nc.subscribe(subject, cb=on_done)
     baseline = _engine_rss()
     peak_rss = baseline
     peak_active = 0

@@ -6,10 +6,14 @@ catch the family they care about and still print one clear line (`str(err)`)::
     ActorflowError
     ├── DefinitionError          a definition is malformed: file, line, field per issue
     │   └── ExpressionError      an expression does not compile or evaluate
-    ├── NotFoundError            an unknown workflow, function or run
+    ├── NotFoundError            an unknown workflow, function, run, trigger …
+    ├── InUseError               a definition other registered definitions still name
     ├── InputError               workflow inputs missing, unknown or of the wrong type
     ├── PayloadError             a value that cannot travel (not JSON, too large)
+    ├── DecodeError              bytes on a subject that are no message of the wire contract
     ├── ClusterUnavailableError  Ray or NATS cannot be reached or started
+    ├── FunctionPoolError        a function's pool cannot serve (handler, runtime env)
+    │   └── PlacementError       a function asks for capacity no node of the cluster has
     ├── RunFailedError           a run ended interrupted; carries the failing node's error
     ├── WaitTimeoutError         a wait for a run ran out of time (the run goes on)
     ├── ControlError             a control request that does not apply to the run as it is
@@ -17,11 +21,15 @@ catch the family they care about and still print one clear line (`str(err)`)::
     ├── TriggerError             a trigger operation that cannot be done (e.g. webhook server)
     │   └── EventRejectedError   an event a trigger refuses: not JSON, schema, size, signature
     └── StepError                raised by handlers: an error code a workflow can act on
+
+How a step failed travels as an `ErrorInfo` whose ``code`` is a free string: a handler's own
+`StepError` code, or one of the engine's, which are the members of `ErrorCode`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 
@@ -117,6 +125,10 @@ class PayloadError(ActorflowError):
     """A value cannot travel on the wire (not JSON-serialisable, or too large)."""
 
 
+class DecodeError(ActorflowError):
+    """Bytes on a subject do not form a known message of the wire contract."""
+
+
 class ClusterUnavailableError(ActorflowError):
     """Ray or NATS cannot be reached (or the embedded one cannot be started)."""
 
@@ -190,3 +202,26 @@ class StepError(ActorflowError):
         self.retryable = retryable
         self.details = dict(details or {})
         super().__init__(f"[{code}] {message}")
+
+
+class ErrorCode(StrEnum):
+    """The codes the engine itself puts in ``ErrorInfo.code`` when a step or run fails.
+
+    A workflow's ``onError`` policies and a function's ``retry.nonRetryable`` name them
+    like any handler-defined `StepError` code (``ErrorInfo.code`` stays a plain string on
+    the wire; compare with ``ErrorCode(info.code)`` or ``info.code == ErrorCode.TIMEOUT``).
+    """
+
+    # --- raised around a handler, by its replica ---
+    HANDLER_ERROR = "HANDLER_ERROR"  # the handler raised an exception that is no StepError
+    TIMEOUT = "TIMEOUT"  # the handler ran past its function's `timeout`
+    OUTPUT_NOT_JSON = "OUTPUT_NOT_JSON"  # the handler returned a value JSON cannot carry
+    # --- a function's pool that cannot serve (every task sent to it fails) ---
+    HANDLER_IMPORT_FAILED = "HANDLER_IMPORT_FAILED"  # the handler does not import in a replica
+    RUNTIME_ENV_FAILED = "RUNTIME_ENV_FAILED"  # Ray could not set up the runtime environment
+    # --- decided by the run itself ---
+    WAIT_TIMEOUT = "WAIT_TIMEOUT"  # a wait / approval node's timeout passed before a signal
+    EXPRESSION_ERROR = "EXPRESSION_ERROR"  # a node's inputs, `forEach` or wait key do not render
+    OUTPUT_ERROR = "OUTPUT_ERROR"  # every node is done but the workflow's outputs do not render
+    HOOK_ERROR = "HOOK_ERROR"  # a workflow hook raised (recorded; the run goes on)
+    HOOK_TIMEOUT = "HOOK_TIMEOUT"  # a workflow hook ran past ACTORFLOW_HOOK_TIMEOUT

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Final
 
-INTERNAL: Final = ("af.>",)
+from actorflow.definitions.events.names import EVENT_SUBJECTS, RESERVED_SUBJECTS
+
+INTERNAL: Final = (RESERVED_SUBJECTS,)
 """Subjects reserved by actorflow (runs, tasks, control, signals, triggers …)."""
-OPEN_INTERNAL: Final = "af.events.>"
+OPEN_INTERNAL: Final = EVENT_SUBJECTS
 """The part of the reserved space anyone may subscribe to."""
 
 

@@ -23,7 +23,6 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.errors import NoStreamResponseError
 from pydantic import BaseModel, ConfigDict
 
 from actorflow._views import NodeInfo, node_infos
@@ -31,6 +30,7 @@ from actorflow.actors.controller.results import Applied, ControlAccepted
 from actorflow.actors.functions.pools import PoolStatus
 from actorflow.actors.run.history import replay
 from actorflow.actors.run.state import RunState
+from actorflow.actors.store.errors import NO_STREAM
 from actorflow.actors.store.jetstream import connect, ensure_infrastructure
 from actorflow.actors.store.log_reader import ensure_run_exists, follow_logs, read_logs
 from actorflow.actors.store.registry import Registry
@@ -83,7 +83,7 @@ async def _nats(op: Awaitable[_T], url: str) -> _T:
     """A NATS call whose failure (server away, timed out) is a `ClusterUnavailableError`."""
     try:
         return await op
-    except NoStreamResponseError:
+    except NO_STREAM:
         raise
     except (NatsError, TimeoutError) as exc:
         raise ClusterUnavailableError("NATS", url, str(exc) or type(exc).__name__) from exc
@@ -400,7 +400,7 @@ class AsyncClient:
         headers = {ev.MSG_ID: msg_id} if msg_id else None
         try:
             ack = await _nats(js.publish(subject, body, headers=headers), self.nats_url)
-        except NoStreamResponseError:
+        except NO_STREAM:
             await _nats(self.nc.publish(subject, body, headers=headers), self.nats_url)
             return PublishResult(subject=subject)
         return PublishResult(
@@ -431,7 +431,7 @@ class AsyncRun:
         async def on_event(_msg: Msg) -> None:
             changed.set()
 
-        sub = await nc.subscribe(f"af.events.run.*.{self.run_id}.*", cb=on_event)
+        sub = await nc.subscribe(ev.run_events_filter(run_id=self.run_id), cb=on_event)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         try:

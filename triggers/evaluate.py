@@ -19,6 +19,7 @@ from typing import Any
 
 import jsonschema
 
+from actorflow.definitions import events as ev
 from actorflow.definitions.errors import EventRejectedError, ExpressionError
 from actorflow.definitions.expressions import Expression, Template, strip_braces
 from actorflow.definitions.models import EventType, LifecycleSource, Trigger, split_ref
@@ -78,9 +79,9 @@ def lifecycle_subjects(source: LifecycleSource) -> list[str]:
     """The ``af.events.…`` filter subjects a lifecycle trigger's consumer reads."""
     if source.node is None:
         tokens = sorted({t for on in source.on for t in _RUN_TOKENS[on]})
-        return [f"af.events.run.{source.workflow}.*.{t}" for t in tokens]
+        return [ev.run_events_filter(source.workflow, status=t) for t in tokens]
     tokens = sorted({t for on in source.on for t in _NODE_TOKENS[on]})
-    return [f"af.events.node.{source.workflow}.*.{source.node}.{t}" for t in tokens]
+    return [ev.node_events_filter(source.workflow, node=source.node, status=t) for t in tokens]
 
 
 def lifecycle_event_id(payload: Mapping[str, Any]) -> str:
@@ -134,7 +135,7 @@ class CompiledTrigger:
         source = self.trigger.spec.source.lifecycle
         if source is None or source.node is not None or not isinstance(payload, dict):
             return True
-        if payload.get("status") != "INTERRUPTED":
+        if payload.get("status") != ev.RunStatus.INTERRUPTED:
             return True
         reason = payload.get("reason")
         wanted = set(source.on)

@@ -32,10 +32,10 @@ import ray
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError as NatsNotFoundError
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.controller import CONTROLLER_NAME
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import connect
 from actorflow.actors.store.retry import with_retries
 from actorflow.actors.store.streams import read_record
@@ -141,7 +141,7 @@ class TriggerHost:
                     saved.last_event_at,
                     saved.last_error,
                 )
-            await self._nc.subscribe("af.events.run.>", cb=self._on_run_event)
+            await self._nc.subscribe(ev.RUN_EVENT_SUBJECTS, cb=self._on_run_event)
             self._spawn(self._flush_loop())
             self._spawn(self._reload_loop())
             await self.reload()
@@ -219,10 +219,10 @@ class TriggerHost:
     async def _on_run_event(self, msg: Msg) -> None:
         """``af.events.run.<workflow>.<run_id>.<status>``: release the held event of a run
         that finished (or only waits)."""
-        parts = msg.subject.split(".")
-        if len(parts) != 6 or parts[5] not in _RELEASING:
+        parsed = ev.parse_run_event_subject(msg.subject)
+        if parsed is None or parsed[2] not in _RELEASING:
             return
-        future = self._watchers.get(parts[4])
+        future = self._watchers.get(parsed[1])
         if future is not None and not future.done():
             future.set_result(None)
 
@@ -264,7 +264,7 @@ class TriggerHost:
                 last_event_at=counts.last_event_at,
                 last_error=counts.last_error,
             )
-            await kv.put(store.stats_key(name), ev.encode(stats))
+            await kv.put(ev.stats_key(name), ev.encode(stats))
 
 
 def _type_of(record: TriggerRecord | None, types: dict[str, EventType]) -> EventType | None:
@@ -370,8 +370,8 @@ class _Runner:
         counts.dirty = True
         if msg.subject.endswith(".rejected") and self.record.stream == ev.STREAM_TRIGGERS:
             headers = msg.headers or {}
-            reason = headers.get("Af-Reject-Reason", "rejected")
-            counts.error(f"{reason}: {headers.get('Af-Reject-Message', '')}", rejected=True)
+            reason = headers.get(ev.REJECT_REASON, "rejected")
+            counts.error(f"{reason}: {headers.get(ev.REJECT_MESSAGE, '')}", rejected=True)
             await msg.ack()
             return
         event = self._event(msg)
@@ -464,7 +464,7 @@ class _Runner:
             await self.host.js.get_last_msg(
                 ev.STREAM_HISTORY, ev.run_subject(run_id, ev.DECISIONS), direct=True
             )
-        except NatsNotFoundError:
+        except NOT_FOUND:
             return False
         return True
 
@@ -486,7 +486,7 @@ class _Runner:
             now = ev.now()
             for instant in schedule.due(source, cursor, now):
                 tick = ev.ScheduleTick(trigger=self.name, instant=instant)
-                headers = {ev.MSG_ID: f"{self.name}:{instant.isoformat()}"}
+                headers = {ev.MSG_ID: ev.tick_msg_id(self.name, instant)}
                 data = ev.encode(tick)
                 await with_retries(self._publisher(subject, data, headers), f"tick {self.name}")
             cursor = max(cursor, now)
@@ -503,7 +503,7 @@ class _Runner:
         subject = ev.trigger_event_subject(self.name, "tick")
         try:
             last = await self.host.js.get_last_msg(ev.STREAM_TRIGGERS, subject, direct=True)
-        except NatsNotFoundError:
+        except NOT_FOUND:
             return None
         try:
             return ev.decode(ev.ScheduleTick, last.data or b"").instant

@@ -25,11 +25,10 @@ from typing import Any
 import ray
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError
-from nats.js.errors import NotFoundError as NatsNotFoundError
 from pydantic import ValidationError
 
 from actorflow.actors.config import EngineConfig
+from actorflow.actors.store.errors import API_ERROR, NOT_FOUND, reason
 from actorflow.actors.store.registry import Registry
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import (
@@ -49,9 +48,6 @@ from actorflow.triggers.webhook import WebhookServer
 
 log = logging.getLogger(__name__)
 
-IDLE_INGRESS_SUBJECT = "af.ingress.idle"
-"""A stream needs a subject; this one is ours and nobody publishes on it."""
-
 
 def consumer_plan(record: TriggerRecord) -> tuple[str, list[str]]:
     """The stream a trigger's consumer reads and its filter subjects."""
@@ -62,7 +58,7 @@ def consumer_plan(record: TriggerRecord) -> tuple[str, list[str]]:
         return stream, [source.subject]
     if source.lifecycle is not None:
         return ev.STREAM_EVENTS, lifecycle_subjects(source.lifecycle)
-    return ev.STREAM_TRIGGERS, [f"af.trigger.{trigger.metadata.name}.>"]
+    return ev.STREAM_TRIGGERS, [ev.trigger_events_filter(trigger.metadata.name)]
 
 
 class TriggerService:
@@ -200,7 +196,7 @@ class TriggerService:
         kv = await store.bucket(self._js)
         results: list[dict[str, Any]] = []
         for event_type in (d for d in parsed if isinstance(d, EventType)):
-            key = store.event_type_key(event_type.metadata.name)
+            key = ev.event_type_key(event_type.metadata.name)
             data = event_type.model_dump_json(by_alias=True).encode()
             changed = True
             with contextlib.suppress(Exception):
@@ -237,7 +233,7 @@ class TriggerService:
         if record.enabled:
             await self._ensure_consumer(record)
         kv = await store.bucket(self._js)
-        await kv.put(store.trigger_key(record.name), record.model_dump_json().encode())
+        await kv.put(ev.trigger_key(record.name), ev.encode(record))
         self._records = records
 
     async def _ensure_consumer(self, record: TriggerRecord) -> None:
@@ -254,14 +250,14 @@ class TriggerService:
         )
         try:
             await self._js.add_consumer(stream, config)
-        except APIError as exc:  # e.g. a setting that cannot be updated in place
+        except API_ERROR as exc:  # e.g. a setting that cannot be updated in place
             log.info("recreating consumer of %s: %s", record.name, exc)
             await self._delete_consumer(record)
             await self._js.add_consumer(stream, config)
 
     async def _delete_consumer(self, record: TriggerRecord) -> None:
         stream, _ = consumer_plan(record)
-        with contextlib.suppress(NatsNotFoundError):
+        with contextlib.suppress(*NOT_FOUND):
             await self._js.delete_consumer(stream, ev.trigger_consumer(record.name))
 
     async def _sync_ingress(self, records: dict[str, TriggerRecord]) -> None:
@@ -274,7 +270,7 @@ class TriggerService:
                 and r.trigger.spec.source.subject is not None
                 and consumer_plan(r)[0] == ev.STREAM_INGRESS
             ]
-        ) or [IDLE_INGRESS_SUBJECT]
+        ) or [ev.IDLE_INGRESS_SUBJECT]
         config = StreamConfig(
             name=ev.STREAM_INGRESS,
             subjects=subjects,
@@ -286,15 +282,15 @@ class TriggerService:
         try:
             try:
                 info = await self._js.stream_info(ev.STREAM_INGRESS)
-            except NatsNotFoundError:
+            except NOT_FOUND:
                 await self._js.add_stream(config)
                 return
             if sorted(info.config.subjects or []) != subjects:
                 await self._js.update_stream(config)
-        except APIError as exc:
+        except API_ERROR as exc:
             raise TriggerError(
                 f"cannot capture subjects {', '.join(subjects)} in stream "
-                f"{ev.STREAM_INGRESS}: {exc.description or exc}"
+                f"{ev.STREAM_INGRESS}: {reason(exc)}"
             ) from None
 
     # --- operations ------------------------------------------------------------------------
@@ -328,7 +324,7 @@ class TriggerService:
         await self._delete_consumer(record)
         await self._sync_ingress(records)
         kv = await store.bucket(self._js)
-        for key in (store.trigger_key(name), store.stats_key(name)):
+        for key in (ev.trigger_key(name), ev.stats_key(name)):
             with contextlib.suppress(Exception):
                 await kv.delete(key)
         self._records = records
@@ -342,7 +338,7 @@ class TriggerService:
         kv = await store.bucket(self._js)
         if name not in await store.event_types(self._js):
             raise NotFoundError("event type", name)
-        await kv.delete(store.event_type_key(name))
+        await kv.delete(ev.event_type_key(name))
         return {"name": name, "deleted": True}
 
     async def _host_info(self) -> dict[str, Any]:

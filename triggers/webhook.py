@@ -26,10 +26,6 @@ from actorflow.triggers.store import TriggerRecord
 
 log = logging.getLogger(__name__)
 
-REJECT_REASON = "Af-Reject-Reason"
-REJECT_MESSAGE = "Af-Reject-Message"
-DELIVERY = "Af-Delivery"
-
 
 class WebhookServer:
     """Owned by the trigger service; `start` binds, `close` unbinds."""
@@ -97,7 +93,7 @@ class WebhookServer:
         except (ValueError, UnicodeDecodeError) as exc:
             return await self._reject(name, 400, "not_json", f"body is not JSON: {exc}")
         delivery = _first(request, DELIVERY_HEADERS) or uuid.uuid4().hex
-        headers = {ev.MSG_ID: f"{name}:{delivery}", DELIVERY: delivery}
+        headers = {ev.MSG_ID: ev.webhook_msg_id(name, delivery), ev.DELIVERY: delivery}
         subject = ev.trigger_event_subject(name, "hook")
         ack = await with_retries(
             lambda: self._js.publish(subject, body, headers=headers), f"webhook {name}"
@@ -112,8 +108,8 @@ class WebhookServer:
     async def _reject(self, name: str, status: int, reason: str, message: str) -> web.Response:
         """Answer the sender and record the refusal for the trigger's counts."""
         headers = {
-            REJECT_REASON: reason,
-            REJECT_MESSAGE: message[:300],
+            ev.REJECT_REASON: reason,
+            ev.REJECT_MESSAGE: message[:300],
             ev.MSG_ID: uuid.uuid4().hex,
         }
         try:

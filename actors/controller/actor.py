@@ -82,7 +82,7 @@ class Controller:
             pools.start_autoscaling()
             recovered = await runs.recover()
             control = ControlService(js, registry, runs)
-            await nc.subscribe(f"{ev.CONTROL_PREFIX}.*", cb=control.on_message)
+            await nc.subscribe(ev.control_filter(), cb=control.on_message)
             routing = asyncio.create_task(signals.route(js, control.wake))
             await self._plugin.start(self._config, js)
             self._services = _Services(

@@ -51,7 +51,7 @@ class ControlService:
             # Written before the request is delivered: every later write is the driver's.
             kv = await self._js.key_value(ev.KV_RUNS)
             await kv.put(run_id, ev.encode(rules.reopened(record)))
-        event = ev.RunControlled(run_id=run_id, id=uuid.uuid4().hex, **req.model_dump())
+        event = ev.RunControlled.of(req, run_id=run_id, id=uuid.uuid4().hex)
         await with_retries(
             lambda: self._js.publish(
                 ev.run_subject(run_id, ev.CONTROL),
@@ -76,19 +76,19 @@ class ControlService:
 
     async def on_message(self, msg: Msg) -> None:
         """A request on ``af.control.<run_id>``; replies if asked to."""
-        run_id = msg.subject.rpartition(".")[2]
+        run_id = ev.parse_control_subject(msg.subject)
         try:
             request = json.loads(msg.data or b"{}")
             if not isinstance(request, dict):
                 raise ControlError("a control request is a JSON object")
             accepted = await self.control(run_id, request)
-            reply: dict[str, Any] = {"ok": True, **accepted.model_dump()}
+            reply = ev.ControlReply.accepted(accepted.run_id, accepted.action, accepted.id)
         except (ValueError, ActorflowError) as exc:
-            reply = {"ok": False, "error": str(exc)}
+            reply = ev.ControlReply.refused(str(exc))
             log.warning("control request for %s refused: %s", run_id, exc)
         if msg.reply:
             with contextlib.suppress(Exception):
-                await msg.respond(json.dumps(reply).encode())
+                await msg.respond(ev.encode(reply))
 
 
 def _first_error(exc: ValidationError) -> str:

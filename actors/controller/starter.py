@@ -8,11 +8,11 @@ import secrets
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.errors import APIError
 
 from actorflow.actors.run.supervisor import RunSupervisor
+from actorflow.actors.store.errors import API_ERROR, is_wrong_last_sequence
 from actorflow.actors.store.registry import Registry
-from actorflow.actors.store.retry import is_wrong_last_sequence, with_retries
+from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 from actorflow.definitions.models import Function, split_ref
 from actorflow.definitions.plan import function_refs
@@ -50,11 +50,14 @@ class RunStarter:
                 lambda: self._js.publish(
                     ev.run_subject(run_id, ev.DECISIONS),
                     ev.encode(started),
-                    headers={ev.EXPECTED_LAST_SUBJECT_SEQ: "0", ev.MSG_ID: f"{run_id}.d.0"},
+                    headers={
+                        ev.EXPECTED_LAST_SUBJECT_SEQ: "0",
+                        ev.MSG_ID: ev.decision_msg_id(run_id, 0),
+                    },
                 ),
                 f"start {run_id}",
             )
-        except APIError as exc:
+        except API_ERROR as exc:
             if is_wrong_last_sequence(exc):
                 return run_id  # already started: same id, same run
             raise

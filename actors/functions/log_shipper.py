@@ -74,7 +74,7 @@ class LogShipper:
             batches = _batches(task_log.take(final=final))
             for number, batch in enumerate(batches):
                 shipping.batches += 1
-                msg_id = f"{shipping.execution}.{shipping.batches}"
+                msg_id = ev.log_batch_msg_id(shipping.execution, shipping.batches)
                 try:
                     await self._js.publish(
                         shipping.subject,

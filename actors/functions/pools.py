@@ -22,7 +22,6 @@ from typing import Any
 
 import ray
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError as NatsNotFoundError
 from pydantic import BaseModel, ConfigDict, Field
 from ray.util.placement_group import PlacementGroup
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -32,16 +31,14 @@ from actorflow.actors.functions.autoscaler import Scaler, needed
 from actorflow.actors.functions.handlers import HandlerImportError
 from actorflow.actors.functions.placement import cluster_nodes
 from actorflow.actors.functions.replica import FunctionReplica, ensure_consumer_config
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import FunctionPoolError
+from actorflow.definitions.errors import ErrorCode, FunctionPoolError
 from actorflow.definitions.models import Function, RuntimeEnv
 from actorflow.runtime_envs.library import check_function_fits, ray_runtime_env
 
 log = logging.getLogger(__name__)
-
-RUNTIME_ENV_FAILED = "RUNTIME_ENV_FAILED"
-HANDLER_IMPORT_FAILED = "HANDLER_IMPORT_FAILED"
 
 
 def check_fits(function: Function, env: RuntimeEnv | None = None) -> None:
@@ -60,7 +57,7 @@ class _Replica:
 class _PoolBrokenError(Exception):
     """A replica failed in a way another replica would too: the pool is broken."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -138,7 +135,7 @@ class FunctionPool:
         try:
             await self._js.consumer_info(ev.STREAM_TASKS, cfg.durable_name or "")
             await self._js.add_consumer(ev.STREAM_TASKS, cfg)  # updates ack_wait & co.
-        except NatsNotFoundError:
+        except NOT_FOUND:
             await self._js.add_consumer(ev.STREAM_TASKS, cfg)
         first = max(self.function.spec.replicas.min, 1)
         self._scaler = Scaler(desired=first)
@@ -151,7 +148,7 @@ class FunctionPool:
             log.warning("pool %s: replicas still starting (waiting for capacity?)", self.key)
             self._spawn(self._finish_start(starting))
         except _PoolBrokenError as exc:
-            if exc.code == HANDLER_IMPORT_FAILED:
+            if exc.code is ErrorCode.HANDLER_IMPORT_FAILED:
                 await self.stop(drain=False)
                 raise FunctionPoolError(f"function {self.key}: {exc.message}") from None
             self._fail(exc)
@@ -369,7 +366,7 @@ class FunctionPool:
             execution=ev.Execution(started_at=at, finished_at=at),
         )
         js, subject = self._js, ev.result_subject(task.run_id, task.task)
-        headers = {ev.MSG_ID: f"{task.idempotency_key}.result"}
+        headers = {ev.MSG_ID: ev.result_msg_id(task.idempotency_key)}
         await with_retries(lambda: js.publish(subject, ev.encode(event), headers=headers), "refuse")
 
     # --- listing ---------------------------------------------------------------------------
@@ -402,10 +399,12 @@ def _classify(exc: BaseException) -> BaseException:
     """Errors every replica would hit become `_PoolBrokenError`; others stay as they are."""
     cause = _root_cause(exc)
     if isinstance(cause, HandlerImportError):
-        return _PoolBrokenError(HANDLER_IMPORT_FAILED, str(cause))
+        return _PoolBrokenError(ErrorCode.HANDLER_IMPORT_FAILED, str(cause))
     text = f"{type(cause).__name__}: {cause}"
     if isinstance(cause, ray.exceptions.RuntimeEnvSetupError) or "RuntimeEnvSetupError" in text:
-        return _PoolBrokenError(RUNTIME_ENV_FAILED, f"runtime environment failed to set up: {text}")
+        return _PoolBrokenError(
+            ErrorCode.RUNTIME_ENV_FAILED, f"runtime environment failed to set up: {text}"
+        )
     return exc
 
 

@@ -23,7 +23,6 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
-from nats.js.errors import NotFoundError as NatsNotFoundError
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.functions import capture
@@ -32,10 +31,11 @@ from actorflow.actors.functions.context import StepContext
 from actorflow.actors.functions.handlers import Handler
 from actorflow.actors.functions.log_shipper import LogShipper
 from actorflow.actors.store.blobs import BlobStore
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import connect
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import PayloadError, StepError
+from actorflow.definitions.errors import ErrorCode, PayloadError, StepError
 from actorflow.definitions.models import Function
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ class FunctionReplica:
                 run_id=task.run_id, task=task.task, output=outcome, execution=execution
             )
         data = ev.encode(event)
-        headers = {ev.MSG_ID: f"{task.idempotency_key}.result"}
+        headers = {ev.MSG_ID: ev.result_msg_id(task.idempotency_key)}
         js = self._js
         await with_retries(lambda: js.publish(results, data, headers=headers), "publish result")
         await msg.ack()
@@ -260,7 +260,7 @@ class FunctionReplica:
         assert self._js is not None
         try:
             await self._js.get_last_msg(ev.STREAM_HISTORY, subject, direct=True)
-        except NatsNotFoundError:
+        except NOT_FOUND:
             return False
         return True
 
@@ -308,7 +308,9 @@ class FunctionReplica:
                 call = self._handler.call(inputs, ctx, self._pool, cpu)
                 result = await asyncio.wait_for(call, timeout)
         except TimeoutError as exc:
-            return _error_info(exc, code="TIMEOUT", message=f"step exceeded its {timeout}s timeout")
+            return _error_info(
+                exc, code=ErrorCode.TIMEOUT, message=f"step exceeded its {timeout}s timeout"
+            )
         except StepError as exc:
             return _error_info(
                 exc,
@@ -318,11 +320,11 @@ class FunctionReplica:
                 details=exc.details,
             )
         except Exception as exc:
-            return _error_info(exc, code="HANDLER_ERROR")
+            return _error_info(exc, code=ErrorCode.HANDLER_ERROR)
         try:
             return await self._blobs.to_payload(result)
         except PayloadError as exc:
-            return _error_info(exc, code="OUTPUT_NOT_JSON", retryable=False)
+            return _error_info(exc, code=ErrorCode.OUTPUT_NOT_JSON, retryable=False)
 
     def _reporter(self, task: ev.TaskScheduled) -> Callable[[float, str], None]:
         """`ctx.progress` for one task: safe to call from the handler's thread."""

@@ -20,7 +20,6 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError as NatsNotFoundError
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.run import signals
@@ -37,6 +36,7 @@ from actorflow.actors.run.state import (
     Stop,
 )
 from actorflow.actors.store.blobs import BlobStore
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import connect
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
@@ -177,7 +177,7 @@ class _Driver:
             await self._js.get_last_msg(
                 ev.STREAM_HISTORY, ev.run_subject(self.run_id, ev.CONTROL), direct=True
             )
-        except NatsNotFoundError:
+        except NOT_FOUND:
             return  # the common case: nothing yet, one direct get
         for rec in await replay(self._js, self.run_id):
             if isinstance(rec.event, ev.RunControlled | ev.RunSignalled):

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.errors import APIError
 
 from actorflow.actors.store.retry import is_wrong_last_sequence, with_retries
 from actorflow.actors.store.streams import read_stream
@@ -40,7 +39,7 @@ class DecisionLog:
             ev.EXPECTED_LAST_SUBJECT_SEQ: str(self.last_seq),
             # Unique per incarnation: a retry of our own append is deduplicated, while a
             # rival incarnation's append at the same sequence meets the fence instead.
-            ev.MSG_ID: f"{self._run_id}.d.{self.last_seq}.{self._incarnation}",
+            ev.MSG_ID: ev.decision_msg_id(self._run_id, self.last_seq, self._incarnation),
         }
         data = ev.encode(event)
         try:
@@ -48,7 +47,7 @@ class DecisionLog:
                 lambda: self._js.publish(self._subject, data, headers=headers),
                 f"append to {self._subject}",
             )
-        except APIError as exc:
+        except Exception as exc:
             if is_wrong_last_sequence(exc):
                 raise FencedError(f"run {self._run_id}: another incarnation appended") from exc
             raise

@@ -17,6 +17,7 @@ from typing import Any
 from actorflow.actors.functions.handlers import Handler, HandlerImportError
 from actorflow.actors.run.state import RunState
 from actorflow.definitions import events as ev
+from actorflow.definitions.errors import ErrorCode
 from actorflow.definitions.models import HookPoint, HookSpec
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class HookRunner:
             await asyncio.wait_for(asyncio.to_thread(handler.func, event), self._timeout)
         except Exception as exc:
             log.warning("hook %s at %s failed: %s", hook.call, point, exc)
-            code = "HOOK_TIMEOUT" if isinstance(exc, TimeoutError) else "HOOK_ERROR"
+            code = ErrorCode.HOOK_TIMEOUT if isinstance(exc, TimeoutError) else ErrorCode.HOOK_ERROR
             return ev.ErrorInfo(
                 code=code,
                 message=f"{type(exc).__name__}: {exc}",

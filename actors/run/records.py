@@ -16,10 +16,10 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.run.state import RunState
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 
@@ -74,7 +74,7 @@ class RecordWriter:
         subject = ev.run_subject(self._state.started.run_id, ev.DECISIONS)
         try:
             last = await self._js.get_last_msg(ev.STREAM_HISTORY, subject, direct=True)
-        except NotFoundError:
+        except NOT_FOUND:
             return False
         return (last.seq or 0) > self._fence()
 

@@ -19,8 +19,8 @@ import jsonschema
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import KeyNotFoundError, NotFoundError
 
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.retry import with_retries
 from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
@@ -53,7 +53,7 @@ async def deliver(
     js: JetStreamContext, run_id: str, node: str, payload: Any, signal_seq: int
 ) -> ev.RunSignalled:
     event = ev.RunSignalled(
-        run_id=run_id, id=f"{run_id}.{node}.signal.{signal_seq}", node=node, payload=payload
+        run_id=run_id, id=ev.signal_event_id(run_id, node, signal_seq), node=node, payload=payload
     )
     await with_retries(
         lambda: js.publish(
@@ -69,11 +69,11 @@ async def register(
 ) -> ev.RunSignalled | None:
     """Register the wait, then deliver (and return) the signal already there, if any."""
     kv = await js.key_value(ev.KV_WAITS)
-    value = {"run_id": run_id, "node": wait.node, "schema": schema}
-    await kv.put(ev.wait_key(wait.signal, wait.key, run_id, wait.node), json.dumps(value).encode())
+    value = ev.WaitRegistration(run_id=run_id, node=wait.node, json_schema=schema)
+    await kv.put(ev.wait_key(wait.signal, wait.key, run_id, wait.node), ev.encode(value))
     try:
         last = await js.get_last_msg(ev.STREAM_SIGNALS, ev.signal_subject(wait.signal, wait.key))
-    except NotFoundError:
+    except NOT_FOUND:
         return None
     try:
         payload = check_payload(last.data or b"", schema)
@@ -85,7 +85,7 @@ async def register(
 
 async def unregister(js: JetStreamContext, wait: ev.WaitRef, run_id: str) -> None:
     kv = await js.key_value(ev.KV_WAITS)
-    with contextlib.suppress(KeyNotFoundError):
+    with contextlib.suppress(*NOT_FOUND):
         await kv.delete(ev.wait_key(wait.signal, wait.key, run_id, wait.node))
 
 
@@ -94,7 +94,7 @@ async def route(js: JetStreamContext, wake: Callable[[str], None]) -> None:
     run. A durable consumer, so no signal is missed while the controller is down."""
     sub = await js.pull_subscribe(
         ev.SIGNAL_SUBJECTS,
-        durable="controller-signals",
+        durable=ev.SIGNAL_ROUTER,
         stream=ev.STREAM_SIGNALS,
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW),
     )
@@ -117,22 +117,22 @@ async def route(js: JetStreamContext, wake: Callable[[str], None]) -> None:
 
 
 async def _route_one(js: JetStreamContext, msg: Msg) -> list[str]:
-    _, _, signal, key = msg.subject.split(".", 3)
+    signal, key = ev.parse_signal_subject(msg.subject)
     woken: list[str] = []
     async for entry in read_stream(
         js,
-        f"KV_{ev.KV_WAITS}",
-        f"$KV.{ev.KV_WAITS}.{signal}.{key}.>",
+        ev.kv_stream(ev.KV_WAITS),
+        ev.kv_filter(ev.KV_WAITS, ev.waits_prefix(signal, key)),
         DeliverPolicy.LAST_PER_SUBJECT,
     ):
-        if entry.headers and entry.headers.get("KV-Operation"):
+        if entry.headers and entry.headers.get(ev.KV_OPERATION):
             continue
-        wait = json.loads(entry.data)
+        wait = ev.decode(ev.WaitRegistration, entry.data)
         try:
-            payload = check_payload(msg.data, wait.get("schema"))
+            payload = check_payload(msg.data, wait.json_schema)
         except ValueError as exc:
-            log.warning("signal %s refused for run %s: %s", msg.subject, wait["run_id"], exc)
+            log.warning("signal %s refused for run %s: %s", msg.subject, wait.run_id, exc)
             continue
-        await deliver(js, wait["run_id"], wait["node"], payload, msg.metadata.sequence.stream)
-        woken.append(wait["run_id"])
+        await deliver(js, wait.run_id, wait.node, payload, msg.metadata.sequence.stream)
+        woken.append(wait.run_id)
     return woken

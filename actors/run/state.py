@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from actorflow.definitions.errors import ExpressionError
+from actorflow.definitions.errors import ErrorCode, ExpressionError
 from actorflow.definitions.events import (
     ErrorInfo,
     Execution,
@@ -304,7 +304,7 @@ class RunState:
             return
         task.finished_at = event.at
         task.error = ErrorInfo(
-            code="WAIT_TIMEOUT",
+            code=ErrorCode.WAIT_TIMEOUT,
             message=f"node {event.node!r} waited past its timeout",
             type="WaitTimeout",
         )
@@ -459,7 +459,7 @@ class RunState:
             try:
                 outputs = self.plan.outputs.render(self.context())
             except ExpressionError as exc:
-                error = _error("OUTPUT_ERROR", exc)
+                error = _error(ErrorCode.OUTPUT_ERROR, exc)
                 return [Stop(RunStatus.INTERRUPTED, StopReason.FAILED, error=error)]
             return [Stop(RunStatus.SUCCEEDED, outputs=outputs)]
         due = self.next_due()
@@ -511,7 +511,7 @@ class RunState:
             try:
                 key = planned.wait_key.render(context) if planned.wait_key else ""
             except ExpressionError as exc:
-                node.render_error = _error("EXPRESSION_ERROR", exc)
+                node.render_error = _error(ErrorCode.EXPRESSION_ERROR, exc)
                 continue
             out.append(
                 WaitRef(
@@ -561,7 +561,7 @@ class RunState:
                 try:
                     inputs = self._render_one(planned, ref, context)
                 except ExpressionError as exc:
-                    node.render_error = _error("EXPRESSION_ERROR", exc)
+                    node.render_error = _error(ErrorCode.EXPRESSION_ERROR, exc)
                     continue
                 out.append(PlannedTask(ref, planned.function, planned.version, inputs))
         return out
@@ -605,7 +605,7 @@ class RunState:
             try:
                 rendered = self._render(planned, context, attempt)
             except ExpressionError as exc:
-                node.render_error = _error("EXPRESSION_ERROR", exc)
+                node.render_error = _error(ErrorCode.EXPRESSION_ERROR, exc)
                 continue
             if planned.for_each is not None and not rendered:
                 node.items, node.expanded = 0, True  # nothing to fan out over
@@ -739,7 +739,7 @@ def _timed(task: TaskState, event: TaskCompleted | TaskFailed) -> None:
     task.execution = event.execution
 
 
-def _error(code: str, exc: Exception) -> ErrorInfo:
+def _error(code: ErrorCode, exc: Exception) -> ErrorInfo:
     return ErrorInfo(
         code=code,
         message=str(exc),

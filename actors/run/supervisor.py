@@ -17,10 +17,10 @@ from typing import Any
 
 import ray
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.run.actor import RunActor
+from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.streams import read_records
 from actorflow.definitions import events as ev
 
@@ -117,7 +117,7 @@ class RunSupervisor:
             last = await self._js.get_last_msg(
                 ev.STREAM_HISTORY, ev.run_subject(run_id, ev.CONTROL)
             )
-        except NotFoundError:
+        except NOT_FOUND:
             return False
         try:
             control = ev.decode_history(last.data or b"")

@@ -18,9 +18,9 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
 
 from actorflow.actors.config import EngineTunables
+from actorflow.actors.store.errors import BAD_REQUEST, NOT_FOUND
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ClusterUnavailableError
 
@@ -144,10 +144,10 @@ async def ensure_infrastructure(js: JetStreamContext, config: EngineTunables) ->
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     try:
         await js.stream_info(config.name or "")
-    except NotFoundError:
+    except NOT_FOUND:
         try:
             await js.add_stream(config)
-        except BadRequestError:  # created concurrently by another actor
+        except BAD_REQUEST:  # created concurrently by another actor
             await js.stream_info(config.name or "")
 
 
@@ -162,5 +162,5 @@ async def _idempotent(
     except Exception:
         try:
             await create(bucket=name, config=config)
-        except BadRequestError:
+        except BAD_REQUEST:
             await get(name)

@@ -9,11 +9,10 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError as NatsNotFoundError
 
+from actorflow.actors.store.errors import not_found_as
 from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +20,8 @@ log = logging.getLogger(__name__)
 async def ensure_run_exists(js: JetStreamContext, run_id: str) -> None:
     """NotFoundError unless the run has a history. Its first decision is appended before
     `run()` returns, so a run started a moment ago is found (its record may lag)."""
-    try:
+    with not_found_as("run", run_id):
         await js.get_last_msg(ev.STREAM_HISTORY, ev.run_subject(run_id, ev.DECISIONS), direct=True)
-    except NatsNotFoundError:
-        raise NotFoundError("run", run_id) from None
 
 
 async def read_logs(

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
-from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from actorflow.actors.store.errors import NOT_FOUND, not_found_as
 from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import NotFoundError
 from actorflow.definitions.models import Definition, Function, RuntimeEnv, Workflow
 
 
@@ -43,7 +42,7 @@ class Registry:
         data = definition.model_dump_json(by_alias=True).encode()
         try:
             unchanged = await self._read(key) == data
-        except KeyNotFoundError:
+        except NOT_FOUND:
             unchanged = False
         if not unchanged:
             await self._write(key, data)
@@ -51,10 +50,8 @@ class Registry:
         return not unchanged
 
     async def latest_version(self, kind: str, name: str) -> str:
-        try:
+        with not_found_as(kind.lower(), name):
             return (await self._read(ev.latest_key(kind, name))).decode()
-        except KeyNotFoundError:
-            raise NotFoundError(kind.lower(), name) from None
 
     async def function(self, name: str, version: str = "latest") -> Function:
         if version == "latest":
@@ -71,7 +68,10 @@ class Registry:
         return RuntimeEnv.model_validate_json(await self._get("RuntimeEnv", name, version))
 
     async def runtime_envs(self) -> list[RuntimeEnv]:
-        return [RuntimeEnv.model_validate_json(v) for v in await self._values("runtimeenv.")]
+        return [
+            RuntimeEnv.model_validate_json(v)
+            for v in await self._values(ev.definitions_prefix("RuntimeEnv"))
+        ]
 
     async def delete(self, kind: str, name: str, version: str) -> None:
         """Remove one version; `latest` falls back to the most recently applied other one."""
@@ -81,7 +81,7 @@ class Registry:
         self._cache.pop(key, None)
         if await self.latest_version(kind, name) != version:
             return
-        remaining = await self._values(f"{kind.lower()}.{name}.", newest_last=True)
+        remaining = await self._values(ev.definitions_prefix(kind, name), newest_last=True)
         pointer = ev.latest_key(kind, name)
         if remaining:
             newest = remaining[-1]
@@ -92,16 +92,20 @@ class Registry:
             self._cache.pop(pointer, None)
 
     async def _get(self, kind: str, name: str, version: str) -> bytes:
-        try:
+        with not_found_as(kind.lower(), f"{name}@{version}"):
             return await self._read(ev.definition_key(kind, name, version))
-        except KeyNotFoundError:
-            raise NotFoundError(kind.lower(), f"{name}@{version}") from None
 
     async def functions(self) -> list[Function]:
-        return [Function.model_validate_json(v) for v in await self._values("function.")]
+        return [
+            Function.model_validate_json(v)
+            for v in await self._values(ev.definitions_prefix("Function"))
+        ]
 
     async def workflows(self) -> list[Workflow]:
-        return [Workflow.model_validate_json(v) for v in await self._values("workflow.")]
+        return [
+            Workflow.model_validate_json(v)
+            for v in await self._values(ev.definitions_prefix("Workflow"))
+        ]
 
     async def _values(self, prefix: str, *, newest_last: bool = False) -> list[bytes]:
         """Latest value of every key under `prefix`, in one pass over the bucket's stream:
@@ -110,12 +114,12 @@ class Registry:
         (A KV key watcher may report "caught up" early while keys are being written; the
         consumer's own pending count does not.)
         """
-        subject = f"$KV.{ev.KV_DEFINITIONS}.{prefix}>"
+        subject = ev.kv_filter(ev.KV_DEFINITIONS, prefix)
         out: dict[str, tuple[int, bytes]] = {}
         async for msg in read_stream(
-            self._js, f"KV_{ev.KV_DEFINITIONS}", subject, DeliverPolicy.LAST_PER_SUBJECT
+            self._js, ev.kv_stream(ev.KV_DEFINITIONS), subject, DeliverPolicy.LAST_PER_SUBJECT
         ):
-            if msg.headers and msg.headers.get("KV-Operation"):
+            if msg.headers and msg.headers.get(ev.KV_OPERATION):
                 out.pop(msg.subject, None)
                 continue
             out[msg.subject] = (msg.metadata.sequence.stream, msg.data)

@@ -1,7 +1,8 @@
-"""Retrying NATS calls through a server restart, and the one table of NATS error codes.
+"""Retrying NATS calls through a server restart.
 
-Every JetStream error the engine reacts to is translated here, so no other module compares
-error codes where they surface.
+Which failures are worth retrying is decided by the one table of NATS errors
+(`actorflow.actors.store.errors`); `WRONG_LAST_SEQUENCE` and `is_wrong_last_sequence` are
+re-exported from it for the modules that import them from here.
 """
 
 from __future__ import annotations
@@ -11,27 +12,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from nats.errors import ConnectionClosedError, NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import APIError
+from actorflow.actors.store.errors import WRONG_LAST_SEQUENCE, is_transient, is_wrong_last_sequence
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-#: JetStream's "wrong last sequence": an append's expected-sequence header did not match.
-WRONG_LAST_SEQUENCE = 10071
-
-
-def is_wrong_last_sequence(exc: BaseException) -> bool:
-    """Did the server refuse an append because someone appended first (the fence)?"""
-    return isinstance(exc, APIError) and exc.err_code == WRONG_LAST_SEQUENCE
-
-
-def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, NatsTimeoutError | NoRespondersError | ConnectionClosedError | TimeoutError):
-        return True
-    return isinstance(exc, APIError) and not is_wrong_last_sequence(exc) and (exc.code or 0) >= 500
+__all__ = ["WRONG_LAST_SEQUENCE", "is_wrong_last_sequence", "with_retries"]
 
 
 async def with_retries(op: Callable[[], Awaitable[_T]], what: str) -> _T:
@@ -44,7 +31,7 @@ async def with_retries(op: Callable[[], Awaitable[_T]], what: str) -> _T:
         try:
             return await op()
         except Exception as exc:
-            if not _transient(exc):
+            if not is_transient(exc):
                 raise
             log.warning("%s failed (%s); retrying in %.2fs", what, exc, delay)
         await asyncio.sleep(delay)

@@ -9,10 +9,9 @@ from collections.abc import AsyncIterator
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import KeyNotFoundError
 
+from actorflow.actors.store.errors import not_found_as
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +60,9 @@ async def read_stream(
 async def read_records(js: JetStreamContext) -> AsyncIterator[ev.RunRecord]:
     """Every run record, in one pass over the runs bucket (latest value of each key)."""
     async for msg in read_stream(
-        js, f"KV_{ev.KV_RUNS}", f"$KV.{ev.KV_RUNS}.>", DeliverPolicy.LAST_PER_SUBJECT
+        js, ev.kv_stream(ev.KV_RUNS), ev.kv_filter(ev.KV_RUNS), DeliverPolicy.LAST_PER_SUBJECT
     ):
-        if msg.headers and msg.headers.get("KV-Operation"):
+        if msg.headers and msg.headers.get(ev.KV_OPERATION):
             continue  # deleted or purged
         try:
             yield ev.decode(ev.RunRecord, msg.data)
@@ -74,8 +73,6 @@ async def read_records(js: JetStreamContext) -> AsyncIterator[ev.RunRecord]:
 async def read_record(js: JetStreamContext, run_id: str) -> ev.RunRecord:
     """One run's record; NotFoundError (the actorflow one) for an unknown run."""
     kv = await js.key_value(ev.KV_RUNS)
-    try:
+    with not_found_as("run", run_id):
         entry = await kv.get(run_id)
-    except KeyNotFoundError:
-        raise NotFoundError("run", run_id) from None
     return ev.decode(ev.RunRecord, entry.value or b"")

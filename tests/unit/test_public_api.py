@@ -16,6 +16,7 @@ EXPECTED = [
     "ControlError",
     "DefinitionError",
     "DefinitionIssue",
+    "ErrorCode",
     "ErrorInfo",
     "ErrorPolicy",
     "EventRejectedError",

@@ -1,0 +1,211 @@
+"""The value types that messages carry, and the two bases every message is built on.
+
+`Wire` is a frozen model that ignores fields it does not know (a newer writer's additions);
+`Message` adds the envelope every payload on NATS has: a schema version ``v``. Each concrete
+message adds its ``type`` discriminator (a `Literal` of its class name). Value types nested
+in messages (`TaskRef`, `ErrorInfo` …) have neither: the message around them is versioned.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from actorflow.definitions.events.names import OBJECT_STORE
+
+SCHEMA_VERSION = 1
+"""The version every message is written with. A field added later has a default, so a
+message written before it (``v`` = 1, or no ``v`` at all) still decodes."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Wire(BaseModel):
+    """Base of everything on the wire: immutable; unknown fields are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Message(Wire):
+    """Base of every payload on NATS: ``v`` here, ``type`` on each concrete message."""
+
+    v: int = SCHEMA_VERSION
+
+
+# --- statuses ---------------------------------------------------------------------------------
+class RunStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    WAITING = "WAITING"
+    PAUSED = "PAUSED"
+    INTERRUPTED = "INTERRUPTED"
+    SUCCEEDED = "SUCCEEDED"
+    TERMINATED = "TERMINATED"
+
+    @property
+    def finished(self) -> bool:
+        """A run in one of these states does nothing until someone acts on it."""
+        return self in (RunStatus.INTERRUPTED, RunStatus.SUCCEEDED, RunStatus.TERMINATED)
+
+
+class NodeStatus(StrEnum):
+    PENDING = "PENDING"
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"  # failed; the next attempt waits for its backoff
+    WAITING = "WAITING"  # a sleep, a signal or an approval
+    REMEDIATING = "REMEDIATING"  # failed; its error policy's remediation runs
+    SUCCEEDED = "SUCCEEDED"
+    SKIPPED = "SKIPPED"  # failed, and its error policy said go on without it
+    FAILED = "FAILED"  # failed for good (until someone resumes or retries it)
+
+    @property
+    def done(self) -> bool:
+        return self in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED)
+
+
+class StopReason(StrEnum):
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    MANUAL = "manual"
+
+
+# --- values -------------------------------------------------------------------------------------
+class BlobRef(Wire):
+    """A value too large to travel inline: stored in the object store under `name`."""
+
+    bucket: str = OBJECT_STORE
+    name: str
+    size: int
+
+
+class Payload(Wire):
+    """Either an inline JSON value or the address of one in the object store."""
+
+    inline: JsonValue = None
+    blob: BlobRef | None = None
+
+
+class ErrorInfo(Wire):
+    """How a step failed, as shown to operators: code, message, type and traceback.
+
+    `code` is a free string: a handler's own `StepError` code, or one of the engine's
+    (`actorflow.ErrorCode`). `type` is the exception's type, not a message discriminator.
+    """
+
+    code: str
+    message: str
+    type: str = ""
+    traceback: str = ""
+    retryable: bool = True
+    details: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class TaskRef(Wire):
+    """One execution of a node (or of one item of a for-each node), or of the remediation
+    that an error policy runs for a failed attempt (`remedy`)."""
+
+    node: str
+    index: int | None = None
+    attempt: int = 1
+    remedy: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.node if self.index is None else f"{self.node}[{self.index}]"
+
+    def idempotency_key(self, run_id: str) -> str:
+        suffix = ".remedy" if self.remedy else ""
+        return f"{run_id}.{self.key}.{self.attempt}{suffix}"
+
+
+class Execution(Wire):
+    """Where a task ran and what it cost: for accounting and `runs show`.
+
+    What is measured, exactly (the fields added after schema v1 default to "unknown", so
+    older events still decode):
+
+    - `cpu_seconds`: CPU time of the thread that ran the handler, while it ran it. A sync
+      handler runs alone on a pool thread (`time.thread_time()` around the call); an async
+      handler shares the event-loop thread with other requests, so only the steps of its
+      own coroutine are timed. Threads or processes the handler starts are not counted.
+      For a timed-out sync handler the figure stops at the timeout (the thread may go on).
+    - `peak_rss_bytes`: the *replica process's* largest resident set size seen while the
+      request ran (sampled at its start, its end and every 50 ms between). Concurrent
+      requests of one replica share the process and Python rarely returns freed memory, so
+      this is an upper bound of what the request needed, not its own use.
+    - `gpu_ids`: the accelerator ids Ray assigned to the replica (empty without GPUs).
+    """
+
+    replica: str = ""
+    ray_node: str = ""
+    workflow: str = ""
+    started_at: datetime
+    finished_at: datetime
+    cpu_seconds: float | None = None
+    peak_rss_bytes: int | None = None
+    gpu_ids: list[str] = Field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+ControlAction = Literal["pause", "resume", "cancel", "terminate", "retry", "approve"]
+
+WaitKind = Literal["sleep", "wait", "approval"]
+
+
+class WaitRef(Wire):
+    node: str
+    kind: WaitKind
+    signal: str = ""
+    key: str = ""
+    due_at: datetime | None = None  # sleep: when it ends; wait / approval: its timeout
+
+
+LogStream = Literal["stdout", "stderr", "log"]
+
+
+class LogLine(Wire):
+    """One line a step wrote to stdout / stderr, or one `logging` record it emitted.
+
+    Tagged with everything needed to tell requests apart when many workflows share one
+    function pool: the run, workflow, node (and for-each index), attempt and replica.
+    `seq` numbers the lines of one execution in the order they were written.
+    """
+
+    run_id: str
+    workflow: str = ""
+    node: str
+    index: int | None = None
+    attempt: int = 1
+    replica: str = ""
+    stream: LogStream
+    level: str = ""  # `logging` records only: INFO, WARNING, …
+    logger: str = ""  # `logging` records only: the logger's name
+    text: str
+    seq: int = 0
+    at: datetime = Field(default_factory=now)
+
+    @property
+    def key(self) -> str:
+        return self.node if self.index is None else f"{self.node}[{self.index}]"
+
+
+class StepReport(Wire):
+    percent: float
+    message: str = ""
+
+
+class Progress(Wire):
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    running: int = 0
+    steps: dict[str, StepReport] = Field(default_factory=dict)  # running steps that report
