@@ -1,13 +1,14 @@
 """actorflow: durable, event-driven workflows on Ray actors and NATS JetStream.
 
-Example::
-
+Example:
+    ```python
     import actorflow
 
     client = actorflow.Client()
     client.apply("examples/hello/workflow.yaml")
     run = client.run("hello", {"name": "Ada"})
     print(run.result(timeout=60))
+    ```
 """
 
 from actorflow._client import AsyncClient, AsyncRun, PublishResult, TriggerInfo

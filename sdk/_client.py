@@ -1,11 +1,12 @@
 """The asyncio client: apply definitions, start runs, watch them.
 
-Example::
-
+Example:
+    ```python
     async with AsyncClient() as client:
         await client.apply("examples/hello/workflow.yaml")
         run = await client.run("hello", {"name": "Ada"})
         print(await run.result(timeout=30))
+    ```
 """
 
 from __future__ import annotations
@@ -493,10 +494,11 @@ class AsyncRun:
         A finished step's lines are all there: replicas store them before the result.
         Raises NotFoundError for an unknown run.
 
-        Example::
-
+        Example:
+            ```python
             for line in await run.logs("train"):
                 print(line.at, line.key, line.stream, line.text)
+            ```
         """
         js = await self._client._jetstream()
         await ensure_run_exists(js, self.run_id)
@@ -508,10 +510,11 @@ class AsyncRun:
         """The run's lines so far, then each new one as it is stored, until the run has
         finished (SUCCEEDED, INTERRUPTED or TERMINATED); stop early by breaking out.
 
-        Example::
-
+        Example:
+            ```python
             async for line in run.follow_logs():
                 print(line.key, line.text)
+            ```
         """
         js = await self._client._jetstream()
         await ensure_run_exists(js, self.run_id)

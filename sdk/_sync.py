@@ -24,11 +24,12 @@ _T = TypeVar("_T")
 class Client:
     """Connects to (or starts) the cluster.
 
-    Example::
-
+    Example:
+        ```python
         client = Client()
         client.apply("examples/hello/workflow.yaml")
         print(client.run("hello", {"name": "Ada"}).result(timeout=30))
+        ```
     """
 
     def __init__(self, settings: Settings | None = None, *, log_to_driver: bool = True) -> None:

@@ -1,7 +1,7 @@
 """Build definitions in Python: the same models the YAML loader produces, checked the same way.
 
-Example::
-
+Example:
+    ```python
     from actorflow.builder import WorkflowBuilder, function
 
     fetch = function("fetch", "mymod:fetch", memory="256Mi", timeout="30s")
@@ -11,6 +11,7 @@ Example::
     parsed = wf.node("parse", "parse@1", inputs={"raw": raw.output})
     wf.output("result", parsed.out("rows"))
     workflow = wf.build()            # a validated `Workflow`, or DefinitionError
+    ```
 
 References between nodes are written as the expressions the YAML would hold
 (``${{ nodes.fetch.output }}``), so a built workflow dumps to readable YAML unchanged.

@@ -1,11 +1,12 @@
 """The `actorflow` command.
 
-Example::
-
+Example:
+    ```python
     actorflow up
     actorflow run hello -f examples/hello/workflow.yaml --input name=Ada --wait
     actorflow runs list --status INTERRUPTED
     actorflow down
+    ```
 
 Every error the engine raises on purpose (and any other) prints as one red line on stderr
 and exits 1; usage errors exit 2. ``--debug`` shows the traceback instead.
