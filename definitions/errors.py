@@ -184,9 +184,10 @@ class EventRejectedError(TriggerError):
 class StepError(ActorflowError):
     """Raised by a step handler to fail with an error code a workflow's policy can act on.
 
-    Example::
-
+    Example:
+        ```python
         raise StepError("DB_DOWN", "primary unreachable", retryable=True)
+        ```
     """
 
     def __init__(
