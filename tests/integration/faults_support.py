@@ -214,7 +214,12 @@ def new_client(settings: Settings) -> actorflow.Client:
 
 @contextlib.contextmanager
 def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """A fresh engine on the session's Ray (which must be up), torn down on exit."""
+    """A fresh engine on the session's Ray (which must be up), torn down on exit.
+
+    It is handed out warm: every replica of `FUNCTIONS` started. Ray starts only as many
+    worker processes at once as the machine has cores, so on a small machine a test that
+    starts an actor of its own (the fencing tests' run actor S) would otherwise queue
+    behind the pools' replicas and miss the window its scenario needs."""
     assert ray.is_initialized()
     wait_for(lambda: not named(), 30, "the previous faults engine's actors to exit")
     home = tmp_path_factory.mktemp("faults-home")
@@ -229,6 +234,7 @@ def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]
     )
     eng = Engine(home, port, settings, new_client(settings), nats_pid, own)
     try:
+        wait_for(lambda: _warm(eng.client), 120, "every replica of the faults engine", 0.5)
         yield eng
     finally:
         kill_named(named())
@@ -237,6 +243,16 @@ def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]
         nats_process.stop(eng.nats_pid)
         if eng._own is not None:
             eng._own.wait(timeout=10)
+
+
+def _warm(c: actorflow.Client) -> bool:
+    pools = {p["function"]: p for p in c.pools()}
+    return all(
+        f.metadata.name in pools
+        and pools[f.metadata.name]["replicas"] == f.spec.replicas.min
+        and not pools[f.metadata.name]["starting"]
+        for f in FUNCTIONS
+    )
 
 
 # --- observation --------------------------------------------------------------------------------
