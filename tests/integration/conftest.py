@@ -7,6 +7,7 @@ and the test functions below are registered once.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,8 @@ from actorflow.cluster import nats_process
 from actorflow.cluster.settings import Settings
 
 STEPS_DIR = Path(__file__).parent / "steps"
+# The test_faults_* modules share faults_support; importlib mode puts no test folder on the path.
+sys.path.append(str(Path(__file__).parent))
 
 
 def _fn(name: str, handler: str, **spec: object) -> actorflow.Function:
@@ -186,3 +189,13 @@ def wait_status() -> WaitStatus:
         raise AssertionError(f"{run.run_id} never became {wanted}: {run.status().status}")
 
     return wait
+
+
+@pytest.fixture(scope="module")
+def engine(client: actorflow.Client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A private engine (`faults_support.Engine`) for each fault module; depends on the
+    session `client` so the session's Ray (8 CPUs) is up first."""
+    from faults_support import private_engine
+
+    with private_engine(tmp_path_factory) as eng:
+        yield eng

@@ -1,0 +1,68 @@
+"""The controller killed and started again: its successor keeps one reservation per
+resource level."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import faults_support as fs
+import pytest
+import ray
+
+import actorflow
+
+
+@pytest.mark.timeout(180)
+def test_controller_restart_keeps_one_reservation_per_level(
+    engine: fs.Engine, tmp_path: Path
+) -> None:
+    """A killed controller's successor finds the level's detached placement group instead
+    of reserving the capacity twice, and brings back a pool that had scaled to zero."""
+    from ray.util import placement_group_table
+
+    from actorflow.actors.controller import CONTROLLER_NAME
+
+    env = actorflow.RuntimeEnv.model_validate(
+        {
+            "metadata": {"name": "faults-env"},
+            "spec": {"level": {"name": "faults-level", "bundles": [{"cpus": 0.5, "count": 2}]}},
+        }
+    )
+    lazy = fs.fn(
+        "flazy",
+        "ledger_step",
+        runtimeEnv="faults-env@1",
+        replicas={"min": 0, "max": 2, "downDelay": "1s"},
+    )
+    b = actorflow.WorkflowBuilder("flazyrun", version="1")
+    ledger = b.input("ledger", type="string")
+    one = b.node("one", "flazy@1", inputs={"path": ledger, "values": [], "add": 1, "delay": 0})
+    b.output("one", one.output)
+
+    def groups() -> list[dict[str, Any]]:
+        return [
+            g
+            for g in placement_group_table().values()
+            if g["name"].startswith("af-level-faults-level-") and g["state"] != "REMOVED"
+        ]
+
+    engine.client.apply([env, lazy, b.build()])
+    assert len(groups()) == 1
+
+    def lazy_replicas() -> int:
+        return int(next(p for p in engine.client.pools() if p.function == "flazy").replicas)
+
+    fs.wait_for(lambda: lazy_replicas() == 0, 30, "the pool to scale to zero", interval=0.2)
+    fs.wait_for(lambda: not fs.named("af-fn-flazy-1-"), 30, "its replica to exit", interval=0.5)
+    ray.kill(ray.get_actor(CONTROLLER_NAME, namespace=fs.NS), no_restart=True)
+    fs.wait_for(lambda: CONTROLLER_NAME not in fs.named(), 30, "the controller to die")
+    with contextlib.suppress(Exception):
+        engine.client.close()
+    engine.client = fs.new_client(engine.settings)
+    run = engine.client.run("flazyrun", {"ledger": str(tmp_path / "ledger")}, version="1")
+    assert run.result(timeout=60) == {"one": 1}
+    [group] = groups()
+    assert group["state"] == "CREATED"
+    fs.report({"test": "controller_restart_levels", "placement_groups": len(groups())})

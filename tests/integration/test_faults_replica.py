@@ -1,0 +1,81 @@
+"""Function-pool replicas killed: a step interrupted mid-execution is redelivered and runs
+again with the same key; a pool replaces a dead replica."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import faults_support as fs
+import pytest
+import ray
+
+from actorflow.definitions import events as ev
+
+
+@pytest.mark.timeout(90)
+def test_replica_killed_mid_step(engine: fs.Engine, tmp_path: Path) -> None:
+    """SIGKILL (ray.kill) the replica running a 2 s step: the task is redelivered to the
+    pool's other replica after the ack wait and runs again, same key, attempt 1."""
+    c = engine.client
+    ledger = tmp_path / "ledger"
+    t0 = time.monotonic()
+    run = c.run("fslowrun", {"ledger": str(ledger), "seconds": 2.0}, version="1")
+    key = f"{run.run_id}.s.1"
+
+    def runner() -> str | None:
+        for e in fs.replayed(engine.url, run.run_id):
+            if isinstance(e, ev.TaskStarted) and e.task.node == "s":
+                return str(e.replica)
+        return None
+
+    victim = fs.wait_for(runner, 30, "step s to start on a replica")
+    fs.wait_for(lambda: fs.starts(ledger)[key] == 1, 10, "the step's body to start")
+    killed_at = time.time()
+    ray.kill(ray.get_actor(victim, namespace=fs.NS), no_restart=True)
+    outputs = run.result(timeout=45)
+    seconds = time.monotonic() - t0
+
+    notes = [n for n in fs.ledger(ledger) if n.key == key]
+    starts = [n for n in notes if n.what == "start"]
+    events = fs.replayed(engine.url, run.run_id)
+    completions = [e for e in events if isinstance(e, ev.TaskCompleted) and e.task.node == "s"]
+    nodes = {n.key: n for n in run.nodes()}
+    figures = {
+        "test": "kill_replica_mid_step",
+        "runs": 1,
+        "kills": 1,
+        "completed": int(outputs == {"s": "slept:s", "t": 1}),
+        "executions_of_killed_step": len(starts),
+        "finished_executions": sum(n.what == "done" for n in notes),
+        "completions_in_history": len(completions),
+        "attempt": nodes["s"].attempt,
+        "redelivered_after_s": round(starts[-1].at - killed_at, 2) if len(starts) > 1 else None,
+        "replicas_alive_after": len(fs.named("af-fn-fslow-1-")),
+        "seconds": round(seconds, 1),
+    }
+    fs.report(figures)
+    assert outputs == {"s": "slept:s", "t": 1}
+    assert len(starts) == 2  # interrupted once, run again: at least once, here exactly twice
+    assert len({n.pid for n in starts}) == 2  # the second execution ran on the other replica
+    assert figures["finished_executions"] == 1
+    assert len(completions) == 1
+    assert nodes["s"].status == "SUCCEEDED"
+    assert nodes["s"].attempt == 1
+    assert nodes["s"].replica != victim
+    assert nodes["t"].status == "SUCCEEDED"
+    assert nodes["t"].attempt == 1
+    assert not any(isinstance(e, ev.TaskFailed) for e in events)
+
+
+@pytest.mark.timeout(60)
+def test_pool_replaces_a_killed_replica(engine: fs.Engine, tmp_path: Path) -> None:
+    c = engine.client
+    ledger = tmp_path / "ledger"
+    warm = c.run("fsolorun", {"ledger": str(ledger)}, version="1")
+    assert warm.result(timeout=30) == {"one": 1}
+    [victim] = fs.named("af-fn-fsolo-1-")
+    ray.kill(ray.get_actor(victim, namespace=fs.NS), no_restart=True)
+    fs.wait_for(lambda: victim not in fs.named("af-fn-fsolo-"), 10, "the replica to die")
+    run = c.run("fsolorun", {"ledger": str(ledger)}, version="1")
+    assert run.result(timeout=30) == {"one": 1}
