@@ -72,7 +72,7 @@ def fn(name: str, handler: str, **spec: object) -> actorflow.Function:
 FUNCTIONS = [
     fn("fstep", "ledger_step", replicas=2, maxConcurrency=16),
     fn("fslow", "slow_step", replicas=2, maxConcurrency=1),  # test_replica_killed_mid_step
-    fn("fwait", "slow_step", replicas=1, maxConcurrency=4),  # test_stale_incarnation_is_fenced
+    fn("fheld", "held_step", replicas=1, maxConcurrency=4),  # test_stale_incarnation_is_fenced
     fn("fsolo", "ledger_step", replicas=1, maxConcurrency=4),  # test_pool_replaces_a_killed_…
 ]
 
@@ -131,10 +131,10 @@ def _slow_workflow() -> actorflow.Workflow:
 def _fence_workflow() -> actorflow.Workflow:
     b = actorflow.WorkflowBuilder("ffence", version="1")
     ledger = b.input("ledger", type="string")
-    seconds = b.input("seconds", type="number")
+    gate = b.input("gate", type="string")
     w0 = b.node("w0", "fstep@1", inputs={"path": ledger, "values": [], "add": 1, "delay": 0})
-    w1 = b.node("w1", "fwait@1", inputs={"path": ledger, "seconds": seconds}, needs=[w0])
-    w2 = b.node("w2", "fwait@1", inputs={"path": ledger, "seconds": seconds}, needs=[w1])
+    w1 = b.node("w1", "fheld@1", inputs={"path": ledger, "gate": gate}, needs=[w0])
+    w2 = b.node("w2", "fheld@1", inputs={"path": ledger, "gate": gate}, needs=[w1])
     w3 = b.node(
         "w3", "fstep@1", inputs={"path": ledger, "values": [], "add": 3, "delay": 0}, needs=[w2]
     )

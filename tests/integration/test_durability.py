@@ -198,9 +198,10 @@ def test_control_from_outside_over_nats(
     not_json = asyncio.run(request(b"not json", run.run_id))
     assert not_json["ok"] is False
     unknown = asyncio.run(request(b'{"action": "pause"}', "no-such-run"))
-    assert unknown == {"ok": False, "error": "run 'no-such-run' not found"}
+    assert (unknown["type"], unknown["ok"]) == ("ControlReply", False)
+    assert unknown["error"] == "run 'no-such-run' not found"
     ok = asyncio.run(request(b'{"action": "cancel", "reason": "primary is down"}', run.run_id))
-    assert ok["ok"] is True
+    assert (ok["ok"], ok["run_id"], ok["action"]) == (True, run.run_id, "cancel")
     record = wait_status(run, RunStatus.INTERRUPTED)
     assert record.reason == "cancelled"
     ok = asyncio.run(request(b'{"action": "resume", "reason": "fixed"}', run.run_id))

@@ -42,10 +42,13 @@ def _fence_scenario(engine: fs.Engine, ledger: Path) -> FenceScenario:
     """Three incarnations drive one run in turn: A (the controller's choice); S, a run actor
     of ours that claims the run by replay while A waits for w1; then, while S is frozen with
     SIGSTOP during w2, B — another run actor of the engine — claims it and finishes it. Then
-    S is let go on (SIGCONT)."""
+    S is let go on (SIGCONT). w1 and w2 finish only when the test releases them (a file per
+    node), so every step of this order is forced."""
     url = engine.url
     t0 = time.monotonic()
-    run = engine.client.run("ffence", {"ledger": str(ledger), "seconds": 2.5}, version="1")
+    gate = ledger.with_suffix(".gate")
+    inputs = {"ledger": str(ledger), "gate": str(gate)}
+    run = engine.client.run("ffence", inputs, version="1")
     rid = run.run_id
     a_name = fs.wait_for(
         lambda: next((n for n in fs.named("af-run-actor-") if rid in (fs.active(n) or [])), None),
@@ -72,11 +75,13 @@ def _fence_scenario(engine: fs.Engine, ledger: Path) -> FenceScenario:
         )
         # S claimed while w1 still ran, so A was idle: its next append meets the fence.
         assert f"{rid}.w1.1" not in {n.key for n in fs.ledger(ledger) if n.what == "done"}
+        Path(f"{gate}.w1").touch()
         fs.wait_for(lambda: fs.lets_go(a_name, rid), 20, "A to let go of the run")
         fs.wait_for(lambda: fs.starts(ledger)[f"{rid}.w2.1"] == 1, 20, "w2 to start", 0.005)
 
         os.kill(zombie_pid, signal.SIGSTOP)
         stopped_at = time.monotonic()
+        Path(f"{gate}.w2").touch()  # w2's result reaches only B: S is frozen
         try:
             b_name = next(n for n in fs.named("af-run-actor-") if n != a_name)
             result_b = _get(fs.run_actor(b_name).drive.remote(rid), 40, "B to drive the run")

@@ -29,6 +29,20 @@ def ledger_step(path: str, values: list[int], add: int, delay: float, ctx: StepC
     return sum(values) + add
 
 
+def held_step(path: str, gate: str, ctx: StepContext) -> str:
+    """A step that finishes only when the test lets it (the file ``<gate>.<node>`` exists),
+    so the order of a fault scenario is forced, not raced against a sleep."""
+    _note(path, "start", ctx)
+    release = f"{gate}.{ctx.node}"
+    deadline = time.monotonic() + 120.0
+    while not os.path.exists(release):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{release} never appeared")
+        time.sleep(0.01)
+    _note(path, "done", ctx)
+    return f"slept:{ctx.node}"
+
+
 def slow_step(path: str, seconds: float, ctx: StepContext) -> str:
     """A long step: long enough to kill (or freeze) whoever runs or drives it meanwhile."""
     _note(path, "start", ctx)
