@@ -28,6 +28,11 @@ class EngineTunables(BaseModel):
     #: A driver that heard nothing for this long re-reads its history (live delivery is
     #: best effort across a NATS restart; the stream is not).
     catch_up_after: float = Field(default=5.0, gt=0)
+    #: Name each run's driving Ray task ``run:<run_id>`` (the dashboard's task list then shows
+    #: every active run). Off by default: Ray keeps a metrics series per task name for the
+    #: life of each process — measured ~40 KB per run in the controller, in every run actor
+    #: and in Ray's dashboard agent (10,000 runs: +390 MB) — so unique names leak.
+    run_task_names: bool = False
     #: Longest a workflow hook may run before it is recorded as failed (seconds).
     hook_timeout: float = Field(default=30.0, gt=0)
     #: Largest node output (as JSON, bytes) carried by a node lifecycle event; else null.

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,6 +76,26 @@ def _engine_rss() -> int:
     return total
 
 
+def _rss_by_process() -> dict[int, tuple[str, float]]:
+    """pid -> (what, MB) for every process of the engine."""
+    out = {}
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            what = " ".join(proc.cmdline())[:40].strip() or proc.name()
+            out[proc.pid] = (what, proc.memory_info().rss / 2**20)
+        except psutil.Error:
+            continue
+    return out
+
+
+def _growth(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> list:
+    """The processes that grew most (MB), among those alive before and after."""
+    grown = [
+        (round(after[pid][1] - mb), what) for pid, (what, mb) in before.items() if pid in after
+    ]
+    return sorted(grown, reverse=True)[:6]
+
+
 def _top_processes() -> list[tuple[float, str]]:
     """The biggest processes of the engine at a moment: (MB, what)."""
     out = []
@@ -113,6 +134,7 @@ async def flood(client: AsyncClient, events: int) -> dict[str, Any]:
 
     subject = ev.run_events_filter("bench-trig-flood", status="succeeded")
     sub = await client.nc.subscribe(subject, cb=on_done)
+    before = _rss_by_process()
     baseline = _engine_rss()
     peak_rss = baseline
     peak_active = 0
@@ -143,6 +165,8 @@ async def flood(client: AsyncClient, events: int) -> dict[str, Any]:
             break
     wall = time.perf_counter() - t0
     await sub.unsubscribe()
+    await asyncio.sleep(5.0)  # let the last runs' records, acks and buffers settle
+    after = _rss_by_process()
     return {
         "events": events,
         "runs_succeeded": len(done),
@@ -151,6 +175,8 @@ async def flood(client: AsyncClient, events: int) -> dict[str, Any]:
         "runs_per_s": len(done) / wall,
         "baseline_rss_mb": baseline / 2**20,
         "peak_rss_mb": peak_rss / 2**20,
+        "after_rss_mb": _engine_rss() / 2**20,
+        "growth_by_process_mb": _growth(before, after),
         "peak_active_runs": peak_active,
         "peak_top_processes_mb": top,
     }
@@ -203,9 +229,13 @@ def main() -> None:
     print(
         f"T2 runs/s {r['runs_per_s']:.0f}; peak active runs {r['peak_active_runs']} "
         f"(limit 200); engine RSS {r['baseline_rss_mb']:.0f} MB before, "
-        f"{r['peak_rss_mb']:.0f} MB peak"
+        f"{r['peak_rss_mb']:.0f} MB peak, {r['after_rss_mb']:.0f} MB after "
+        f"(+{r['after_rss_mb'] - r['baseline_rss_mb']:.0f} MB)"
     )
     print(json.dumps(r))
+    if r["runs_succeeded"] < r["events"]:
+        print(f"FAILED: {r['events']} events sent, {r['runs_succeeded']} runs succeeded")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,11 @@ class RunSupervisor:
                 actor = self._actors[index]
                 self._load[index] += 1
                 try:
-                    call = actor.drive.options(name=f"run:{run_id}")
+                    call = (
+                        actor.drive.options(name=f"run:{run_id}")
+                        if self._config.run_task_names
+                        else actor.drive
+                    )
                     result = await call.remote(run_id, started, seq)
                     break
                 except ray.exceptions.RayActorError:
