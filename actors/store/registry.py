@@ -15,12 +15,14 @@ from actorflow.definitions.models import Definition, Function, RuntimeEnv, Workf
 
 class Registry:
     """Reads are cached: the controller is the only writer, so its cache stays true, and a
-    run start costs no KV round trip per node."""
+    run start costs no KV round trip per node, nor a parse: callers get one shared model
+    per stored definition and must not change it."""
 
     def __init__(self, js: JetStreamContext, kv: KeyValue) -> None:
         self._js = js
         self._kv = kv
         self._cache: dict[str, bytes] = {}
+        self._models: dict[str, Definition] = {}
 
     async def _read(self, key: str) -> bytes:
         if key not in self._cache:
@@ -30,6 +32,16 @@ class Registry:
     async def _write(self, key: str, value: bytes) -> None:
         await self._kv.put(key, value)
         self._cache[key] = value
+        self._models.pop(key, None)
+
+    async def _model(self, kind: str, name: str, version: str) -> Definition:
+        key = ev.definition_key(kind, name, version)
+        model = self._models.get(key)
+        if model is None:
+            model = self._models[key] = _KINDS[kind].model_validate_json(
+                await self._get(kind, name, version)
+            )
+        return model
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> Registry:
@@ -56,13 +68,17 @@ class Registry:
     async def function(self, name: str, version: str = "latest") -> Function:
         if version == "latest":
             version = await self.latest_version("Function", name)
-        return Function.model_validate_json(await self._get("Function", name, version))
+        model = await self._model("Function", name, version)
+        assert isinstance(model, Function)
+        return model
 
     async def workflow(self, name: str, version: str | None = None) -> Workflow:
         if version in (None, "latest"):
             version = await self.latest_version("Workflow", name)
         assert version is not None
-        return Workflow.model_validate_json(await self._get("Workflow", name, version))
+        model = await self._model("Workflow", name, version)
+        assert isinstance(model, Workflow)
+        return model
 
     async def runtime_env(self, name: str, version: str) -> RuntimeEnv:
         return RuntimeEnv.model_validate_json(await self._get("RuntimeEnv", name, version))
@@ -79,6 +95,7 @@ class Registry:
         key = ev.definition_key(kind, name, version)
         await self._kv.delete(key)
         self._cache.pop(key, None)
+        self._models.pop(key, None)
         if await self.latest_version(kind, name) != version:
             return
         remaining = await self._values(ev.definitions_prefix(kind, name), newest_last=True)
