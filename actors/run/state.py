@@ -53,6 +53,16 @@ from actorflow.definitions.plan import Plan, PlannedNode, compile_plan
 UNLOAD_AFTER = timedelta(seconds=5)
 
 _ACTIVE = (NodeStatus.SCHEDULED, NodeStatus.RUNNING)
+# A node's status is the first of these that any of its tasks has (else SUCCEEDED, or
+# SKIPPED when its one task was skipped).
+_NODE_PRIORITY = (
+    NodeStatus.FAILED,
+    NodeStatus.WAITING,
+    NodeStatus.REMEDIATING,
+    NodeStatus.RETRYING,
+    NodeStatus.RUNNING,
+    NodeStatus.SCHEDULED,
+)
 
 
 @dataclass
@@ -95,15 +105,14 @@ class NodeState:
             return NodeStatus.FAILED
         if not self.expanded:
             return NodeStatus.PENDING
+        if self.items is None and len(self.tasks) == 1:
+            # The common case, asked for every node on every decision: one task.
+            (task,) = self.tasks.values()
+            if task.status in _NODE_PRIORITY or task.status is NodeStatus.SKIPPED:
+                return task.status
+            return NodeStatus.SUCCEEDED
         statuses = {t.status for t in self.tasks.values()}
-        for status in (
-            NodeStatus.FAILED,
-            NodeStatus.WAITING,
-            NodeStatus.REMEDIATING,
-            NodeStatus.RETRYING,
-            NodeStatus.RUNNING,
-            NodeStatus.SCHEDULED,
-        ):
+        for status in _NODE_PRIORITY:
             if status in statuses:
                 return status
         if self.items is None and statuses == {NodeStatus.SKIPPED}:
