@@ -303,10 +303,12 @@ class FunctionReplica:
         try:
             inputs = await self._blobs.value(task.inputs)
             # What the handler writes — on the loop, on its pool thread, in tasks it
-            # spawns — is routed to this request's log (wait_for copies the context).
+            # spawns — is routed to this request's log (they all run in, or copy, this
+            # task's context). `timeout` rather than `wait_for`: no extra task per step.
             with capture.routed(output):
                 call = self._handler.call(inputs, ctx, self._pool, cpu)
-                result = await asyncio.wait_for(call, timeout)
+                async with asyncio.timeout(timeout):
+                    result = await call
         except TimeoutError as exc:
             return _error_info(
                 exc, code=ErrorCode.TIMEOUT, message=f"step exceeded its {timeout}s timeout"
