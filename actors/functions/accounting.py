@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import time
 import types
 from collections.abc import Callable, Coroutine, Generator
@@ -136,10 +137,17 @@ class RssSampler:
 
 
 def _process_rss() -> Callable[[], int]:
-    process = psutil.Process()
+    """This process's RSS (what psutil reports), read from a `/proc/self/statm` kept open:
+    a request samples twice, and opening the file each time cost more than the rest."""
+    try:
+        fd = os.open("/proc/self/statm", os.O_RDONLY)
+        page = os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):  # not Linux
+        process = psutil.Process()
+        return lambda: int(process.memory_info().rss)
 
     def read() -> int:
-        return int(process.memory_info().rss)
+        return int(os.pread(fd, 128, 0).split()[1]) * page
 
     return read
 
