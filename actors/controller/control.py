@@ -18,6 +18,7 @@ from actorflow.actors.run import control as rules
 from actorflow.actors.run.history import replay
 from actorflow.actors.run.state import RunState
 from actorflow.actors.run.supervisor import RunSupervisor
+from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.registry import Registry
 from actorflow.actors.store.retry import with_retries
 from actorflow.actors.store.streams import read_record
@@ -49,7 +50,7 @@ class ControlService:
             rules.check_approval(await self._state(run_id), req)
         if rules.reopens(req):
             # Written before the request is delivered: every later write is the driver's.
-            kv = await self._js.key_value(ev.KV_RUNS)
+            kv = await key_value(self._js, ev.KV_RUNS)
             await kv.put(run_id, ev.encode(rules.reopened(record)))
         event = ev.RunControlled.of(req, run_id=run_id, id=uuid.uuid4().hex)
         await with_retries(

@@ -11,6 +11,7 @@ from nats.js import JetStreamContext
 
 from actorflow.actors.run.supervisor import RunSupervisor
 from actorflow.actors.store.errors import API_ERROR, is_wrong_last_sequence
+from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.registry import Registry
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
@@ -80,5 +81,5 @@ class RunStarter:
         # The run actor wrote first (its record is newer), or NATS is away: either way the
         # run actor's own record follows.
         with contextlib.suppress(Exception):
-            kv = await self._js.key_value(ev.KV_RUNS)
+            kv = await key_value(self._js, ev.KV_RUNS)
             await kv.create(started.run_id, ev.encode(record))

@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.run.state import RunState
 from actorflow.actors.store.errors import NOT_FOUND
+from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 
@@ -87,7 +88,7 @@ class RecordWriter:
                 )
                 return
             record = self.record()
-            kv = await self._js.key_value(ev.KV_RUNS)
+            kv = await key_value(self._js, ev.KV_RUNS)
             await with_retries(
                 lambda: kv.put(record.run_id, ev.encode(record)), f"record {record.run_id}"
             )

@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from actorflow.actors.store.errors import NOT_FOUND
+from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.retry import with_retries
 from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
@@ -68,7 +69,7 @@ async def register(
     js: JetStreamContext, wait: ev.WaitRef, run_id: str, schema: dict[str, Any] | None
 ) -> ev.RunSignalled | None:
     """Register the wait, then deliver (and return) the signal already there, if any."""
-    kv = await js.key_value(ev.KV_WAITS)
+    kv = await key_value(js, ev.KV_WAITS)
     value = ev.WaitRegistration(run_id=run_id, node=wait.node, json_schema=schema)
     await kv.put(ev.wait_key(wait.signal, wait.key, run_id, wait.node), ev.encode(value))
     try:
@@ -84,7 +85,7 @@ async def register(
 
 
 async def unregister(js: JetStreamContext, wait: ev.WaitRef, run_id: str) -> None:
-    kv = await js.key_value(ev.KV_WAITS)
+    kv = await key_value(js, ev.KV_WAITS)
     with contextlib.suppress(*NOT_FOUND):
         await kv.delete(ev.wait_key(wait.signal, wait.key, run_id, wait.node))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
+from nats.js.kv import KeyValue
 
 from actorflow.actors.config import EngineTunables
 from actorflow.actors.store.errors import BAD_REQUEST, NOT_FOUND
@@ -74,6 +76,21 @@ async def _connect(
         pending_size=64 * 1024 * 1024,
         **extra,
     )
+
+
+_buckets: weakref.WeakKeyDictionary[JetStreamContext, dict[str, KeyValue]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def key_value(js: JetStreamContext, bucket: str) -> KeyValue:
+    """`js.key_value(bucket)`, looked up once per connection: the lookup is a stream-info
+    round trip, and a run's record writes are on the hot path."""
+    cached = _buckets.setdefault(js, {})
+    kv = cached.get(bucket)
+    if kv is None:
+        kv = cached[bucket] = await js.key_value(bucket)
+    return kv
 
 
 async def ensure_infrastructure(js: JetStreamContext, config: EngineTunables) -> None:

@@ -11,6 +11,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from actorflow.actors.store.errors import not_found_as
+from actorflow.actors.store.jetstream import key_value
 from actorflow.definitions import events as ev
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ async def read_records(js: JetStreamContext) -> AsyncIterator[ev.RunRecord]:
 
 async def read_record(js: JetStreamContext, run_id: str) -> ev.RunRecord:
     """One run's record; NotFoundError (the actorflow one) for an unknown run."""
-    kv = await js.key_value(ev.KV_RUNS)
+    kv = await key_value(js, ev.KV_RUNS)
     with not_found_as("run", run_id):
         entry = await kv.get(run_id)
     return ev.decode(ev.RunRecord, entry.value or b"")
