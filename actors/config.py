@@ -23,6 +23,9 @@ class EngineTunables(BaseModel):
     stream_replicas: int = Field(default=1, ge=1, le=5)
     #: How long a replica may hold a task without acknowledging it before it is redelivered.
     task_ack_wait: float = Field(default=15.0, ge=1.0)
+    #: A step still running after this long is announced started (TaskStarted); a shorter
+    #: one is seen started and finished at once, which saves a stored message per step.
+    task_started_after: float = Field(default=0.05, ge=0)
     #: Run records are rewritten at most this often while a run progresses (seconds).
     record_interval: float = Field(default=0.25, gt=0)
     #: A driver that heard nothing for this long re-reads its history (live delivery is

@@ -238,10 +238,35 @@ class AsyncClient:
         if isinstance(workflow, Workflow):
             await self.apply(workflow)
             version = workflow.metadata.version
-        started: str = await _call(
-            controller.start_run.remote(name, dict(inputs or {}), version, run_id)
-        )
+        run_id = run_id or ev.new_run_id(name)
+        started = await self._start_over_nats(name, dict(inputs or {}), version, run_id)
+        if started is None:
+            # Refused, or NATS could not carry it: over Ray, the controller's own error is
+            # raised here (a start that did happen is not repeated: same run id).
+            started = await _call(
+                controller.start_run.remote(name, dict(inputs or {}), version, run_id)
+            )
         return AsyncRun(self, started)
+
+    async def _start_over_nats(
+        self, workflow: str, inputs: dict[str, Any], version: str | None, run_id: str
+    ) -> str | None:
+        """The fast way in: one NATS request to the controller instead of a Ray call.
+        None when it did not start the run (for whatever reason)."""
+        try:
+            request = ev.encode(
+                ev.StartRunRequest(run_id=run_id, workflow=workflow, version=version, inputs=inputs)
+            )
+        except (ValueError, TypeError):
+            return None  # inputs that are not JSON: the Ray path says so
+        try:
+            msg = await self.nc.request(
+                ev.START_SUBJECT, request, timeout=self.settings.connect_timeout
+            )
+            reply = ev.decode(ev.StartRunReply, msg.data)
+        except (NatsError, TimeoutError, ev.DecodeError):
+            return None
+        return reply.run_id if reply.ok else None
 
     async def control(
         self,
@@ -429,8 +454,12 @@ class AsyncRun:
         nc = self._client.nc
         changed = asyncio.Event()
 
-        async def on_event(_msg: Msg) -> None:
-            changed.set()
+        async def on_event(msg: Msg) -> None:
+            # Only a stop is worth a look at the record (written before its event).
+            parsed = ev.parse_run_event_subject(msg.subject)
+            status = parsed[2].upper() if parsed else ""
+            if status not in ev.RunStatus.__members__ or ev.RunStatus(status).finished:
+                changed.set()
 
         sub = await nc.subscribe(ev.run_events_filter(run_id=self.run_id), cb=on_event)
         loop = asyncio.get_running_loop()

@@ -83,6 +83,8 @@ class Controller:
             recovered = await runs.recover()
             control = ControlService(js, registry, runs)
             await nc.subscribe(ev.control_filter(), cb=control.on_message)
+            starter = RunStarter(js, registry, runs, self._config)
+            await nc.subscribe(ev.START_SUBJECT, cb=starter.on_request)
             routing = asyncio.create_task(signals.route(js, control.wake))
             await self._plugin.start(self._config, js)
             self._services = _Services(
@@ -90,7 +92,7 @@ class Controller:
                 pools=pools,
                 runs=runs,
                 definitions=definitions,
-                starter=RunStarter(js, registry, runs),
+                starter=starter,
                 control=control,
                 signals=routing,
             )

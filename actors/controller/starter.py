@@ -1,15 +1,20 @@
-"""Starting runs: snapshot the definitions, record the first event, hand it to a driver."""
+"""Starting runs: snapshot the definitions, record the first event and the first decision,
+hand the run to a driver; over Ray or, faster, a NATS request on `START_SUBJECT`."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import secrets
 from typing import Any
 
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from actorflow.actors.config import EngineConfig
+from actorflow.actors.run.dispatch import first_decision
 from actorflow.actors.run.supervisor import RunSupervisor
+from actorflow.actors.store.blobs import BlobStore
 from actorflow.actors.store.errors import API_ERROR, is_wrong_last_sequence
 from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.registry import Registry
@@ -23,10 +28,19 @@ log = logging.getLogger(__name__)
 
 
 class RunStarter:
-    def __init__(self, js: JetStreamContext, registry: Registry, runs: RunSupervisor) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        registry: Registry,
+        runs: RunSupervisor,
+        config: EngineConfig,
+    ) -> None:
         self._js = js
         self._registry = registry
         self._runs = runs
+        self._config = config
+        self._blobs = BlobStore(js, config.inline_limit)
+        self._replies: set[asyncio.Task[None]] = set()
 
     async def start(
         self,
@@ -35,7 +49,8 @@ class RunStarter:
         version: str | None = None,
         run_id: str | None = None,
     ) -> str:
-        """Record the run's first event and hand it to a run actor; returns its id.
+        """Record the run's first event, make its first decision, hand it to a run actor;
+        returns its id once the first steps are queued.
 
         With a `run_id` this is idempotent: starting the same id twice starts one run.
         """
@@ -44,13 +59,14 @@ class RunStarter:
         for ref in function_refs(wf):
             name, wanted = split_ref(ref)
             specs[ref] = await self._registry.function(name, wanted)
-        run_id = run_id or f"{wf.metadata.name}-{secrets.token_hex(5)}"
+        run_id = run_id or ev.new_run_id(wf.metadata.name)
         started = run_started(run_id, wf, specs, inputs)
+        data = ev.encode(started)
         try:
             ack = await with_retries(
                 lambda: self._js.publish(
                     ev.run_subject(run_id, ev.DECISIONS),
-                    ev.encode(started),
+                    data,
                     headers={
                         ev.EXPECTED_LAST_SUBJECT_SEQ: "0",
                         ev.MSG_ID: ev.decision_msg_id(run_id, 0),
@@ -60,13 +76,59 @@ class RunStarter:
             )
         except API_ERROR as exc:
             if is_wrong_last_sequence(exc):
+                self._resume(run_id)
                 return run_id  # already started: same id, same run
             raise
         if ack.duplicate:
+            self._resume(run_id)
             return run_id
-        self._runs.drive(run_id, started.model_dump(mode="json"), ack.seq)
+        try:
+            first = await first_decision(
+                self._js, self._blobs, started, ack.seq, self._config.hook_timeout
+            )
+        except Exception as exc:
+            # Perhaps appended, perhaps not: the history says, and the driver reads it.
+            log.warning("first decision of %s not made here (%s); recovering it", run_id, exc)
+            self._runs.drive(run_id)
+        else:
+            if first is None:
+                self._runs.drive(run_id, data, ack.seq)
+            else:
+                self._runs.drive(
+                    run_id, data, first.seq, (first.incarnation, ev.encode(first.event))
+                )
         await self._record_pending(started)
         return run_id
+
+    def _resume(self, run_id: str) -> None:
+        """A repeated start of a run nobody drives (its starter died between the first
+        event and the hand-off, say): drive it by replay. A rival driver is fenced."""
+        if not self._runs.is_driving(run_id):
+            self._runs.drive(run_id)
+
+    async def on_request(self, msg: Msg) -> None:
+        """A `StartRunRequest` on `START_SUBJECT`. Each is answered in a task of its own:
+        a subscription's callbacks run one at a time, and starts must not queue."""
+        task = asyncio.create_task(self._answer(msg))
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
+
+    async def _answer(self, msg: Msg) -> None:
+        try:
+            req = ev.decode(ev.StartRunRequest, msg.data)
+        except ev.DecodeError as exc:
+            reply = ev.StartRunReply(ok=False, run_id="", error_type="DecodeError", error=str(exc))
+        else:
+            try:
+                run_id = await self.start(req.workflow, dict(req.inputs), req.version, req.run_id)
+                reply = ev.StartRunReply(ok=True, run_id=run_id)
+            except Exception as exc:  # the caller repeats it over Ray to get the error itself
+                reply = ev.StartRunReply(
+                    ok=False, run_id=req.run_id, error_type=type(exc).__name__, error=str(exc)
+                )
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await msg.respond(ev.encode(reply))
 
     async def _record_pending(self, started: ev.RunStarted) -> None:
         """List the run at once; `create` never overwrites the run actor's newer record."""

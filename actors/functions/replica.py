@@ -150,11 +150,18 @@ class FunctionReplica:
         self._pool.shutdown(wait=False)
 
     async def _pull_loop(self, sub: JetStreamContext.PullSubscription) -> None:
+        """Pull as many tasks as there are free slots while a backlog is known, else one.
+
+        A pull for one task returns the moment it arrives; a pull for several first probes
+        the server and then waits for more, which costs a chain of short steps a round trip
+        each. The last message's `num_pending` says whether more are already queued.
+        """
         capacity = self._function.spec.max_concurrency
+        backlog = 0
         while not self._stopped.is_set():
             await self._slots.acquire()
             free = 1
-            while free < capacity and not self._slots.locked():
+            while backlog and free < capacity and not self._slots.locked():
                 await self._slots.acquire()
                 free += 1
             try:
@@ -172,6 +179,8 @@ class FunctionReplica:
                 msgs = []
             for _ in range(free - len(msgs)):
                 self._slots.release()
+            if msgs:
+                backlog = msgs[-1].metadata.num_pending
             for msg in msgs:
                 task = asyncio.create_task(self._run(msg))
                 self._inflight.add(task)
@@ -206,19 +215,7 @@ class FunctionReplica:
             await msg.ack()
             return
         started_at = datetime.now(UTC)
-        await self._nc.publish(
-            ev.result_subject(task.run_id, task.task, started=True),
-            ev.encode(
-                ev.TaskStarted(
-                    run_id=task.run_id,
-                    task=task.task,
-                    replica=self._name,
-                    ray_node=self._node_id,
-                    at=started_at,
-                )
-            ),
-        )
-        heartbeat = asyncio.create_task(self._keep_alive(msg))
+        heartbeat = asyncio.create_task(self._keep_alive(msg, task, started_at))
         cpu, peak = CpuMeter(), self._rss.begin()
         shipper = self._log_shipper()
         output = shipper.open(self._log_tag(task))
@@ -356,8 +353,23 @@ class FunctionReplica:
 
         return report
 
-    async def _keep_alive(self, msg: Msg) -> None:
-        """Long steps tell the server they are alive, so their task is not redelivered."""
+    async def _keep_alive(self, msg: Msg, task: ev.TaskScheduled, started_at: datetime) -> None:
+        """A step that outlasts `task_started_after` is announced started (most steps end
+        sooner: their result says when they started); a long one then tells the server it is
+        alive, so its task is not redelivered."""
+        assert self._nc is not None
+        await asyncio.sleep(self._config.task_started_after)
+        started = ev.TaskStarted(
+            run_id=task.run_id,
+            task=task.task,
+            replica=self._name,
+            ray_node=self._node_id,
+            at=started_at,
+        )
+        with contextlib.suppress(Exception):  # a view: the result carries the same facts
+            await self._nc.publish(
+                ev.result_subject(task.run_id, task.task, started=True), ev.encode(started)
+            )
         interval = max(self._config.task_ack_wait / 3, 0.5)
         while True:
             await asyncio.sleep(interval)

@@ -23,6 +23,7 @@ from nats.js import JetStreamContext
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.run import signals
+from actorflow.actors.run.dispatch import publish_tasks
 from actorflow.actors.run.history import DecisionLog, replay
 from actorflow.actors.run.hooks import HookRunner
 from actorflow.actors.run.node_events import already_announced, due_events, lifecycle
@@ -38,7 +39,6 @@ from actorflow.actors.run.state import (
 from actorflow.actors.store.blobs import BlobStore
 from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import connect
-from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import FencedError
 from actorflow.definitions.models import HookPoint
@@ -70,9 +70,16 @@ class RunActor:
         return sorted(self._drivers)
 
     async def drive(
-        self, run_id: str, started: dict[str, Any] | None = None, seq: int = 0
+        self,
+        run_id: str,
+        started: bytes | None = None,
+        seq: int = 0,
+        first: tuple[str, bytes] | None = None,
     ) -> dict[str, Any]:
-        """Drive a run until it stops; `started` given means a new run, else recover by replay.
+        """Drive a run until it stops; `started` (the encoded `RunStarted`, at `seq`) means
+        a new run, else recover by replay. `first` is the new run's first decision when the
+        controller made it: the incarnation that appended it and the encoded
+        `TasksScheduled` (then at `seq`).
 
         Returns the run's status when the driver ends (FENCED if another incarnation owns
         the run) and the id of the last control request it folded in.
@@ -82,11 +89,15 @@ class RunActor:
         assert self._blobs is not None
         if run_id in self._drivers:
             return {"status": "ALREADY_DRIVEN", "last_control": None}
-        driver = _Driver(self._nc, self._js, self._blobs, self._config, run_id)
+        incarnation = first[0] if first else None
+        driver = _Driver(
+            self._nc, self._js, self._blobs, self._config, run_id, incarnation=incarnation
+        )
         self._drivers[run_id] = driver
         try:
             if started is not None:
-                status = await driver.run_new(ev.RunStarted.model_validate(started), seq)
+                scheduled = ev.decode(ev.TasksScheduled, first[1]) if first else None
+                status = await driver.run_new(ev.decode(ev.RunStarted, started), seq, scheduled)
             else:
                 status = await driver.recover()
             return {
@@ -116,10 +127,12 @@ class _Driver:
         blobs: BlobStore,
         config: EngineConfig,
         run_id: str,
+        *,
+        incarnation: str | None = None,
     ) -> None:
         self._nc, self._js, self._blobs, self._config = nc, js, blobs, config
         self.run_id = run_id
-        self.incarnation = uuid.uuid4().hex[:12]
+        self.incarnation = incarnation or uuid.uuid4().hex[:12]
         self._inbox: asyncio.Queue[Msg] = asyncio.Queue()
         self._subs: list[Any] = []
         self._state: RunState | None = None
@@ -157,18 +170,34 @@ class _Driver:
         for subject in subjects:
             self._subs.append(await self._nc.subscribe(subject, cb=on_msg))
 
-    async def run_new(self, started: ev.RunStarted, seq: int) -> str:
+    async def run_new(
+        self, started: ev.RunStarted, seq: int, scheduled: ev.TasksScheduled | None
+    ) -> str:
         await self._listen()
         self._state = RunState(started)
+        if scheduled is not None:
+            self._state.apply(scheduled)  # made and queued by the controller
         self._hooks = HookRunner(self._state, self._config.hook_timeout)
         self._decisions = DecisionLog(self._js, self.run_id, seq, self.incarnation)
         self._records = RecordWriter(
             self._js, self._nc, self._state, self._config, self._decision_seq
         )
         self._records.status_changed()
-        await self._early_control()
+        firsts = scheduled.tasks if scheduled is not None else []
+        await asyncio.gather(self._early_control(), *(self._early_result(t) for t in firsts))
         await self._fire("before_run")
         return await self._loop()
+
+    async def _early_result(self, ref: ev.TaskRef) -> None:
+        """A first step queued by the controller may have finished before we subscribed:
+        one direct get per first task finds its result."""
+        try:
+            msg = await self._js.get_last_msg(
+                ev.STREAM_HISTORY, ev.result_subject(self.run_id, ref), direct=True
+            )
+        except NOT_FOUND:
+            return
+        await self._apply(ev.decode_history(msg.data or b""))
 
     async def _early_control(self) -> None:
         """A control request may land between the run's first event and our subscription
@@ -236,11 +265,13 @@ class _Driver:
         assert self._records is not None
         while True:
             decisions = state.decide(ev.now())
-            if not decisions:
-                await self._wait_for_events(state.next_due())
+            while not decisions:
+                decisive = await self._wait_for_events(state.next_due())
                 self._records.progressed()
                 await self._announce_nodes()
                 await self._node_hooks()
+                if decisive:
+                    break
             for decision in decisions:
                 if isinstance(decision, Schedule):
                     await self._schedule(decision)
@@ -304,27 +335,8 @@ class _Driver:
                     await self._apply(early)
 
     async def _publish_tasks(self, tasks: list[PlannedTask]) -> None:
-        state = self._state
-        assert state is not None
-        workflow = state.started.workflow
-
-        async def publish(task: PlannedTask) -> None:
-            message = ev.TaskScheduled(
-                run_id=self.run_id,
-                workflow=workflow,
-                task=task.ref,
-                function=task.function,
-                version=task.version,
-                inputs=await self._blobs.to_payload(task.inputs),
-            )
-            subject = ev.task_subject(task.function, task.version)
-            data = ev.encode(message)
-            headers = {ev.MSG_ID: message.idempotency_key}
-            await with_retries(
-                lambda: self._js.publish(subject, data, headers=headers), f"publish {subject}"
-            )
-
-        await asyncio.gather(*(publish(task) for task in tasks))
+        assert self._state is not None
+        await publish_tasks(self._js, self._blobs, self._state, tasks)
 
     async def _stop(self, decision: Stop) -> None:
         assert self._state is not None
@@ -348,21 +360,27 @@ class _Driver:
             await self._fire("after_run")
         await self._records.stopped()
 
-    async def _wait_for_events(self, due: datetime | None) -> None:
-        """Block for at least one event (or the next timer), then fold all that wait."""
+    async def _wait_for_events(self, due: datetime | None) -> bool:
+        """Block for at least one event (or the next timer), then fold all that wait.
+
+        False when all that arrived were views (a step started, its progress), after which
+        deciding again would find what it found before.
+        """
         silence = self._config.catch_up_after
         timeout = silence
         if due is not None:
             timeout = min(timeout, max((due - ev.now()).total_seconds(), 0.0))
         try:
-            msg = await asyncio.wait_for(self._inbox.get(), timeout)
+            async with asyncio.timeout(timeout):
+                msg = await self._inbox.get()
         except TimeoutError:
             if due is None or timeout >= silence:
                 await self._catch_up()
-            return
-        await self._apply_msg(msg)
+            return True
+        decisive = await self._apply_msg(msg)
         while not self._inbox.empty():
-            await self._apply_msg(self._inbox.get_nowait())
+            decisive = await self._apply_msg(self._inbox.get_nowait()) or decisive
+        return decisive
 
     async def _catch_up(self) -> None:
         """Live delivery is best effort (a NATS restart drops it); the stream is not."""
@@ -370,13 +388,15 @@ class _Driver:
             if not rec.subject.endswith(f".{ev.DECISIONS}"):
                 await self._apply(rec.event)
 
-    async def _apply_msg(self, msg: Msg) -> None:
+    async def _apply_msg(self, msg: Msg) -> bool:
+        """Fold one live message; True unless it was only a view (see `_wait_for_events`)."""
         try:
             event = ev.decode_history(msg.data)
         except ev.DecodeError as exc:
             log.error("run %s: ignoring undecodable event: %s", self.run_id, exc)
-            return
+            return False
         await self._apply(event)
+        return not isinstance(event, ev.TaskStarted | ev.StepProgress)
 
     async def _apply(self, event: ev.HistoryEvent) -> None:
         assert self._state is not None

@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.run.state import RunState
-from actorflow.actors.store.errors import NOT_FOUND
+from actorflow.actors.store.errors import NOT_FOUND, is_wrong_last_sequence
 from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
@@ -45,6 +45,7 @@ class RecordWriter:
         self._closing = False
         self._closed = asyncio.Event()
         self._created_at = state.started.at
+        self._revision: int | None = None  # of the record as we last wrote it
 
     def record(self) -> ev.RunRecord:
         state = self._state
@@ -80,17 +81,33 @@ class RecordWriter:
         return (last.seq or 0) > self._fence()
 
     async def _write(self) -> None:
+        """Write the record, fenced on the revision we last wrote: while nobody else wrote
+        it, nobody else owns the run, and one update is all it costs. Anyone else's write
+        (the starter's first listing, a control request reopening the run, a newer
+        incarnation) sends us to the decisions fence before we write again."""
         async with self._lock:
+            record = self.record()
+            data = ev.encode(record)
+            kv = await key_value(self._js, ev.KV_RUNS)
+            last = self._revision
+            if last is not None:
+                try:
+                    self._revision = await with_retries(
+                        lambda: kv.update(record.run_id, data, last=last),
+                        f"record {record.run_id}",
+                    )
+                    return
+                except Exception as exc:
+                    if not is_wrong_last_sequence(exc):
+                        raise
             if await self._stale():
                 log.warning(
                     "not writing the record of %s: a newer incarnation owns it",
                     self._state.started.run_id,
                 )
                 return
-            record = self.record()
-            kv = await key_value(self._js, ev.KV_RUNS)
-            await with_retries(
-                lambda: kv.put(record.run_id, ev.encode(record)), f"record {record.run_id}"
+            self._revision = await with_retries(
+                lambda: kv.put(record.run_id, data), f"record {record.run_id}"
             )
 
     async def _announce(self) -> None:

@@ -51,14 +51,21 @@ class RunSupervisor:
     def is_driving(self, run_id: str) -> bool:
         return run_id in self._driving
 
-    def drive(self, run_id: str, started: dict[str, Any] | None = None, seq: int = 0) -> None:
-        """Hand the run to a run actor: `started` for a new run, else it recovers by replay."""
+    def drive(
+        self,
+        run_id: str,
+        started: bytes | None = None,
+        seq: int = 0,
+        first: tuple[str, bytes] | None = None,
+    ) -> None:
+        """Hand the run to a run actor: `started` for a new run (see `RunActor.drive`),
+        else it recovers by replay."""
         if run_id in self._driving:
             return
         timer = self._timers.pop(run_id, None)
         if timer is not None:
             timer.cancel()
-        self._driving[run_id] = asyncio.create_task(self._supervise(run_id, started, seq))
+        self._driving[run_id] = asyncio.create_task(self._supervise(run_id, started, seq, first))
 
     def wake_at(self, run_id: str, when: datetime) -> None:
         """Drive the run again at `when` (a WAITING run's timer)."""
@@ -73,7 +80,13 @@ class RunSupervisor:
         self._timers.pop(run_id, None)
         self.drive(run_id)
 
-    async def _supervise(self, run_id: str, started: dict[str, Any] | None, seq: int) -> None:
+    async def _supervise(
+        self,
+        run_id: str,
+        started: bytes | None,
+        seq: int,
+        first: tuple[str, bytes] | None,
+    ) -> None:
         """Drive until the driver ends normally; a dead run actor is replaced (once, whoever
         notices first) and the run re-driven by replay; any other failure is retried too,
         with backoff, so no run is ever left RUNNING without a driver."""
@@ -92,7 +105,7 @@ class RunSupervisor:
                         if self._config.run_task_names
                         else actor.drive
                     )
-                    result = await call.remote(run_id, started, seq)
+                    result = await call.remote(run_id, started, seq, first)
                     break
                 except ray.exceptions.RayActorError:
                     log.warning("run actor %d died driving %s; re-driving by replay", index, run_id)
@@ -107,7 +120,7 @@ class RunSupervisor:
                     await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 finally:
                     self._load[index] -= 1
-                started = None  # from now on the run recovers by replay
+                started, first = None, None  # from now on the run recovers by replay
         finally:
             self._driving.pop(run_id, None)
         if result.get("wake_at"):

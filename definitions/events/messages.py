@@ -181,6 +181,28 @@ class ControlReply(Message):
 
 
 # --- waits (KV AF_WAITS) ----------------------------------------------------------------------
+class StartRunRequest(Message):
+    """What the SDK publishes (request/reply) on `START_SUBJECT` to start a run. The caller
+    names the run, so repeating a request whose reply was lost starts one run."""
+
+    type: Literal["StartRunRequest"] = "StartRunRequest"
+    run_id: str
+    workflow: str
+    version: str | None = None
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class StartRunReply(Message):
+    """The controller's answer to a `StartRunRequest`: started (`ok`) or refused, with the
+    error's class name (`error_type`) and message; a refused start changed nothing."""
+
+    type: Literal["StartRunReply"] = "StartRunReply"
+    ok: bool
+    run_id: str
+    error_type: str | None = None
+    error: str | None = None
+
+
 class WaitRegistration(Message):
     """A wait's entry in the waits bucket under `wait_key`: which run and node a signal
     wakes, and the JSON schema its payload must match (none: anything goes)."""

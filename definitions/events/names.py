@@ -8,6 +8,7 @@ no NATS, no models (`result_subject` reads a `TaskRef` by duck typing).
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -132,6 +133,17 @@ def control_subject(run_id: str) -> str:
 def control_filter() -> str:
     """Every run's control subject (what the controller subscribes to)."""
     return f"{CONTROL_PREFIX}.*"
+
+
+# --- starting runs ----------------------------------------------------------------------------
+START_SUBJECT = "af.start"
+"""Request/reply: a `StartRunRequest` in, a `StartRunReply` out (the controller answers)."""
+
+
+def new_run_id(workflow: str) -> str:
+    """A fresh run id: the workflow's name and 40 random bits. Whoever starts a run names
+    it, so that a start repeated after a lost reply starts the same run."""
+    return f"{workflow}-{secrets.token_hex(5)}"
 
 
 def parse_control_subject(subject: str) -> str:

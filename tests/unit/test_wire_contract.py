@@ -46,6 +46,7 @@ INTERNAL_SUBJECTS = {
     "control history": ev.run_subject("r1", ev.CONTROL),
     "progress": ev.run_subject("r1", ev.PROGRESS),
     "control": ev.control_subject("r1"),
+    "start": ev.START_SUBJECT,
     "signal": ev.signal_subject("order.paid", "o 17"),
     "log": ev.log_subject("r1", "fetch"),
     "task": ev.task_subject("etl.load", "1.2"),
@@ -119,6 +120,7 @@ def test_every_literal_subject_lands_in_exactly_its_stream(name: str) -> None:
     captured = [stream for stream, pattern in STREAMS.items() if matches(pattern, subject)]
     expected = {
         "control": [],  # request/reply, not stored
+        "start": [],  # request/reply, not stored
         "idle ingress": [],  # AF_INGRESS's placeholder: no other stream may capture it
         "signal": [ev.STREAM_SIGNALS],
         "log": [ev.STREAM_LOGS],
@@ -355,6 +357,8 @@ SAMPLES: dict[type[ev.Message], dict[str, Any]] = {
     ev.TriggerStats: {"name": "t", "seen": 3},
     ev.ControlRequest: {"action": "retry", "node": "n"},
     ev.ControlReply: {"ok": False, "error": "no"},
+    ev.StartRunRequest: {"run_id": "etl-1", "workflow": "etl", "inputs": {"n": 1}},
+    ev.StartRunReply: {"ok": False, "run_id": "etl-1", "error_type": "NotFoundError"},
     ev.WaitRegistration: {"run_id": "r1", "node": "n", "json_schema": {"type": "object"}},
     TriggerRecord: {"trigger": TRIGGER, "stream": ev.STREAM_TRIGGERS},
 }
@@ -427,6 +431,14 @@ def test_a_control_request_becomes_a_run_controlled_event() -> None:
     assert event.type == "RunControlled"
     assert (event.action, event.node, event.reason) == ("retry", "n", "again")
     assert type(ev.decode_history(ev.encode(event))) is ev.RunControlled
+
+
+def test_a_new_run_id_names_its_workflow_and_is_a_subject_token() -> None:
+    ids = {ev.new_run_id("etl") for _ in range(100)}
+    assert len(ids) == 100
+    for run_id in ids:
+        assert run_id.startswith("etl-")
+        assert check_pattern(ev.run_subject(run_id, ev.DECISIONS)) is None
 
 
 def test_control_replies() -> None:
