@@ -27,6 +27,7 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict
 
 from actorflow._views import NodeInfo, node_infos
+from actorflow.actors.controller import request_start
 from actorflow.actors.controller.results import Applied, ControlAccepted
 from actorflow.actors.functions.pools import PoolStatus
 from actorflow.actors.run.history import replay
@@ -239,7 +240,14 @@ class AsyncClient:
             await self.apply(workflow)
             version = workflow.metadata.version
         run_id = run_id or ev.new_run_id(name)
-        started = await self._start_over_nats(name, dict(inputs or {}), version, run_id)
+        started = await request_start(
+            self.nc,
+            name,
+            dict(inputs or {}),
+            version,
+            run_id,
+            timeout=self.settings.connect_timeout,
+        )
         if started is None:
             # Refused, or NATS could not carry it: over Ray, the controller's own error is
             # raised here (a start that did happen is not repeated: same run id).
@@ -247,26 +255,6 @@ class AsyncClient:
                 controller.start_run.remote(name, dict(inputs or {}), version, run_id)
             )
         return AsyncRun(self, started)
-
-    async def _start_over_nats(
-        self, workflow: str, inputs: dict[str, Any], version: str | None, run_id: str
-    ) -> str | None:
-        """The fast way in: one NATS request to the controller instead of a Ray call.
-        None when it did not start the run (for whatever reason)."""
-        try:
-            request = ev.encode(
-                ev.StartRunRequest(run_id=run_id, workflow=workflow, version=version, inputs=inputs)
-            )
-        except (ValueError, TypeError):
-            return None  # inputs that are not JSON: the Ray path says so
-        try:
-            msg = await self.nc.request(
-                ev.START_SUBJECT, request, timeout=self.settings.connect_timeout
-            )
-            reply = ev.decode(ev.StartRunReply, msg.data)
-        except (NatsError, TimeoutError, ev.DecodeError):
-            return None
-        return reply.run_id if reply.ok else None
 
     async def control(
         self,

@@ -34,7 +34,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.controller import CONTROLLER_NAME
+from actorflow.actors.controller import CONTROLLER_NAME, request_start
 from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import connect
 from actorflow.actors.store.retry import with_retries
@@ -197,6 +197,10 @@ class TriggerHost:
     def js(self) -> JetStreamContext:
         assert self._js is not None
         return self._js
+
+    @property
+    def nc(self) -> NatsClient | None:
+        return self._nc
 
     @property
     def controller(self) -> Any:
@@ -419,9 +423,17 @@ class _Runner:
             existed = await self._exists(run_id)
             try:
                 compiled = self.compiled
-                await host.controller.start_run.remote(
-                    compiled.workflow, inputs, compiled.version, run_id
-                )
+                if host.nc is None or not await request_start(
+                    host.nc,
+                    compiled.workflow,
+                    inputs,
+                    compiled.version,
+                    run_id,
+                    timeout=host._config.trigger_ack_wait,
+                ):
+                    await host.controller.start_run.remote(
+                        compiled.workflow, inputs, compiled.version, run_id
+                    )
             except ray.exceptions.RayTaskError as exc:
                 cause = exc.cause
                 if isinstance(cause, ActorflowError):  # bad inputs, unknown workflow: final

@@ -10,5 +10,6 @@ from actorflow.actors.controller.actor import (
     ControllerPlugin,
     PluginFactory,
 )
+from actorflow.actors.controller.starter import request_start
 
-__all__ = ["CONTROLLER_NAME", "Controller", "ControllerPlugin", "PluginFactory"]
+__all__ = ["CONTROLLER_NAME", "Controller", "ControllerPlugin", "PluginFactory", "request_start"]

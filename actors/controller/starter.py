@@ -8,7 +8,9 @@ import contextlib
 import logging
 from typing import Any
 
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 
 from actorflow.actors.config import EngineConfig
@@ -145,3 +147,30 @@ class RunStarter:
         with contextlib.suppress(Exception):
             kv = await key_value(self._js, ev.KV_RUNS)
             await kv.create(started.run_id, ev.encode(record))
+
+
+async def request_start(
+    nc: NatsClient,
+    workflow: str,
+    inputs: dict[str, Any],
+    version: str | None,
+    run_id: str,
+    *,
+    timeout: float,
+) -> str | None:
+    """Start a run with one NATS request to the controller (the fast way in, for the SDK
+    and the trigger host). None when it did not start the run — refused, not JSON, no
+    answer — and the caller repeats the start over Ray, which raises the controller's
+    own error (a start that did happen is not repeated: same run id)."""
+    try:
+        request = ev.encode(
+            ev.StartRunRequest(run_id=run_id, workflow=workflow, version=version, inputs=inputs)
+        )
+    except (ValueError, TypeError):
+        return None
+    try:
+        msg = await nc.request(ev.START_SUBJECT, request, timeout=timeout)
+        reply = ev.decode(ev.StartRunReply, msg.data)
+    except (NatsError, TimeoutError, ev.DecodeError):
+        return None
+    return reply.run_id if reply.ok else None

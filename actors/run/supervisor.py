@@ -100,10 +100,12 @@ class RunSupervisor:
                 actor = self._actors[index]
                 self._load[index] += 1
                 try:
+                    # Unnamed driver tasks keep no task events: 10,000 runs would
+                    # otherwise leave 10,000 records in Ray's GCS.
                     call = (
                         actor.drive.options(name=f"run:{run_id}")
                         if self._config.run_task_names
-                        else actor.drive
+                        else actor.drive.options(enable_task_events=False)
                     )
                     result = await call.remote(run_id, started, seq, first)
                     break
