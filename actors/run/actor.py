@@ -336,7 +336,7 @@ class _Driver:
 
     async def _publish_tasks(self, tasks: list[PlannedTask]) -> None:
         assert self._state is not None
-        await publish_tasks(self._js, self._blobs, self._state, tasks)
+        await publish_tasks(self._js, self._blobs, self._state.started, tasks)
 
     async def _stop(self, decision: Stop) -> None:
         assert self._state is not None

@@ -23,11 +23,11 @@ from actorflow.definitions import events as ev
 
 
 async def publish_tasks(
-    js: JetStreamContext, blobs: BlobStore, state: RunState, tasks: list[PlannedTask]
+    js: JetStreamContext, blobs: BlobStore, started: ev.RunStarted, tasks: list[PlannedTask]
 ) -> None:
-    """Queue `tasks` on their functions' subjects; publishing one again is harmless (the
-    server deduplicates on its idempotency key)."""
-    run_id, workflow = state.started.run_id, state.started.workflow
+    """Queue a run's `tasks` on their functions' subjects; publishing one again is harmless
+    (the server deduplicates on its idempotency key)."""
+    run_id, workflow = started.run_id, started.workflow
 
     async def publish(task: PlannedTask) -> None:
         message = ev.TaskScheduled(
@@ -56,19 +56,10 @@ class FirstDecision:
     event: ev.TasksScheduled
 
 
-async def first_decision(
-    js: JetStreamContext,
-    blobs: BlobStore,
-    started: ev.RunStarted,
-    seq: int,
-    hook_timeout: float,
-) -> FirstDecision | None:
-    """Schedule and queue a new run's first tasks, when that is all its first decision is.
-
-    None (nothing appended) when the run starts otherwise — a hook before the run or its
-    nodes, a wait, or nothing to run — and the driver decides as usual. An error after the
-    append leaves the run to be recovered by replay (the history says what was decided).
-    """
+def first_tasks(started: ev.RunStarted, hook_timeout: float) -> list[PlannedTask] | None:
+    """A new run's first tasks, when scheduling them is all its first decision is; None
+    when it starts otherwise — a hook before the run or its nodes, a wait, nothing to run
+    — and the driver decides as usual. Pure: the same answer the driver's `decide` gives."""
     state = RunState(started)
     hooks = HookRunner(state, hook_timeout)
     if hooks.wants("before_run") or hooks.wants("before_node"):
@@ -76,11 +67,26 @@ async def first_decision(
     decisions = state.decide(ev.now())
     if len(decisions) != 1 or not isinstance(decisions[0], Schedule):
         return None
-    tasks = decisions[0].tasks
+    return decisions[0].tasks
+
+
+async def first_decision(
+    js: JetStreamContext,
+    blobs: BlobStore,
+    started: ev.RunStarted,
+    seq: int,
+    hook_timeout: float,
+) -> FirstDecision | None:
+    """Append and queue a new run's `first_tasks` (None: there are none, nothing done).
+
+    An error after the append leaves the run to be recovered by replay (the history says
+    what was decided).
+    """
+    tasks = first_tasks(started, hook_timeout)
+    if tasks is None:
+        return None
     incarnation = uuid.uuid4().hex[:12]
     event = ev.TasksScheduled(run_id=started.run_id, tasks=[t.ref for t in tasks])
-    log = DecisionLog(js, started.run_id, seq, incarnation)
-    at = await log.append(event)
-    state.apply(event)
-    await publish_tasks(js, blobs, state, tasks)
+    at = await DecisionLog(js, started.run_id, seq, incarnation).append(event)
+    await publish_tasks(js, blobs, started, tasks)
     return FirstDecision(incarnation, at, event)

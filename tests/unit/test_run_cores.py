@@ -9,8 +9,9 @@ import pytest
 
 from actorflow import function
 from actorflow.actors.run import control
+from actorflow.actors.run.dispatch import first_tasks
 from actorflow.actors.run.node_events import already_announced, due_events, lifecycle
-from actorflow.actors.run.state import RunState
+from actorflow.actors.run.state import RunState, Schedule
 from actorflow.builder import WorkflowBuilder
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ControlError, InputError
@@ -216,3 +217,43 @@ def test_a_large_output_is_not_carried_by_the_event() -> None:
     big = lifecycle(state, state.nodes["a"], "succeeded", output_limit=10)
     assert (small.output, big.output) == ("x" * 100, None)
     assert (small.run_id, small.workflow, small.node, small.attempt) == ("r1", "w", "a", 1)
+
+
+# --- a new run's first decision, made by the controller ---------------------------------------
+def _new_run(b: WorkflowBuilder) -> ev.RunStarted:
+    fn = function("f", "mod:f", version="1")
+    return run_started("r1", b.build(), {"f@1": fn}, {})
+
+
+def test_the_controllers_first_tasks_are_the_drivers_first_decision() -> None:
+    b = WorkflowBuilder("w", version="1")
+    a = b.node("a", "f@1")
+    b.node("b", "f@1")
+    b.node("c", "f@1", needs=[a.id])
+    started = _new_run(b)
+    tasks = first_tasks(started, 30.0)
+    assert tasks is not None
+    assert [t.ref.node for t in tasks] == ["a", "b"]
+    decided = RunState(started).decide(T0)
+    assert len(decided) == 1
+    assert isinstance(decided[0], Schedule)
+    assert [(t.ref, t.inputs) for t in decided[0].tasks] == [(t.ref, t.inputs) for t in tasks]
+
+
+def test_a_run_that_starts_with_a_hook_or_a_wait_is_left_to_its_driver() -> None:
+    hooked = WorkflowBuilder("w", version="1")
+    hooked.node("a", "f@1")
+    hooked.hook("before_run", "f@1")
+    assert first_tasks(_new_run(hooked), 30.0) is None
+    per_node = WorkflowBuilder("w", version="1")
+    per_node.node("a", "f@1")
+    per_node.hook("before_node", "f@1")
+    assert first_tasks(_new_run(per_node), 30.0) is None
+    sleeping = WorkflowBuilder("w", version="1")
+    nap = sleeping.sleep("nap", 5)
+    sleeping.node("a", "f@1", needs=[nap.id])
+    assert first_tasks(_new_run(sleeping), 30.0) is None
+    after = WorkflowBuilder("w", version="1")
+    after.node("a", "f@1")
+    after.hook("after_run", "f@1")
+    assert first_tasks(_new_run(after), 30.0) is not None
