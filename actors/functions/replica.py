@@ -187,14 +187,22 @@ class FunctionReplica:
                 task.add_done_callback(self._inflight.discard)
 
     async def _run(self, msg: Msg) -> None:
+        done = False
         try:
-            await self._execute(msg)
+            done = await self._execute(msg)
         except Exception:
             log.exception("replica %s could not process a task; it will be redelivered", self._name)
         finally:
             self._slots.release()
+        if done:
+            # The result is durable; the ack can wait one turn of the loop, for the pull
+            # loop to ask for the next task: one socket write then carries both.
+            await asyncio.sleep(0)
+            with contextlib.suppress(Exception):  # unacked, it is redelivered and skipped
+                await msg.ack()
 
-    async def _execute(self, msg: Msg) -> None:
+    async def _execute(self, msg: Msg) -> bool:
+        """Run one task; True when its result is durable and the task is to be acked."""
         assert self._js is not None and self._nc is not None and self._blobs is not None
         assert self._handler is not None
         try:
@@ -202,7 +210,7 @@ class FunctionReplica:
         except ev.DecodeError:
             log.error("dropping a malformed task message on %s", msg.subject)
             await msg.term()
-            return
+            return False
         results = ev.result_subject(task.run_id, task.task)
         meta = msg.metadata
         # Only a task that may have run before — redelivered, or queued before this replica
@@ -212,8 +220,7 @@ class FunctionReplica:
             # Its result is durable but the ack was lost (e.g. nats-server restarted before
             # persisting it): running it again would repeat a completed step's effects.
             log.info("task %s already has a result; not running it again", task.idempotency_key)
-            await msg.ack()
-            return
+            return True
         started_at = datetime.now(UTC)
         heartbeat = asyncio.create_task(self._keep_alive(msg, task, started_at))
         cpu, peak = CpuMeter(), self._rss.begin()
@@ -251,7 +258,7 @@ class FunctionReplica:
         headers = {ev.MSG_ID: ev.result_msg_id(task.idempotency_key)}
         js = self._js
         await with_retries(lambda: js.publish(results, data, headers=headers), "publish result")
-        await msg.ack()
+        return True
 
     async def _already_done(self, subject: str) -> bool:
         assert self._js is not None
