@@ -8,6 +8,7 @@ as text (``"part-${{ index }}"`` → ``"part-3"``). Lists and maps are walked re
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from actorflow.definitions.errors import ExpressionError
 _EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _NODE_DOT = re.compile(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 _NODE_INDEX = re.compile(r"\bnodes\s*\[\s*['\"]([^'\"]+)['\"]\s*\]")
+_NODES_WORD = re.compile(r"\bnodes\b")
 _INPUT_DOT = re.compile(r"\binputs\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -47,7 +49,7 @@ class Expression:
         if not text:
             raise ExpressionError(source, "empty expression", field=field)
         try:
-            return cls(text, cel.compile(text))
+            return cls(text, _program(text))
         except Exception as exc:  # cel raises plain ValueError / RuntimeError subclasses
             raise ExpressionError(text, _reason(exc), field=field) from exc
 
@@ -61,9 +63,27 @@ class Expression:
 
     def evaluate(self, context: Mapping[str, Any], *, field: str | None = None) -> Any:
         try:
-            return _plain(self.program.execute(dict(context)))
+            return _plain(self.program.execute(self._narrowed(context)))
         except Exception as exc:
             raise ExpressionError(self.source, _reason(exc), field=field) from exc
+
+    def _narrowed(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """The context with only the nodes this expression names: the CEL library converts
+        the whole context on every call, and a run's `nodes` grows with the run. (An
+        expression that indexes `nodes` by a computed key sees them all.)"""
+        out = dict(context)
+        nodes = out.get("nodes")
+        refs = self._static_node_refs
+        if isinstance(nodes, dict) and refs is not None and len(refs) < len(nodes):
+            out["nodes"] = {r: nodes[r] for r in refs if r in nodes}
+        return out
+
+    @functools.cached_property
+    def _static_node_refs(self) -> frozenset[str] | None:
+        """The nodes read, when every mention of `nodes` names one (else None)."""
+        mentions = len(_NODES_WORD.findall(self.source))
+        named = len(_NODE_DOT.findall(self.source)) + len(_NODE_INDEX.findall(self.source))
+        return frozenset(self.node_refs) if mentions == named else None
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,13 @@ class Template:
             return self.value
         compiled = {e.source: e for e in self.expressions}
         return _walk_render(self.value, compiled, context, self.field)
+
+
+@functools.lru_cache(maxsize=4096)
+def _program(text: str) -> Any:
+    """A run's plan is compiled where the run starts and again by its driver, for every
+    run: the same sources, parsed once per process. (Programs are immutable.)"""
+    return cel.compile(text)
 
 
 def _walk_compile(value: Any, out: list[Expression], field: str | None) -> None:

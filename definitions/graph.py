@@ -45,7 +45,7 @@ def dependencies(wf: Workflow) -> dict[str, set[str]]:
     """
     deps: dict[str, set[str]] = {}
     for i, node in enumerate(wf.spec.nodes):
-        refs = set(node.needs)
+        refs = set(node.need_ids)
         for _, template in _templates(node, f"spec.nodes[{i}]", lenient=True):
             refs |= template.node_refs
         deps.setdefault(node.id, set()).update(refs)
@@ -99,12 +99,14 @@ def _with_file(issue: DefinitionIssue, file: str | None) -> DefinitionIssue:
 def _templates(
     node: NodeSpec, base: str, *, lenient: bool = False
 ) -> Iterator[tuple[str, Template]]:
-    """The compiled templates of one node: each input, then forEach."""
+    """The compiled templates of one node: each input, then forEach, then when."""
     sources: list[tuple[str, object]] = [
         (f"{base}.inputs.{key}", value) for key, value in node.inputs.items()
     ]
     if node.for_each is not None:
         sources.append((f"{base}.forEach", node.for_each))
+    if node.when is not None:
+        sources.append((f"{base}.when", node.when))
     for field, value in sources:
         try:
             yield field, Template.compile(value, field=field)
@@ -164,7 +166,7 @@ class _Checker:
 
     def _check_node(self, i: int, node: NodeSpec) -> None:
         base = f"spec.nodes[{i}]"
-        for k, dep in enumerate(node.needs):
+        for k, dep in enumerate(node.need_ids):
             field = f"{base}.needs[{k}]"
             if dep == node.id:
                 self._add(f"node {dep!r} needs itself", field)
@@ -181,6 +183,12 @@ class _Checker:
                 self._add(f"must be a single ${{{{ expression }}}}, got {node.for_each!r}", field)
             else:
                 self._check_template(field, node.for_each, owner=node.id, loop_ok=False)
+        if node.when is not None:
+            field = f"{base}.when"
+            if not _SINGLE_EXPR.fullmatch(node.when) or node.when.count("${{") != 1:
+                self._add(f"must be a single ${{{{ expression }}}}, got {node.when!r}", field)
+            else:
+                self._check_template(field, node.when, owner=node.id, loop_ok=False)
         if self.known is not None and node.function is not None:
             self._check_function(f"{base}.function", node.function, self.known)
         if node.wait is not None:

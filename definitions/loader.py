@@ -53,6 +53,7 @@ _PATTERN_HINTS = {
     "version": "version (letters, digits, '.', '_' or '-'; at most 31)",
     "id": "node id (a letter or '_', then letters, digits or '_')",
     "needs": "node id (a letter or '_', then letters, digits or '_')",
+    "node": "node id (a letter or '_', then letters, digits or '_')",
     "function": "function reference ('name@version' or 'name')",
 }
 

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    PlainSerializer,
     field_validator,
     model_validator,
 )
@@ -270,12 +271,38 @@ class ApprovalSpec(_Model):
 NodeKind = Literal["function", "sleep", "wait", "approval"]
 
 
+NeedKind = Literal["succeeded", "failed", "skipped", "finished"]
+
+
+class Need(_Model):
+    """A dependency on how another node ended: ``{node: a, on: failed}`` runs the node only
+    when `a` failed for good (an error branch); ``finished``: however it ended. A plain
+    node id is a need on its success, and is written back that way."""
+
+    node: NodeId
+    on: NeedKind = "succeeded"
+
+
+def _need_of(value: object) -> object:
+    return {"node": value} if isinstance(value, str) else value
+
+
+def _plain_need(need: Need) -> str | dict[str, str]:
+    return need.node if need.on == "succeeded" else {"node": need.node, "on": need.on}
+
+
+NeedItem = Annotated[Need, BeforeValidator(_need_of), PlainSerializer(_plain_need)]
+
+
 class NodeSpec(_Model):
     """One step of the DAG. Exactly one of: `function` (called once, or once per item of
     `for_each`), `sleep` (a durable timer), `wait` (a signal), `approval` (a person).
 
     `inputs` values are JSON literals; a string `${{ expr }}` is a CEL expression over
-    `inputs`, `nodes.<id>.output`, `run` and, inside `for_each`, `item` and `index`.
+    `inputs`, `nodes.<id>.output` / `.status` / `.error`, `run` and, inside `for_each`,
+    `item` and `index`. `when` (one such expression) false skips the node; `needs` items
+    are node ids (on success) or `Need`s; `continue_on: failed` lets the node's
+    dependants run as if it succeeded when it fails.
     """
 
     id: NodeId
@@ -283,10 +310,21 @@ class NodeSpec(_Model):
     sleep: Duration = None
     wait: WaitSpec | None = None
     approval: ApprovalSpec | None = None
-    needs: list[NodeId] = Field(default_factory=list)
+    needs: list[NeedItem] = Field(default_factory=list)
+    when: str | None = None
+    continue_on: Literal["failed"] | None = None
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     for_each: str | None = None
     retry: RetryPolicy | None = None
+
+    @property
+    def need_kinds(self) -> dict[str, NeedKind]:
+        """Each need's node id and what it waits for."""
+        return {n.node: n.on for n in self.needs}
+
+    @property
+    def need_ids(self) -> list[str]:
+        return [n.node for n in self.needs]
 
     @model_validator(mode="after")
     def _one_kind(self) -> NodeSpec:

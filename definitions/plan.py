@@ -17,6 +17,7 @@ from actorflow.definitions.models import (
     ErrorPolicy,
     HookSpec,
     InputSpec,
+    NeedKind,
     NodeKind,
     NodeSpec,
     RetryPolicy,
@@ -46,6 +47,8 @@ class PlannedNode:
     retry: RetryPolicy
     spec: NodeSpec
     wait_key: Template | None = None
+    needs: Mapping[str, NeedKind] = field(default_factory=dict)  # deps and what each awaits
+    when: Expression | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,12 @@ class Plan:
     inputs: Mapping[str, InputSpec]
     on_error: Mapping[str, PlannedPolicy] = field(default_factory=dict)
     hooks: tuple[HookSpec, ...] = ()
+    handled: frozenset[str] = frozenset()
+    """Nodes whose failure does not stop the run: ``continueOn: failed``, or needed by an
+    error branch (``on: failed`` / ``finished``)."""
+    continues: frozenset[str] = frozenset()
+    """Nodes with ``continueOn: failed``."""
+    dependants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def policy_for(self, code: str) -> PlannedPolicy | None:
         return self.on_error.get(code) or self.on_error.get("default")
@@ -97,20 +106,28 @@ def compile_plan(
             else None
         )
         wait_key = Template.compile(node.wait.key, field=f"{where}.wait.key") if node.wait else None
+        when = (
+            Template.compile(node.when, field=f"{where}.when").expressions[0] if node.when else None
+        )
         refs = inputs.node_refs | (for_each.node_refs if for_each else set())
         refs |= wait_key.node_refs if wait_key else set()
+        refs |= when.node_refs if when else set()
+        needs: dict[str, NeedKind] = dict.fromkeys(sorted(refs), "succeeded")
+        needs.update(node.need_kinds)
         name = split_ref(node.function)[0] if node.function else ""
         nodes[node.id] = PlannedNode(
             id=node.id,
             kind=node.kind,
             function=name,
             version=functions[node.function] if node.function else "",
-            deps=frozenset(node.needs) | frozenset(refs),
+            deps=frozenset(needs),
             inputs=inputs,
             for_each=for_each,
             retry=node.retry or retries.get(node.id) or RetryPolicy(),
             spec=node,
             wait_key=wait_key,
+            needs=needs,
+            when=when,
         )
     on_error = {
         code: PlannedPolicy(
@@ -128,7 +145,24 @@ def compile_plan(
         inputs=wf.spec.inputs,
         on_error=on_error,
         hooks=tuple(wf.spec.hooks),
+        handled=frozenset(
+            {n.id for n in wf.spec.nodes if n.continue_on == "failed"}
+            | {d for p in nodes.values() for d, on in p.needs.items() if on in _HANDLING}
+        ),
+        continues=frozenset(n.id for n in wf.spec.nodes if n.continue_on == "failed"),
+        dependants=_dependants(nodes),
     )
+
+
+_HANDLING = frozenset({"failed", "finished"})  # needs that take a failure in their stride
+
+
+def _dependants(nodes: Mapping[str, PlannedNode]) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {node_id: [] for node_id in nodes}
+    for planned in nodes.values():
+        for dep in planned.needs:
+            out.setdefault(dep, []).append(planned.id)
+    return {node_id: tuple(ids) for node_id, ids in out.items()}
 
 
 def bind_inputs(declared: Mapping[str, InputSpec], given: Mapping[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,8 @@ from actorflow.definitions.models import (
     Function,
     HookPoint,
     InputType,
+    Need,
+    NeedKind,
     Replicas,
     RetryPolicy,
     Workflow,
@@ -119,6 +121,24 @@ class NodeHandle:
         """An expression for a part of the output: ``out("rows", 0)`` → ``output.rows[0]``."""
         return f"${{{{ nodes.{self.id}.output{''.join(_accessor(p) for p in path)} }}}}"
 
+    @property
+    def status(self) -> str:
+        """``${{ nodes.<id>.status }}``, for a `when`: ``SUCCEEDED``, ``SKIPPED`` …"""
+        return f"${{{{ nodes.{self.id}.status }}}}"
+
+    def on(self, kind: NeedKind) -> Need:
+        """A need on how this node ended: ``needs=[fetch.on("failed")]`` is an error branch."""
+        return Need(node=self.id, on=kind)
+
+
+NeedRef = str | NodeHandle | Need
+
+
+def _need(n: NeedRef) -> str | dict[str, str]:
+    if isinstance(n, Need):
+        return {"node": n.node, "on": n.on}
+    return n.id if isinstance(n, NodeHandle) else n
+
 
 class WorkflowBuilder:
     """Collects inputs, nodes and outputs; `build` validates them as one `Workflow`."""
@@ -170,11 +190,15 @@ class WorkflowBuilder:
         function: str | Function,
         *,
         inputs: Mapping[str, JsonValue] | None = None,
-        needs: Iterable[str | NodeHandle] = (),
+        needs: Iterable[NeedRef] = (),
         for_each: str | None = None,
         retry: RetryPolicy | Mapping[str, Any] | None = None,
+        when: str | None = None,
+        continue_on: Literal["failed"] | None = None,
     ) -> NodeHandle:
-        """Add a node calling `function` (a `Function` or ``"name@version"``)."""
+        """Add a node calling `function` (a `Function` or ``"name@version"``); `when`
+        (``"${{ … }}"``) false skips it, `continue_on="failed"` lets its dependants run
+        when it fails."""
         if isinstance(function, Function):
             self._functions[function.ref] = function
             function = function.ref
@@ -182,19 +206,26 @@ class WorkflowBuilder:
             {
                 "id": id,
                 "function": function,
-                "needs": [n.id if isinstance(n, NodeHandle) else n for n in needs],
+                "needs": [_need(n) for n in needs],
                 "inputs": dict(inputs or {}),
                 "for_each": for_each,
                 "retry": _plain(retry),
+                "when": when,
+                "continue_on": continue_on,
             }
         )
         return NodeHandle(id)
 
     def sleep(
-        self, id: str, duration: float | str, *, needs: Iterable[str | NodeHandle] = ()
+        self,
+        id: str,
+        duration: float | str,
+        *,
+        needs: Iterable[NeedRef] = (),
+        when: str | None = None,
     ) -> NodeHandle:
         """A durable timer: the node succeeds `duration` after it starts (output null)."""
-        return self._special(id, needs, sleep=duration)
+        return self._special(id, needs, when, sleep=duration)
 
     def wait(
         self,
@@ -204,11 +235,12 @@ class WorkflowBuilder:
         *,
         schema: Mapping[str, Any] | None = None,
         timeout: float | str | None = None,
-        needs: Iterable[str | NodeHandle] = (),
+        needs: Iterable[NeedRef] = (),
+        when: str | None = None,
     ) -> NodeHandle:
         """Wait for a message on ``af.signal.<signal>.<key>``; its payload is the output."""
         spec = {"signal": signal, "key": key, "schema": schema, "timeout": timeout}
-        return self._special(id, needs, wait=spec)
+        return self._special(id, needs, when, wait=spec)
 
     def approval(
         self,
@@ -217,15 +249,18 @@ class WorkflowBuilder:
         *,
         schema: Mapping[str, Any] | None = None,
         timeout: float | str | None = None,
-        needs: Iterable[str | NodeHandle] = (),
+        needs: Iterable[NeedRef] = (),
+        when: str | None = None,
     ) -> NodeHandle:
         """Wait for a person's approval; the approval's input is the output."""
         spec = {"guidance": guidance, "schema": schema, "timeout": timeout}
-        return self._special(id, needs, approval=spec)
+        return self._special(id, needs, when, approval=spec)
 
-    def _special(self, id: str, needs: Iterable[str | NodeHandle], **kind: Any) -> NodeHandle:
-        deps = [n.id if isinstance(n, NodeHandle) else n for n in needs]
-        self._nodes.append({"id": id, "needs": deps, **kind})
+    def _special(
+        self, id: str, needs: Iterable[NeedRef], when: str | None, **kind: Any
+    ) -> NodeHandle:
+        entry = {"id": id, "needs": [_need(n) for n in needs], "when": when, **kind}
+        self._nodes.append(entry)
         return NodeHandle(id)
 
     def hook(

@@ -14,11 +14,13 @@ stop the run INTERRUPTED with a reason and the operator's guidance.
 from __future__ import annotations
 
 import traceback
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from actorflow.actors.run.gates import Gate, gate
 from actorflow.definitions.errors import ErrorCode, ExpressionError
 from actorflow.definitions.events import (
     ErrorInfo,
@@ -98,11 +100,17 @@ class NodeState:
     render_error: ErrorInfo | None = None
     attempt_floor: int = 0  # after a resume from the start, attempts continue above this
     wait: WaitRef | None = None  # sleep / wait / approval nodes, once started
+    # Settled by its needs and its `when` (see gates.py), in the fold: it may run / it never
+    # runs. Sticky, like a decision: a node retried later does not reopen a branch.
+    ready: bool = False
+    skipped: bool = False
 
     @property
     def status(self) -> NodeStatus:
         if self.render_error is not None:
             return NodeStatus.FAILED
+        if self.skipped:
+            return NodeStatus.SKIPPED
         if not self.expanded:
             return NodeStatus.PENDING
         if self.items is None and len(self.tasks) == 1:
@@ -205,6 +213,9 @@ class RunState:
         # Signal waits whose signal arrived: their registration in the waits bucket (an
         # index only) can go. The run actor drains this list; replay refills it harmlessly.
         self.signalled_waits: list[WaitRef] = []
+        # Nodes skipped since the run actor last looked (it announces them).
+        self.newly_skipped: list[str] = []
+        self._resolve(self.plan.nodes)
 
     @classmethod
     def from_history(
@@ -228,6 +239,15 @@ class RunState:
     # --- folding -------------------------------------------------------------------------
     def apply(self, event: HistoryEvent, output: Any = None) -> None:
         """Fold one event in. `output` is a TaskCompleted's value, already fetched if large."""
+        self._fold(event, output)
+        if isinstance(event, TaskCompleted | TaskFailed):
+            self._resolve(self.plan.dependants.get(event.task.node, ()))
+        elif isinstance(event, WaitEnded | RunSignalled):
+            self._resolve(self.plan.dependants.get(event.node, ()))
+        elif isinstance(event, RunControlled):
+            self._resolve(self.plan.nodes)
+
+    def _fold(self, event: HistoryEvent, output: Any) -> None:
         if isinstance(event, TasksScheduled):
             for ref in event.tasks:
                 self._scheduled(ref, event.at)
@@ -415,9 +435,11 @@ class RunState:
                     node.attempt_floor = max(node.attempt_floor, node.attempts)
                     node.tasks, node.items, node.expanded = {}, None, False
                     node.render_error = None
+                    node.ready = node.skipped = False
             else:
                 for node in self.nodes.values():
-                    self._retry_node(node)
+                    if node.id not in self.plan.handled:  # an error branch took care of it
+                        self._retry_node(node)
             self._reopen()
         elif event.action == "approve" and event.node in self.nodes:
             self._wait_done(event.node, event.input, event.at)
@@ -437,6 +459,52 @@ class RunState:
         self.paused = self.cancelled = False
         self.stopped = None
         self.status = RunStatus.RUNNING
+
+    # --- conditions ----------------------------------------------------------------------
+    def _ended(self, node_id: str) -> NodeStatus:
+        """A node's status as its dependants' gates see it (see gates.py)."""
+        node = self.nodes[node_id]
+        status = node.status
+        if status is NodeStatus.SKIPPED and not node.skipped:
+            return NodeStatus.SUCCEEDED  # skipped by an error policy: "go on without it"
+        if status is NodeStatus.FAILED and node_id not in self.plan.handled:
+            return NodeStatus.PENDING  # nobody handles it: the run stops instead
+        return status
+
+    def _resolve(self, candidates: Iterable[str]) -> None:
+        """Settle whether `candidates` (and, through skips, their dependants) run or are
+        skipped, now that their needs may have ended. Part of the fold: replaying the
+        same history settles the same nodes at the same points."""
+        todo = deque(candidates)
+        context: dict[str, Any] | None = None
+        while todo:
+            node_id = todo.popleft()
+            node = self.nodes[node_id]
+            if node.ready or node.skipped or node.expanded or node.render_error is not None:
+                continue
+            planned = self.plan.nodes[node_id]
+            ended = {dep: self._ended(dep) for dep in planned.needs}
+            verdict = gate(planned.needs, ended, continues=self.plan.continues)
+            if verdict is Gate.RUN and planned.when is not None:
+                context = context or self.context()
+                try:
+                    chosen = planned.when.evaluate(context, field=f"{node_id}.when")
+                    if not isinstance(chosen, bool):
+                        raise ExpressionError(planned.when.source, "when must yield a boolean")
+                except ExpressionError as exc:
+                    node.render_error = _error(ErrorCode.EXPRESSION_ERROR, exc)
+                    context["nodes"][node_id] = _seen(node)
+                    todo.extend(self.plan.dependants.get(node_id, ()))
+                    continue
+                verdict = Gate.RUN if chosen else Gate.SKIP
+            if verdict is Gate.RUN:
+                node.ready = True
+            elif verdict is Gate.SKIP:
+                node.skipped = True
+                self.newly_skipped.append(node_id)
+                if context is not None:  # its (null) output and status are now visible
+                    context["nodes"][node_id] = _seen(node)
+                todo.extend(self.plan.dependants.get(node_id, ()))
 
     # --- deciding ------------------------------------------------------------------------
     def decide(self, now: datetime) -> list[Decision]:
@@ -464,7 +532,7 @@ class RunState:
         failed = self._failed_node()  # rendering may have failed a node
         if failed is not None:
             return [] if in_flight else [self._interrupt(failed)]
-        if all(n.status.done for n in self.nodes.values()):
+        if all(self._settled(n) for n in self.nodes.values()):
             try:
                 outputs = self.plan.outputs.render(self.context())
             except ExpressionError as exc:
@@ -503,7 +571,7 @@ class RunState:
             again = task is not None and task.status is NodeStatus.RETRYING
             if (node.expanded and not again) or node.render_error is not None:
                 continue
-            if not all(self.nodes[d].status.done for d in planned.deps):
+            if not node.ready:
                 continue
             spec = planned.spec
             if spec.sleep is not None:
@@ -551,7 +619,19 @@ class RunState:
         return min(dues, default=None)
 
     def _failed_node(self) -> NodeState | None:
-        return next((n for n in self.nodes.values() if n.status is NodeStatus.FAILED), None)
+        """The first node whose failure stops the run (nobody handles it)."""
+        return next(
+            (
+                n
+                for n in self.nodes.values()
+                if n.status is NodeStatus.FAILED and n.id not in self.plan.handled
+            ),
+            None,
+        )
+
+    def _settled(self, node: NodeState) -> bool:
+        status = node.status
+        return status.done or (status is NodeStatus.FAILED and node.id in self.plan.handled)
 
     def _due_retries(self, now: datetime) -> list[PlannedTask]:
         out: list[PlannedTask] = []
@@ -607,7 +687,7 @@ class RunState:
             node = self.nodes[node_id]
             if planned.kind != "function" or node.expanded or node.render_error is not None:
                 continue
-            if not all(self.nodes[d].status.done for d in planned.deps):
+            if not node.ready:
                 continue
             context = context or self.context()
             attempt = node.attempt_floor + 1
@@ -653,7 +733,11 @@ class RunState:
         """What expressions can read: inputs, finished nodes' outputs, the run itself."""
         return {
             "inputs": self.started.inputs,
-            "nodes": {n.id: {"output": n.output} for n in self.nodes.values() if n.status.done},
+            "nodes": {
+                n.id: _seen(n)
+                for n in self.nodes.values()
+                if n.status.done or n.status is NodeStatus.FAILED
+            },
             "run": {
                 "id": self.started.run_id,
                 "workflow": self.started.workflow,
@@ -718,6 +802,16 @@ class RunState:
                 for s in statuses
             ),
         )
+
+
+def _seen(node: NodeState) -> dict[str, Any]:
+    """What expressions see of a node that ended."""
+    error = node.error
+    return {
+        "output": node.output,
+        "status": node.status.value,
+        "error": error.model_dump(mode="json") if error else None,
+    }
 
 
 def _output_of(event: HistoryEvent, blobs: Mapping[str, Any]) -> Any:

@@ -61,7 +61,8 @@ class NodeStatus(StrEnum):
     WAITING = "WAITING"  # a sleep, a signal or an approval
     REMEDIATING = "REMEDIATING"  # failed; its error policy's remediation runs
     SUCCEEDED = "SUCCEEDED"
-    SKIPPED = "SKIPPED"  # failed, and its error policy said go on without it
+    SKIPPED = "SKIPPED"  # its `when` was false or its needs passed it over; or an error policy
+    # said go on without it
     FAILED = "FAILED"  # failed for good (until someone resumes or retries it)
 
     @property

@@ -62,3 +62,18 @@ def test_evaluation_errors_are_expression_errors() -> None:
     with pytest.raises(ExpressionError) as info:
         template.render({"inputs": {}})
     assert info.value.issues[0].field == "spec.outputs.o"
+
+
+def test_an_expression_sees_the_nodes_it_names_and_a_computed_key_sees_all() -> None:
+    context = {
+        "inputs": {"which": "b"},
+        "nodes": {"a": {"output": 1}, "b": {"output": 2}, "c": {"output": 3}},
+    }
+    named = Expression.compile("nodes.a.output + nodes['c'].output")
+    assert named.evaluate(context) == 4
+    assert set(named._narrowed(context)["nodes"]) == {"a", "c"}
+    computed = Expression.compile("nodes[inputs.which].output")
+    assert computed.evaluate(context) == 2
+    assert computed._narrowed(context)["nodes"] == context["nodes"]
+    quoted = Expression.compile("size(nodes) > 2 && 'nodes' != ''")
+    assert quoted.evaluate(context) is True

@@ -17,7 +17,7 @@ from actorflow.definitions.graph import (
     validate_workflow,
 )
 from actorflow.definitions.loader import dump, load_text
-from actorflow.definitions.models import Workflow
+from actorflow.definitions.models import Need, Workflow
 
 
 def _wf(nodes: list[dict[str, Any]], **spec: Any) -> Workflow:
@@ -262,7 +262,7 @@ def test_a_back_edge_always_makes_a_cycle(
     nodes = list(wf.spec.nodes)
     later = nodes[j].id
     if data.draw(st.booleans()):
-        back = nodes[i].model_copy(update={"needs": [*nodes[i].needs, later]})
+        back = nodes[i].model_copy(update={"needs": [*nodes[i].needs, Need(node=later)]})
     else:
         inputs = {**nodes[i].inputs, "back": f"${{{{ nodes.{later}.output }}}}"}
         back = nodes[i].model_copy(update={"inputs": inputs})

@@ -1,0 +1,81 @@
+"""L1: what the definition language's constructs cost a run, measured beside the same run
+without them (and, for scale, plain Ray's per-task cost) in the same sitting.
+
+    python -m benchmarks.language [--skipped 100] [--repeat 5]
+
+L1 — a skipped node: a run whose first step is followed by `--skipped` nodes whose `when`
+is false, against the same run without them; the difference per skipped node. A skipped
+node publishes no task (checked: the run's history schedules only the two real steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from actorflow import AsyncClient, Settings, WorkflowBuilder
+from actorflow.actors.run.history import replay
+from actorflow.definitions import events as ev
+from benchmarks import spine
+
+
+def _with_skips(count: int) -> Any:
+    b = WorkflowBuilder(f"bench-skip-{count}", version="1")
+    first = b.node("first", "bench-noop@1")
+    for i in range(count):
+        b.node(f"skip{i}", "bench-noop@1", needs=[first], when="${{ run.id == 'never' }}")
+    b.node("last", "bench-noop@1", needs=[first])
+    return b.build()
+
+
+async def _wall(client: AsyncClient, name: str) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    run = await client.run(name)
+    await run.result(timeout=600)
+    return time.perf_counter() - t0, run.run_id
+
+
+async def _main(args: argparse.Namespace) -> dict[str, float]:
+    home = Path(tempfile.mkdtemp(prefix="actorflow-bench-"))
+    settings = Settings(home=home, ray_num_cpus=4)
+    async with AsyncClient(settings, log_to_driver=False) as client:
+        plain, skips = _with_skips(0), _with_skips(args.skipped)
+        await client.apply([*spine.functions(), plain, skips])
+        for wf in (plain, skips):
+            await _wall(client, wf.metadata.name)  # warm
+        without, with_skips = [], []
+        run_id = ""
+        for _ in range(args.repeat):
+            without.append((await _wall(client, plain.metadata.name))[0])
+            wall, run_id = await _wall(client, skips.metadata.name)
+            with_skips.append(wall)
+        history = [rec.event for rec in await replay(client.js, run_id)]
+        scheduled = [t.node for e in history if isinstance(e, ev.TasksScheduled) for t in e.tasks]
+        if sorted(scheduled) != ["first", "last"]:
+            raise SystemExit(f"skipped nodes were scheduled: {scheduled}")
+        base, skipped = statistics.median(without), statistics.median(with_skips)
+        return {
+            "run without skipped nodes, ms": base * 1000,
+            f"run with {args.skipped} skipped nodes, ms": skipped * 1000,
+            "L1 per skipped node, ms": (skipped - base) * 1000 / args.skipped,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.language")
+    parser.add_argument("--skipped", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    for name, value in asyncio.run(_main(args)).items():
+        print(f"{name:40} {value:10.3f}")
+
+
+if __name__ == "__main__":
+    main()
