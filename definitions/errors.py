@@ -215,7 +215,8 @@ class ErrorCode(StrEnum):
 
     # --- raised around a handler, by its replica ---
     HANDLER_ERROR = "HANDLER_ERROR"  # the handler raised an exception that is no StepError
-    TIMEOUT = "TIMEOUT"  # the handler ran past its function's `timeout`
+    TIMEOUT = "TIMEOUT"  # the handler ran past its function's `timeout`, or a node its own
+    RUN_TIMEOUT = "RUN_TIMEOUT"  # the run ran past its workflow's `timeout`
     OUTPUT_NOT_JSON = "OUTPUT_NOT_JSON"  # the handler returned a value JSON cannot carry
     # --- a function's pool that cannot serve (every task sent to it fails) ---
     HANDLER_IMPORT_FAILED = "HANDLER_IMPORT_FAILED"  # the handler does not import in a replica

@@ -316,6 +316,8 @@ class NodeSpec(_Model):
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     for_each: str | None = None
     retry: RetryPolicy | None = None
+    timeout: Duration = None
+    """All attempts together (the function's `timeout` bounds one); past it: TIMEOUT."""
 
     @property
     def need_kinds(self) -> dict[str, NeedKind]:
@@ -336,8 +338,10 @@ class NodeSpec(_Model):
                 "a node needs exactly one of function, sleep, wait, approval"
                 + (f" (got {', '.join(kinds)})" if kinds else "")
             )
-        if kinds[0] != "function" and (self.for_each or self.inputs or self.retry):
-            raise ValueError(f"a {kinds[0]} node takes no inputs, forEach or retry")
+        if kinds[0] != "function" and (
+            self.for_each or self.inputs or self.retry or self.timeout is not None
+        ):
+            raise ValueError(f"a {kinds[0]} node takes no inputs, forEach, retry or timeout")
         return self
 
     @property
@@ -403,6 +407,8 @@ class WorkflowSpec(_Model):
     on_error: dict[str, ErrorPolicy] = Field(default_factory=dict)
     """Error code → policy; the key ``default`` applies to codes not listed."""
     hooks: list[HookSpec] = Field(default_factory=list)
+    timeout: Duration = None
+    """The whole run, from its start (or its last resume); past it: RUN_TIMEOUT."""
 
 
 class Workflow(_Definition):

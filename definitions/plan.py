@@ -75,6 +75,7 @@ class Plan:
     continues: frozenset[str] = frozenset()
     """Nodes with ``continueOn: failed``."""
     dependants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    timeout: float | None = None  # the whole run's, seconds
 
     def policy_for(self, code: str) -> PlannedPolicy | None:
         return self.on_error.get(code) or self.on_error.get("default")
@@ -151,6 +152,7 @@ def compile_plan(
         ),
         continues=frozenset(n.id for n in wf.spec.nodes if n.continue_on == "failed"),
         dependants=_dependants(nodes),
+        timeout=wf.spec.timeout,
     )
 
 

@@ -150,7 +150,10 @@ class WorkflowBuilder:
         version: str = "1",
         description: str = "",
         labels: Mapping[str, str] | None = None,
+        timeout: float | str | None = None,
     ) -> None:
+        """`timeout` bounds the whole run (``"2h"`` or seconds): past it, RUN_TIMEOUT."""
+        self._timeout = timeout
         self._metadata: dict[str, Any] = {
             "name": name,
             "version": version,
@@ -195,10 +198,11 @@ class WorkflowBuilder:
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         when: str | None = None,
         continue_on: Literal["failed"] | None = None,
+        timeout: float | str | None = None,
     ) -> NodeHandle:
         """Add a node calling `function` (a `Function` or ``"name@version"``); `when`
         (``"${{ … }}"``) false skips it, `continue_on="failed"` lets its dependants run
-        when it fails."""
+        when it fails, `timeout` bounds all its attempts together."""
         if isinstance(function, Function):
             self._functions[function.ref] = function
             function = function.ref
@@ -212,6 +216,7 @@ class WorkflowBuilder:
                 "retry": _plain(retry),
                 "when": when,
                 "continue_on": continue_on,
+                "timeout": timeout,
             }
         )
         return NodeHandle(id)
@@ -302,6 +307,7 @@ class WorkflowBuilder:
                 "outputs": self._outputs,
                 "on_error": self._on_error,
                 "hooks": self._hooks,
+                "timeout": self._timeout,
             },
         }
         return validate_workflow(_validate(Workflow, data))

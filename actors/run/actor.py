@@ -30,6 +30,7 @@ from actorflow.actors.run.node_events import already_announced, due_events, life
 from actorflow.actors.run.records import RecordWriter
 from actorflow.actors.run.state import (
     EndWait,
+    Expire,
     PlannedTask,
     RunState,
     Schedule,
@@ -277,6 +278,10 @@ class _Driver:
                     await self._schedule(decision)
                 elif isinstance(decision, StartWaits):
                     await self._start_waits(decision)
+                elif isinstance(decision, Expire):
+                    await self._append(ev.TimedOut(run_id=self.run_id, node=decision.node))
+                    if decision.node is not None:
+                        self._touched.add(decision.node)
                 elif isinstance(decision, EndWait):
                     await self._append(
                         ev.WaitEnded(

@@ -43,6 +43,7 @@ from actorflow.definitions.events import (
     TaskRef,
     TasksScheduled,
     TaskStarted,
+    TimedOut,
     WaitEnded,
     WaitRef,
     WaitsStarted,
@@ -189,7 +190,15 @@ class EndWait:
     outcome: Literal["elapsed", "timeout"]  # a sleep succeeds; a wait that times out fails
 
 
-Decision = Schedule | StartWaits | EndWait | Stop
+@dataclass(frozen=True)
+class Expire:
+    """A deadline passed: record it (`TimedOut`) — a node's when `node` is set, else the
+    run's. The clock decides, so the history must say it happened."""
+
+    node: str | None = None
+
+
+Decision = Schedule | StartWaits | EndWait | Expire | Stop
 
 
 class RunState:
@@ -206,6 +215,8 @@ class RunState:
         self.paused = False
         self.cancelled = False
         self.terminated = False
+        self.timed_out = False  # the workflow's `timeout` passed
+        self.deadline_from: datetime = started.at  # its clock restarts on a resume
         self.controls: list[RunControlled] = []
         self.inbox: list[str] = []  # ids of control requests and signals, in order
         self.hooks_called: set[tuple[str, str | None, str]] = set()
@@ -242,7 +253,7 @@ class RunState:
         self._fold(event, output)
         if isinstance(event, TaskCompleted | TaskFailed):
             self._resolve(self.plan.dependants.get(event.task.node, ()))
-        elif isinstance(event, WaitEnded | RunSignalled):
+        elif isinstance(event, WaitEnded | RunSignalled | TimedOut) and event.node:
             self._resolve(self.plan.dependants.get(event.node, ()))
         elif isinstance(event, RunControlled):
             self._resolve(self.plan.nodes)
@@ -298,6 +309,27 @@ class RunState:
             self._wait_done(event.node, event.payload, event.at)
         elif isinstance(event, WaitEnded):
             self._wait_ended(event)
+        elif isinstance(event, TimedOut):
+            self._timed_out(event)
+
+    def _timed_out(self, event: TimedOut) -> None:
+        if event.node is None:
+            self.timed_out = True
+            return
+        node = self.nodes.get(event.node)
+        planned = self.plan.nodes.get(event.node)
+        if node is None or planned is None:
+            return
+        limit = planned.spec.timeout
+        error = ErrorInfo(
+            code=ErrorCode.TIMEOUT,
+            message=f"node {event.node} ran past its {limit}s timeout (all attempts)",
+            retryable=False,
+        )
+        for task in node.tasks.values():
+            if task.status in (*_ACTIVE, NodeStatus.RETRYING, NodeStatus.REMEDIATING):
+                task.error, task.finished_at = error, event.at
+                self._on_failure(task, error, event.at, final=True)
 
     def _wait_started(self, wait: WaitRef, at: datetime) -> None:
         node = self.nodes[wait.node]
@@ -395,10 +427,15 @@ class RunState:
         task.error = event.error
         self._on_failure(task, event.error, event.execution.finished_at)
 
-    def _on_failure(self, task: TaskState, error: ErrorInfo, at: datetime) -> None:
+    def _on_failure(
+        self, task: TaskState, error: ErrorInfo, at: datetime, *, final: bool = False
+    ) -> None:
+        """Apply the error policy; `final`: no retry or remediation (a deadline passed)."""
         planned = self.plan.policy_for(error.code)
         action = planned.policy.action if planned else "retry"
         task.guidance = planned.policy.guidance if planned else ""
+        if final and action in ("retry", "remediate"):
+            action = "fail"
         if action == "retry":
             own = planned.policy.retry if planned else None
             policy: RetryPolicy = own or self.plan.nodes[task.ref.node].retry
@@ -456,7 +493,8 @@ class RunState:
                 task.budget_from = task.ref.attempt  # a fresh retry budget
 
     def _reopen(self) -> None:
-        self.paused = self.cancelled = False
+        self.paused = self.cancelled = self.timed_out = False
+        self.deadline_from = self.controls[-1].at if self.controls else self.deadline_from
         self.stopped = None
         self.status = RunStatus.RUNNING
 
@@ -515,6 +553,17 @@ class RunState:
             return [Stop(RunStatus.TERMINATED, reason=StopReason.CANCELLED)]
         if self.cancelled:
             return [Stop(RunStatus.INTERRUPTED, reason=StopReason.CANCELLED)]
+        if self.timed_out:
+            limit = self.plan.timeout
+            error = ErrorInfo(
+                code=ErrorCode.RUN_TIMEOUT,
+                message=f"the run ran past its workflow's {limit}s timeout",
+                retryable=False,
+            )
+            return [Stop(RunStatus.INTERRUPTED, reason=StopReason.FAILED, error=error)]
+        expired = self._expired(now)
+        if expired:
+            return expired
         in_flight = bool(self.in_flight())
         failed = self._failed_node()
         if failed is not None:
@@ -609,14 +658,48 @@ class RunState:
         )
 
     def next_due(self) -> datetime | None:
-        """When the earliest waiting retry becomes due (None: none waits)."""
+        """When the earliest timer is due — a waiting retry, a sleep or wait, a deadline
+        (None: none)."""
         dues = [
             t.due_at
             for n in self.nodes.values()
             for t in n.tasks.values()
             if t.status in (NodeStatus.RETRYING, NodeStatus.WAITING) and t.due_at is not None
         ]
+        dues.extend(self._deadlines().values())
         return min(dues, default=None)
+
+    def _deadlines(self) -> dict[str | None, datetime]:
+        """Each unsettled node's deadline (its `timeout` from its first attempt since the
+        last resume or retry), and the run's under the key None."""
+        out: dict[str | None, datetime] = {}
+        if self.plan.timeout is not None and self.stopped is None:
+            out[None] = self.deadline_from + _seconds(self.plan.timeout)
+        for node_id, planned in self.plan.nodes.items():
+            limit = planned.spec.timeout
+            node = self.nodes[node_id]
+            if limit is None or not node.tasks or self._settled(node):
+                continue
+            firsts = [_first_attempt(t) for t in node.tasks.values()]
+            begun = [f.scheduled_at for f in firsts if f.scheduled_at is not None]
+            if begun:
+                out[node_id] = min(begun) + _seconds(limit)
+        return out
+
+    def _expired(self, now: datetime) -> list[Decision]:
+        out: list[Decision] = []
+        for node_id, deadline in self._deadlines().items():
+            if deadline > now:
+                continue
+            if node_id is None:
+                return [Expire(None)]
+            node = self.nodes[node_id]
+            if any(
+                t.status in (*_ACTIVE, NodeStatus.RETRYING, NodeStatus.REMEDIATING)
+                for t in node.tasks.values()
+            ):
+                out.append(Expire(node_id))
+        return out
 
     def _failed_node(self) -> NodeState | None:
         """The first node whose failure stops the run (nobody handles it)."""
@@ -812,6 +895,12 @@ def _seen(node: NodeState) -> dict[str, Any]:
         "status": node.status.value,
         "error": error.model_dump(mode="json") if error else None,
     }
+
+
+def _first_attempt(task: TaskState) -> TaskState:
+    """The earliest attempt that counts against the node's budget (since a resume)."""
+    counted = [p for p in task.previous if p.ref.attempt > task.budget_from]
+    return counted[0] if counted else task
 
 
 def _output_of(event: HistoryEvent, blobs: Mapping[str, Any]) -> Any:

@@ -34,6 +34,7 @@ from actorflow.definitions.events.history import (
     TaskFailed,
     TasksScheduled,
     TaskStarted,
+    TimedOut,
     WaitEnded,
     WaitsStarted,
 )
@@ -237,6 +238,7 @@ __all__ = [
     "TaskScheduled",
     "TaskStarted",
     "TasksScheduled",
+    "TimedOut",
     "TriggerEventKind",
     "TriggerKeyFamily",
     "TriggerStats",

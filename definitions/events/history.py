@@ -144,6 +144,14 @@ class WaitEnded(_Event):
     outcome: Literal["elapsed", "timeout"]
 
 
+class TimedOut(_Event):
+    """A deadline passed: a node's `timeout` (`node` set; it fails with TIMEOUT, subject to
+    its error policy) or the workflow's (`node` None; the run stops with RUN_TIMEOUT)."""
+
+    type: Literal["TimedOut"] = "TimedOut"
+    node: str | None = None
+
+
 # --- history: results (written by function replicas) -----------------------------------------
 class TaskStarted(_Event):
     type: Literal["TaskStarted"] = "TaskStarted"
@@ -176,6 +184,7 @@ HistoryEvent = Annotated[
     | StepProgress
     | WaitsStarted
     | WaitEnded
+    | TimedOut
     | HookCalled
     | TaskStarted
     | TaskCompleted

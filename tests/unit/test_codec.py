@@ -86,6 +86,7 @@ HISTORY: list[Any] = [
         ],
     ),
     ev.WaitEnded(run_id="r1", at=T0, node="nap", outcome="timeout"),
+    ev.TimedOut(run_id="r1", at=T0, node="load"),
     ev.HookCalled(run_id="r1", at=T0, point="after_node", node="load", call="m:f", error=ERROR),
     ev.TaskStarted(run_id="r1", at=T0, task=TASK, replica="af-fn-load-1-abc", ray_node="n1"),
     ev.TaskCompleted(
@@ -280,9 +281,9 @@ def test_a_message_of_another_kind_is_not_a_history_event() -> None:
         (HISTORY[1], "incarnation"),
         (HISTORY[1], "run_id"),
         (HISTORY[2], "tasks"),
-        (HISTORY[11], "task"),
-        (HISTORY[11], "execution"),
-        (HISTORY[12], "error"),
+        (HISTORY[12], "task"),
+        (HISTORY[12], "execution"),
+        (HISTORY[13], "error"),
     ],
     ids=lambda x: x if isinstance(x, str) else type(x).__name__,
 )
@@ -429,6 +430,7 @@ _EVENTS = st.one_of(
         ),
     ),
     _event(ev.WaitEnded, node=_ID, outcome=st.sampled_from(["elapsed", "timeout"])),
+    _event(ev.TimedOut, node=st.none() | _ID),
     _event(
         ev.HookCalled,
         point=st.sampled_from(["before_run", "after_run", "before_node", "after_node"]),

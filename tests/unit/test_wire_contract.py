@@ -314,6 +314,7 @@ SAMPLES: dict[type[ev.Message], dict[str, Any]] = {
     ev.StepProgress: {"run_id": "r1", "node": "n", "percent": 50},
     ev.WaitsStarted: {"run_id": "r1", "waits": [ev.WaitRef(node="n", kind="sleep")]},
     ev.WaitEnded: {"run_id": "r1", "node": "n", "outcome": "elapsed"},
+    ev.TimedOut: {"run_id": "r1", "node": "n"},
     ev.TaskStarted: {"run_id": "r1", "task": TASK},
     ev.TaskCompleted: {
         "run_id": "r1",
