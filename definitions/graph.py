@@ -103,6 +103,7 @@ def _templates(
     sources: list[tuple[str, object]] = [
         (f"{base}.inputs.{key}", value) for key, value in node.inputs.items()
     ]
+    sources += _shell_values(node, base)
     if node.for_each is not None:
         sources.append((f"{base}.forEach", node.for_each))
     if node.when is not None:
@@ -113,6 +114,20 @@ def _templates(
         except ExpressionError:
             if not lenient:
                 raise
+
+
+def _shell_values(node: NodeSpec, base: str) -> list[tuple[str, object]]:
+    """A shell node's templated values, each with its field path."""
+    shell = node.shell
+    if shell is None:
+        return []
+    out: list[tuple[str, object]] = [
+        (f"{base}.shell.argv[{k}]", v) for k, v in enumerate(shell.argv)
+    ]
+    out += [(f"{base}.shell.env.{k}", v) for k, v in shell.env.items()]
+    if shell.cwd is not None:
+        out.append((f"{base}.shell.cwd", shell.cwd))
+    return out
 
 
 def _loop_vars(template: Template) -> set[str]:
@@ -177,6 +192,8 @@ class _Checker:
         loop_ok = node.for_each is not None
         for key, value in node.inputs.items():
             self._check_template(f"{base}.inputs.{key}", value, owner=node.id, loop_ok=loop_ok)
+        for where, templated in _shell_values(node, base):
+            self._check_template(where, templated, owner=node.id, loop_ok=loop_ok)
         if node.for_each is not None:
             field = f"{base}.forEach"
             if not _SINGLE_EXPR.fullmatch(node.for_each) or node.for_each.count("${{") != 1:

@@ -6,6 +6,7 @@ YAML keys are camelCase (`maxConcurrency`); Python uses snake_case; both are acc
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -268,7 +269,44 @@ class ApprovalSpec(_Model):
     timeout: Duration = None
 
 
-NodeKind = Literal["function", "sleep", "wait", "approval"]
+NodeKind = Literal["function", "shell", "sleep", "wait", "approval"]
+
+
+class ShellSpec(_Model):
+    """A command run on a function pool. `argv` is a list, never a shell string: a templated
+    value is always one argument, passed verbatim (a user who wants a shell writes
+    ``argv: [sh, -c, ...]``). Output ``{exitCode, stdout, stderr}``, or stdout parsed as
+    JSON with ``output: json``; an exit code n != 0 fails the node with ``EXIT_<n>``."""
+
+    argv: list[JsonValue] = Field(min_length=1)
+    env: dict[str, JsonValue] = Field(default_factory=dict)
+    cwd: str | None = None
+    output: Literal["text", "json"] = "text"
+
+
+SHELL_HANDLER = "actorflow.actors.functions.shell:run"
+
+
+def shell_function(resources: Resources) -> Function:
+    """The pool shell nodes with these `resources` share: one implicit Function per shape,
+    registered when a workflow that needs it is applied (warm replicas serve every such
+    node; an idle pool scales to zero)."""
+    shape = hashlib.sha256(resources.model_dump_json().encode()).hexdigest()[:10]
+    return Function.model_validate(
+        {
+            "metadata": {
+                "name": f"af-shell-{shape}",
+                "version": "1",
+                "description": "shell steps (implicit)",
+            },
+            "spec": {
+                "handler": SHELL_HANDLER,
+                "resources": resources.model_dump(),
+                "replicas": {"min": 0, "max": 4, "target": 8, "downDelay": "5m"},
+                "maxConcurrency": 8,
+            },
+        }
+    )
 
 
 NeedKind = Literal["succeeded", "failed", "skipped", "finished"]
@@ -307,9 +345,12 @@ class NodeSpec(_Model):
 
     id: NodeId
     function: FunctionRef | None = None
+    shell: ShellSpec | None = None
     sleep: Duration = None
     wait: WaitSpec | None = None
     approval: ApprovalSpec | None = None
+    resources: Resources | None = None
+    """A shell node's replica: what it reserves (default: a tenth of a CPU)."""
     needs: list[NeedItem] = Field(default_factory=list)
     when: str | None = None
     continue_on: Literal["failed"] | None = None
@@ -331,23 +372,39 @@ class NodeSpec(_Model):
     @model_validator(mode="after")
     def _one_kind(self) -> NodeSpec:
         kinds = [
-            k for k in ("function", "sleep", "wait", "approval") if getattr(self, k) is not None
+            k
+            for k in ("function", "shell", "sleep", "wait", "approval")
+            if getattr(self, k) is not None
         ]
         if len(kinds) != 1:
             raise ValueError(
-                "a node needs exactly one of function, sleep, wait, approval"
+                "a node needs exactly one of function, shell, sleep, wait, approval"
                 + (f" (got {', '.join(kinds)})" if kinds else "")
             )
-        if kinds[0] != "function" and (
+        runs_task = kinds[0] in ("function", "shell")
+        if not runs_task and (
             self.for_each or self.inputs or self.retry or self.timeout is not None
         ):
             raise ValueError(f"a {kinds[0]} node takes no inputs, forEach, retry or timeout")
+        if kinds[0] == "shell" and self.inputs:
+            raise ValueError("a shell node takes its values in shell.argv / env, not inputs")
+        if self.resources is not None and kinds[0] != "shell":
+            raise ValueError("only a shell node takes resources (a function has its own)")
         return self
+
+    @property
+    def function_ref(self) -> str | None:
+        """The function the node's tasks go to: its own, or its shell pool's."""
+        if self.shell is not None:
+            return shell_function(self.resources or Resources(cpus=0.1)).ref
+        return self.function
 
     @property
     def kind(self) -> NodeKind:
         if self.function is not None:
             return "function"
+        if self.shell is not None:
+            return "shell"
         if self.sleep is not None:
             return "sleep"
         return "wait" if self.wait is not None else "approval"

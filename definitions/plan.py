@@ -15,13 +15,16 @@ from actorflow.definitions.errors import InputError
 from actorflow.definitions.expressions import Expression, Template
 from actorflow.definitions.models import (
     ErrorPolicy,
+    Function,
     HookSpec,
     InputSpec,
     NeedKind,
     NodeKind,
     NodeSpec,
+    Resources,
     RetryPolicy,
     Workflow,
+    shell_function,
     split_ref,
 )
 
@@ -49,6 +52,10 @@ class PlannedNode:
     wait_key: Template | None = None
     needs: Mapping[str, NeedKind] = field(default_factory=dict)  # deps and what each awaits
     when: Expression | None = None
+
+
+TASK_KINDS = frozenset({"function", "shell"})
+"""Node kinds whose work is a task on a function pool."""
 
 
 @dataclass(frozen=True)
@@ -83,9 +90,20 @@ class Plan:
 
 def function_refs(wf: Workflow) -> set[str]:
     """Every function reference the workflow can call: its nodes' and its remediations'."""
-    refs = {node.function for node in wf.spec.nodes if node.function}
+    refs = {ref for node in wf.spec.nodes if (ref := node.function_ref)}
     refs |= {h.call for h in wf.spec.hooks if "@" in h.call}
     return refs | {p.function for p in wf.spec.on_error.values() if p.function}
+
+
+def shell_functions(wf: Workflow) -> list[Function]:
+    """The implicit pools the workflow's shell nodes run on, one per resource shape."""
+    out = {
+        f.ref: f
+        for node in wf.spec.nodes
+        if node.shell is not None
+        for f in [shell_function(node.resources or Resources(cpus=0.1))]
+    }
+    return list(out.values())
 
 
 def compile_plan(
@@ -100,7 +118,10 @@ def compile_plan(
     nodes: dict[str, PlannedNode] = {}
     for i, node in enumerate(wf.spec.nodes):
         where = f"spec.nodes[{i}]"
-        inputs = Template.compile(node.inputs, field=f"{where}.inputs")
+        if node.shell is not None:  # its task's inputs are the command, rendered
+            inputs = Template.compile(node.shell.model_dump(), field=f"{where}.shell")
+        else:
+            inputs = Template.compile(node.inputs, field=f"{where}.inputs")
         for_each = (
             Template.compile(node.for_each, field=f"{where}.forEach").expressions[0]
             if node.for_each
@@ -115,12 +136,12 @@ def compile_plan(
         refs |= when.node_refs if when else set()
         needs: dict[str, NeedKind] = dict.fromkeys(sorted(refs), "succeeded")
         needs.update(node.need_kinds)
-        name = split_ref(node.function)[0] if node.function else ""
+        ref = node.function_ref
         nodes[node.id] = PlannedNode(
             id=node.id,
             kind=node.kind,
-            function=name,
-            version=functions[node.function] if node.function else "",
+            function=split_ref(ref)[0] if ref else "",
+            version=functions[ref] if ref else "",
             deps=frozenset(needs),
             inputs=inputs,
             for_each=for_each,

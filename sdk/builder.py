@@ -221,6 +221,36 @@ class WorkflowBuilder:
         )
         return NodeHandle(id)
 
+    def shell(
+        self,
+        id: str,
+        argv: Iterable[JsonValue],
+        *,
+        env: Mapping[str, JsonValue] | None = None,
+        cwd: str | None = None,
+        output: Literal["text", "json"] = "text",
+        needs: Iterable[NeedRef] = (),
+        when: str | None = None,
+        resources: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+        timeout: float | str | None = None,
+    ) -> NodeHandle:
+        """A command, as a list of arguments (each templated value stays one argument);
+        its output is ``{exitCode, stdout, stderr}``, or stdout as JSON."""
+        spec = {"argv": list(argv), "env": dict(env or {}), "cwd": cwd, "output": output}
+        self._nodes.append(
+            {
+                "id": id,
+                "shell": spec,
+                "needs": [_need(n) for n in needs],
+                "when": when,
+                "resources": dict(resources) if resources is not None else None,
+                "retry": _plain(retry),
+                "timeout": timeout,
+            }
+        )
+        return NodeHandle(id)
+
     def sleep(
         self,
         id: str,

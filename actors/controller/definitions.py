@@ -14,7 +14,7 @@ from actorflow.actors.store.registry import Registry
 from actorflow.definitions.errors import DefinitionError, InUseError, NotFoundError
 from actorflow.definitions.graph import validate_workflow
 from actorflow.definitions.models import Definition, Function, RuntimeEnv, Workflow, split_ref
-from actorflow.definitions.plan import function_refs
+from actorflow.definitions.plan import function_refs, shell_functions
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,9 @@ class DefinitionService:
             envs = [d for d in parsed if isinstance(d, RuntimeEnv)]
             functions = [d for d in parsed if isinstance(d, Function)]
             workflows = [d for d in parsed if isinstance(d, Workflow)]
+            batch = {f.ref for f in functions}
+            implicit = {f.ref: f for wf in workflows for f in shell_functions(wf)}
+            functions += [f for ref, f in implicit.items() if ref not in batch]
             new_envs = {e.ref: e for e in envs}
             resolved = {f.ref: await self.env_of(f, new_envs) for f in functions}
             for function in functions:

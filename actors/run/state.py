@@ -49,7 +49,7 @@ from actorflow.definitions.events import (
     WaitsStarted,
 )
 from actorflow.definitions.models import RetryPolicy, Workflow
-from actorflow.definitions.plan import Plan, PlannedNode, compile_plan
+from actorflow.definitions.plan import TASK_KINDS, Plan, PlannedNode, compile_plan
 
 # A run with nothing in flight whose next timer is further away than this lets go of its
 # run actor (WAITING) and is woken by the controller's timer.
@@ -226,6 +226,7 @@ class RunState:
         self.signalled_waits: list[WaitRef] = []
         # Nodes skipped since the run actor last looked (it announces them).
         self.newly_skipped: list[str] = []
+        self.settled_count = 0  # nodes whose gate has opened or shut, ever
         self._resolve(self.plan.nodes)
 
     @classmethod
@@ -535,6 +536,8 @@ class RunState:
                     todo.extend(self.plan.dependants.get(node_id, ()))
                     continue
                 verdict = Gate.RUN if chosen else Gate.SKIP
+            if verdict is not Gate.WAIT:
+                self.settled_count += 1
             if verdict is Gate.RUN:
                 node.ready = True
             elif verdict is Gate.SKIP:
@@ -573,8 +576,12 @@ class RunState:
         ended = self._ended_waits(now)
         if ended:
             return ended
-        waits = self._ready_waits(now)
-        tasks = self._due_retries(now) + self._remedies() + self._ready_tasks()
+        while True:
+            settled = self.settled_count
+            waits = self._ready_waits(now)
+            tasks = self._due_retries(now) + self._remedies() + self._ready_tasks()
+            if tasks or waits or self.settled_count == settled:
+                break  # else a node ended without a task: look again at what it freed
         if tasks or waits:
             out: list[Decision] = [Schedule(tasks)] if tasks else []
             return out + ([StartWaits(waits)] if waits else [])
@@ -613,7 +620,7 @@ class RunState:
         out: list[WaitRef] = []
         context: dict[str, Any] | None = None
         for node_id, planned in self.plan.nodes.items():
-            if planned.kind == "function":
+            if planned.kind in TASK_KINDS:
                 continue
             node = self.nodes[node_id]
             task = node.tasks.get(None)
@@ -638,6 +645,7 @@ class RunState:
                 key = planned.wait_key.render(context) if planned.wait_key else ""
             except ExpressionError as exc:
                 node.render_error = _error(ErrorCode.EXPRESSION_ERROR, exc)
+                self._resolve(self.plan.dependants.get(node_id, ()))
                 continue
             out.append(
                 WaitRef(
@@ -721,7 +729,7 @@ class RunState:
         context: dict[str, Any] | None = None
         for node in self.nodes.values():
             planned = self.plan.nodes[node.id]
-            if planned.kind != "function":
+            if planned.kind not in TASK_KINDS:
                 continue  # a wait retried starts waiting again (`_ready_waits`)
             for task in node.tasks.values():
                 if task.status is not NodeStatus.RETRYING:
@@ -734,6 +742,7 @@ class RunState:
                     inputs = self._render_one(planned, ref, context)
                 except ExpressionError as exc:
                     node.render_error = _error(ErrorCode.EXPRESSION_ERROR, exc)
+                    self._resolve(self.plan.dependants.get(node.id, ()))
                     continue
                 out.append(PlannedTask(ref, planned.function, planned.version, inputs))
         return out
@@ -765,12 +774,24 @@ class RunState:
 
     def _ready_tasks(self) -> list[PlannedTask]:
         out: list[PlannedTask] = []
+        taken: set[str] = set()  # nodes planned in this decision (not expanded until applied)
+        while True:
+            settled = self._ready_pass(out, taken)
+            if not settled:
+                return out
+            # They ended without a task (an empty forEach, a render error an error branch
+            # handles): their dependants may run, in this same decision.
+            for node_id in settled:
+                self._resolve(self.plan.dependants.get(node_id, ()))
+
+    def _ready_pass(self, out: list[PlannedTask], taken: set[str]) -> list[str]:
+        settled: list[str] = []
         context: dict[str, Any] | None = None
         for node_id, planned in self.plan.nodes.items():
             node = self.nodes[node_id]
-            if planned.kind != "function" or node.expanded or node.render_error is not None:
+            if planned.kind not in TASK_KINDS or node.expanded or node.render_error is not None:
                 continue
-            if not node.ready:
+            if not node.ready or node_id in taken:
                 continue
             context = context or self.context()
             attempt = node.attempt_floor + 1
@@ -778,16 +799,19 @@ class RunState:
                 rendered = self._render(planned, context, attempt)
             except ExpressionError as exc:
                 node.render_error = _error(ErrorCode.EXPRESSION_ERROR, exc)
+                settled.append(node_id)
                 continue
             if planned.for_each is not None and not rendered:
-                node.items, node.expanded = 0, True  # nothing to fan out over
+                node.items, node.expanded = 0, True  # nothing to fan out over: done
                 context = None  # its (empty) output is now visible downstream
+                settled.append(node_id)
                 continue
+            taken.add(node_id)
             out.extend(
                 PlannedTask(ref, planned.function, planned.version, inputs)
                 for ref, inputs in rendered
             )
-        return out
+        return settled
 
     @staticmethod
     def _render(

@@ -8,14 +8,13 @@ from typing import Any
 from actorflow.actors.run.state import PlannedTask, RunState, Schedule, Stop
 from actorflow.definitions import events as ev
 from actorflow.definitions.models import Workflow
+from actorflow.definitions.plan import function_refs
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def started(wf: Workflow, retries: dict[str, Any] | None = None, **inputs: Any) -> ev.RunStarted:
-    refs = {n.function for n in wf.spec.nodes} | {
-        p.function for p in wf.spec.on_error.values() if p.function
-    }
+    refs = function_refs(wf)
     return ev.RunStarted(
         run_id="r1",
         workflow=wf.metadata.name,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from run_support import T0, complete, fail, only_stop, schedule, started
 
 from actorflow.actors.run.gates import Gate, gate
-from actorflow.actors.run.state import PlannedTask, RunState, Stop
+from actorflow.actors.run.state import PlannedTask, RunState, StartWaits, Stop
 from actorflow.builder import WorkflowBuilder
 from actorflow.definitions import events as ev
 from actorflow.definitions.graph import check_workflow
@@ -308,3 +308,31 @@ def test_bad_conditions_and_needs_are_refused_with_their_field() -> None:
             _wf([{"id": "a", "function": "f@1", "needs": [{"node": "b", "on": "sometimes"}]}])
         )
     assert Need(node="a").on == "succeeded"
+
+
+def test_a_node_that_ends_without_a_task_frees_its_dependants() -> None:
+    b = WorkflowBuilder("w")
+    items = b.input("items", type="array")
+    fan = b.node("fan", "f@1", for_each=items, inputs={"x": "${{ item }}"})
+    b.node("sum", "f@1", inputs={"v": fan.output})
+    b.sleep("nap", 5, needs=[fan])
+    state = _state(b, items=[])
+    (task,) = schedule(state)  # the empty fan-out ended at once: sum runs in this decision
+    assert (task.ref.node, task.inputs) == ("sum", {"v": []})
+    (waits,) = state.decide(T0)  # and the sleep starts in the next
+    assert isinstance(waits, StartWaits)
+    assert [w.node for w in waits.waits] == ["nap"]
+
+
+def test_a_handled_render_error_runs_the_error_branch() -> None:
+    b = WorkflowBuilder("w")
+    x = b.input("x", type="any")
+    bad = b.node("bad", "f@1", inputs={"v": "${{ inputs.x.missing }}"}, needs=[])
+    b.node(
+        "handler", "f@1", needs=[bad.on("failed")], inputs={"code": "${{ nodes.bad.error.code }}"}
+    )
+    b.output("x", x)
+    state = _state(b, x={})
+    (handler,) = schedule(state)
+    assert handler.ref.node == "handler"
+    assert handler.inputs == {"code": "EXPRESSION_ERROR"}
