@@ -6,6 +6,9 @@ without them (and, for scale, plain Ray's per-task cost) in the same sitting.
 L1 — a skipped node: a run whose first step is followed by `--skipped` nodes whose `when`
 is false, against the same run without them; the difference per skipped node. A skipped
 node publishes no task (checked: the run's history schedules only the two real steps).
+
+L2 — a shell step: a run of one shell node running `true` on its (warm) pool, submit →
+result, beside a run of one no-op function node and a plain Ray task running `true`.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import ray
 
 from actorflow import AsyncClient, Settings, WorkflowBuilder
 from actorflow.actors.run.history import replay
@@ -60,11 +66,41 @@ async def _main(args: argparse.Namespace) -> dict[str, float]:
         if sorted(scheduled) != ["first", "last"]:
             raise SystemExit(f"skipped nodes were scheduled: {scheduled}")
         base, skipped = statistics.median(without), statistics.median(with_skips)
+        shell, noop = _one("bench-shell", shell=True), _one("bench-one-noop", shell=False)
+        await client.apply([shell, noop])
+        await _wall(client, shell.metadata.name)  # the shell pool starts from zero
+        shell_runs = [(await _wall(client, shell.metadata.name))[0] for _ in range(args.repeat)]
+        noop_runs = [(await _wall(client, noop.metadata.name))[0] for _ in range(args.repeat)]
+        ray.get(_ray_true.remote())
+        ray_runs = [_timed(lambda: ray.get(_ray_true.remote())) for _ in range(args.repeat)]
         return {
             "run without skipped nodes, ms": base * 1000,
             f"run with {args.skipped} skipped nodes, ms": skipped * 1000,
             "L1 per skipped node, ms": (skipped - base) * 1000 / args.skipped,
+            "L2 shell step `true`, run submit -> result, ms": statistics.median(shell_runs) * 1000,
+            "   one no-op function node, same, ms": statistics.median(noop_runs) * 1000,
+            "   plain Ray task running `true`, ms": statistics.median(ray_runs) * 1000,
         }
+
+
+def _one(name: str, *, shell: bool) -> Any:
+    b = WorkflowBuilder(name, version="1")
+    if shell:
+        b.shell("s", ["true"])
+    else:
+        b.node("s", "bench-noop@1")
+    return b.build()
+
+
+@ray.remote
+def _ray_true() -> int:
+    return subprocess.run(["true"], check=False).returncode
+
+
+def _timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -74,7 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     for name, value in asyncio.run(_main(args)).items():
-        print(f"{name:40} {value:10.3f}")
+        print(f"{name:48} {value:10.3f}")
 
 
 if __name__ == "__main__":
