@@ -37,7 +37,7 @@ def test_triage_takes_the_branch_its_module_calls_for(
         assert result["long"].startswith("json: a long read")
         assert result["short"] is None
     elif taken == "note":
-        assert result["short"] == "colorsys: short (92 words)"
+        assert result["short"].startswith("colorsys: short (")
         assert result["long"] is None
     else:
         assert statuses["measure"] is NodeStatus.FAILED
