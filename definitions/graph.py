@@ -103,7 +103,7 @@ def _templates(
     sources: list[tuple[str, object]] = [
         (f"{base}.inputs.{key}", value) for key, value in node.inputs.items()
     ]
-    sources += _shell_values(node, base)
+    sources += _builtin_values(node, base)
     if node.for_each is not None:
         sources.append((f"{base}.forEach", node.for_each))
     if node.when is not None:
@@ -116,17 +116,22 @@ def _templates(
                 raise
 
 
-def _shell_values(node: NodeSpec, base: str) -> list[tuple[str, object]]:
-    """A shell node's templated values, each with its field path."""
-    shell = node.shell
-    if shell is None:
-        return []
-    out: list[tuple[str, object]] = [
-        (f"{base}.shell.argv[{k}]", v) for k, v in enumerate(shell.argv)
-    ]
-    out += [(f"{base}.shell.env.{k}", v) for k, v in shell.env.items()]
-    if shell.cwd is not None:
-        out.append((f"{base}.shell.cwd", shell.cwd))
+def _builtin_values(node: NodeSpec, base: str) -> list[tuple[str, object]]:
+    """A shell or HTTP node's templated values, each with its field path."""
+    out: list[tuple[str, object]] = []
+    if node.shell is not None:
+        shell = node.shell
+        out += [(f"{base}.shell.argv[{k}]", v) for k, v in enumerate(shell.argv)]
+        out += [(f"{base}.shell.env.{k}", v) for k, v in shell.env.items()]
+        if shell.cwd is not None:
+            out.append((f"{base}.shell.cwd", shell.cwd))
+    if node.http is not None:
+        http = node.http
+        out.append((f"{base}.http.url", http.url))
+        out += [
+            (f"{base}.http.headers.{k}", v) for k, v in http.headers.items() if isinstance(v, str)
+        ]
+        out.append((f"{base}.http.body", http.body))
     return out
 
 
@@ -192,7 +197,7 @@ class _Checker:
         loop_ok = node.for_each is not None
         for key, value in node.inputs.items():
             self._check_template(f"{base}.inputs.{key}", value, owner=node.id, loop_ok=loop_ok)
-        for where, templated in _shell_values(node, base):
+        for where, templated in _builtin_values(node, base):
             self._check_template(where, templated, owner=node.id, loop_ok=loop_ok)
         if node.for_each is not None:
             field = f"{base}.forEach"

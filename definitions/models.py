@@ -269,7 +269,7 @@ class ApprovalSpec(_Model):
     timeout: Duration = None
 
 
-NodeKind = Literal["function", "shell", "sleep", "wait", "approval"]
+NodeKind = Literal["function", "shell", "http", "sleep", "wait", "approval"]
 
 
 class ShellSpec(_Model):
@@ -284,26 +284,66 @@ class ShellSpec(_Model):
     output: Literal["text", "json"] = "text"
 
 
-SHELL_HANDLER = "actorflow.actors.functions.shell:run"
+class SecretRef(_Model):
+    """A header value kept out of definitions and histories: read by the replica, at the
+    moment of the call, from an environment variable or a file (e.g. a mounted secret)."""
+
+    from_env: str | None = None
+    from_file: str | None = None
+    prefix: str = ""  # e.g. "Bearer "
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.from_env is None) == (self.from_file is None):
+            raise ValueError("a secret reads exactly one of fromEnv, fromFile")
+        return self
 
 
-def shell_function(resources: Resources) -> Function:
-    """The pool shell nodes with these `resources` share: one implicit Function per shape,
-    registered when a workflow that needs it is applied (warm replicas serve every such
-    node; an idle pool scales to zero)."""
+class HttpSpec(_Model):
+    """One HTTP call. Output ``{status, headers, body}`` (the body JSON-decoded when it is
+    JSON). A response for which `success_condition` (CEL over ``response``; default a 2xx
+    status) is false fails with ``HTTP_<status>`` — retryable when the status is in
+    `retry_on` —, a timeout with ``TIMEOUT``, an unreachable server with
+    ``HTTP_UNREACHABLE``."""
+
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    url: str = Field(min_length=1)
+    headers: dict[str, str | SecretRef] = Field(default_factory=dict)
+    body: JsonValue = None
+    timeout: Duration = 30.0
+    success_condition: str = "response.status >= 200 && response.status < 300"
+    retry_on: list[int] = Field(default_factory=lambda: [429, 500, 502, 503, 504])
+
+    @field_validator("success_condition")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            Expression.compile(strip_braces(v))
+        except ExpressionError as exc:
+            raise ValueError(f"successCondition does not compile: {exc}") from None
+        return v
+
+
+BuiltinKind = Literal["shell", "http"]
+
+
+def builtin_function(kind: BuiltinKind, resources: Resources) -> Function:
+    """The pool that `kind` nodes with these `resources` share: one implicit Function per
+    kind and shape, registered when a workflow that needs it is applied (warm replicas
+    serve every such node; an idle pool scales to zero)."""
     shape = hashlib.sha256(resources.model_dump_json().encode()).hexdigest()[:10]
     return Function.model_validate(
         {
             "metadata": {
-                "name": f"af-shell-{shape}",
+                "name": f"af-{kind}-{shape}",
                 "version": "1",
-                "description": "shell steps (implicit)",
+                "description": f"{kind} steps (implicit)",
             },
             "spec": {
-                "handler": SHELL_HANDLER,
+                "handler": f"actorflow.actors.functions.{kind}:run",
                 "resources": resources.model_dump(),
                 "replicas": {"min": 0, "max": 4, "target": 8, "downDelay": "5m"},
-                "maxConcurrency": 8,
+                "maxConcurrency": 8 if kind == "shell" else 64,
             },
         }
     )
@@ -346,11 +386,12 @@ class NodeSpec(_Model):
     id: NodeId
     function: FunctionRef | None = None
     shell: ShellSpec | None = None
+    http: HttpSpec | None = None
     sleep: Duration = None
     wait: WaitSpec | None = None
     approval: ApprovalSpec | None = None
     resources: Resources | None = None
-    """A shell node's replica: what it reserves (default: a tenth of a CPU)."""
+    """A shell or HTTP node's replica: what it reserves (default: a tenth of a CPU)."""
     needs: list[NeedItem] = Field(default_factory=list)
     when: str | None = None
     continue_on: Literal["failed"] | None = None
@@ -373,30 +414,34 @@ class NodeSpec(_Model):
     def _one_kind(self) -> NodeSpec:
         kinds = [
             k
-            for k in ("function", "shell", "sleep", "wait", "approval")
+            for k in ("function", "shell", "http", "sleep", "wait", "approval")
             if getattr(self, k) is not None
         ]
         if len(kinds) != 1:
             raise ValueError(
-                "a node needs exactly one of function, shell, sleep, wait, approval"
+                "a node needs exactly one of function, shell, http, sleep, wait, approval"
                 + (f" (got {', '.join(kinds)})" if kinds else "")
             )
-        runs_task = kinds[0] in ("function", "shell")
+        runs_task = kinds[0] in ("function", "shell", "http")
         if not runs_task and (
             self.for_each or self.inputs or self.retry or self.timeout is not None
         ):
             raise ValueError(f"a {kinds[0]} node takes no inputs, forEach, retry or timeout")
-        if kinds[0] == "shell" and self.inputs:
-            raise ValueError("a shell node takes its values in shell.argv / env, not inputs")
-        if self.resources is not None and kinds[0] != "shell":
-            raise ValueError("only a shell node takes resources (a function has its own)")
+        if kinds[0] in ("shell", "http") and self.inputs:
+            raise ValueError(f"a {kinds[0]} node takes its values in {kinds[0]}, not inputs")
+        if self.resources is not None and kinds[0] not in ("shell", "http"):
+            raise ValueError("only shell and http nodes take resources (a function has its own)")
         return self
 
     @property
+    def builtin(self) -> BuiltinKind | None:
+        return "shell" if self.shell is not None else "http" if self.http is not None else None
+
+    @property
     def function_ref(self) -> str | None:
-        """The function the node's tasks go to: its own, or its shell pool's."""
-        if self.shell is not None:
-            return shell_function(self.resources or Resources(cpus=0.1)).ref
+        """The function the node's tasks go to: its own, or its built-in kind's pool."""
+        if self.builtin is not None:
+            return builtin_function(self.builtin, self.resources or Resources(cpus=0.1)).ref
         return self.function
 
     @property
@@ -405,6 +450,8 @@ class NodeSpec(_Model):
             return "function"
         if self.shell is not None:
             return "shell"
+        if self.http is not None:
+            return "http"
         if self.sleep is not None:
             return "sleep"
         return "wait" if self.wait is not None else "approval"

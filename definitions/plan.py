@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actorflow.definitions.errors import InputError
-from actorflow.definitions.expressions import Expression, Template
+from actorflow.definitions.expressions import Expression, Template, strip_braces
 from actorflow.definitions.models import (
     ErrorPolicy,
     Function,
     HookSpec,
+    HttpSpec,
     InputSpec,
     NeedKind,
     NodeKind,
@@ -24,7 +25,7 @@ from actorflow.definitions.models import (
     Resources,
     RetryPolicy,
     Workflow,
-    shell_function,
+    builtin_function,
     split_ref,
 )
 
@@ -54,7 +55,7 @@ class PlannedNode:
     when: Expression | None = None
 
 
-TASK_KINDS = frozenset({"function", "shell"})
+TASK_KINDS = frozenset({"function", "shell", "http"})
 """Node kinds whose work is a task on a function pool."""
 
 
@@ -95,13 +96,22 @@ def function_refs(wf: Workflow) -> set[str]:
     return refs | {p.function for p in wf.spec.on_error.values() if p.function}
 
 
-def shell_functions(wf: Workflow) -> list[Function]:
-    """The implicit pools the workflow's shell nodes run on, one per resource shape."""
+def _request_of(spec: HttpSpec) -> dict[str, Any]:
+    """An HTTP node's task inputs. Its success condition is passed as text: it is CEL over
+    the response, evaluated by the replica (a `${{ }}` here would be rendered now)."""
+    data = spec.model_dump(mode="json")
+    data["success_condition"] = strip_braces(spec.success_condition).strip()
+    return data
+
+
+def builtin_functions(wf: Workflow) -> list[Function]:
+    """The implicit pools the workflow's shell and HTTP nodes run on, one per kind and
+    resource shape."""
     out = {
         f.ref: f
         for node in wf.spec.nodes
-        if node.shell is not None
-        for f in [shell_function(node.resources or Resources(cpus=0.1))]
+        if (kind := node.builtin) is not None
+        for f in [builtin_function(kind, node.resources or Resources(cpus=0.1))]
     }
     return list(out.values())
 
@@ -120,6 +130,8 @@ def compile_plan(
         where = f"spec.nodes[{i}]"
         if node.shell is not None:  # its task's inputs are the command, rendered
             inputs = Template.compile(node.shell.model_dump(), field=f"{where}.shell")
+        elif node.http is not None:  # the request; secrets stay references until the call
+            inputs = Template.compile(_request_of(node.http), field=f"{where}.http")
         else:
             inputs = Template.compile(node.inputs, field=f"{where}.inputs")
         for_each = (

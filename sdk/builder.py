@@ -251,6 +251,46 @@ class WorkflowBuilder:
         )
         return NodeHandle(id)
 
+    def http(
+        self,
+        id: str,
+        url: str,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, Any] | None = None,
+        body: JsonValue = None,
+        timeout: float | str = 30.0,
+        success_condition: str | None = None,
+        retry_on: Iterable[int] | None = None,
+        needs: Iterable[NeedRef] = (),
+        when: str | None = None,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+    ) -> NodeHandle:
+        """An HTTP call; its output is ``{status, headers, body}``. A header value may be
+        ``{"from_env": "TOKEN", "prefix": "Bearer "}`` (or ``from_file``): read by the
+        replica at call time, never stored."""
+        spec: dict[str, Any] = {
+            "method": method,
+            "url": url,
+            "headers": dict(headers or {}),
+            "body": body,
+            "timeout": timeout,
+        }
+        if success_condition is not None:
+            spec["success_condition"] = success_condition
+        if retry_on is not None:
+            spec["retry_on"] = list(retry_on)
+        self._nodes.append(
+            {
+                "id": id,
+                "http": spec,
+                "needs": [_need(n) for n in needs],
+                "when": when,
+                "retry": _plain(retry),
+            }
+        )
+        return NodeHandle(id)
+
     def sleep(
         self,
         id: str,

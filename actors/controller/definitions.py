@@ -14,7 +14,7 @@ from actorflow.actors.store.registry import Registry
 from actorflow.definitions.errors import DefinitionError, InUseError, NotFoundError
 from actorflow.definitions.graph import validate_workflow
 from actorflow.definitions.models import Definition, Function, RuntimeEnv, Workflow, split_ref
-from actorflow.definitions.plan import function_refs, shell_functions
+from actorflow.definitions.plan import builtin_functions, function_refs
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class DefinitionService:
             functions = [d for d in parsed if isinstance(d, Function)]
             workflows = [d for d in parsed if isinstance(d, Workflow)]
             batch = {f.ref for f in functions}
-            implicit = {f.ref: f for wf in workflows for f in shell_functions(wf)}
+            implicit = {f.ref: f for wf in workflows for f in builtin_functions(wf)}
             functions += [f for ref, f in implicit.items() if ref not in batch]
             new_envs = {e.ref: e for e in envs}
             resolved = {f.ref: await self.env_of(f, new_envs) for f in functions}

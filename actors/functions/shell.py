@@ -1,6 +1,6 @@
 """The handler of shell nodes: run one command, as a list of arguments, never through a shell.
 
-Every shell node's task comes here on its implicit pool (`definitions.models.shell_function`)
+Every shell node's task comes here on its implicit pool (`definitions.models.builtin_function`)
 with the node's `shell` spec rendered: each templated value is one argument, verbatim. What
 the command prints goes to the run's logs like a function's output.
 """

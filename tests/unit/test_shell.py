@@ -14,8 +14,8 @@ from actorflow.actors.functions import shell
 from actorflow.actors.run.state import RunState
 from actorflow.builder import WorkflowBuilder
 from actorflow.definitions.errors import StepError
-from actorflow.definitions.models import Resources, Workflow, shell_function
-from actorflow.definitions.plan import function_refs, shell_functions
+from actorflow.definitions.models import Resources, Workflow, builtin_function
+from actorflow.definitions.plan import builtin_functions, function_refs
 
 HOSTILE = ["; rm -rf x", "$(touch pwned)", 'it\'s "quoted"', "*", "a b", "`id`", "\\n"]
 PRINT_ARGS = [sys.executable, "-c", "import json, sys; print(json.dumps(sys.argv[1:]))"]
@@ -71,8 +71,9 @@ def _shell_workflow() -> Workflow:
 
 def test_a_shell_node_is_a_task_for_its_implicit_pool_with_the_command_rendered() -> None:
     wf = _shell_workflow()
-    small, big = shell_function(Resources(cpus=0.1)), shell_function(Resources(cpus=2))
-    assert {f.ref for f in shell_functions(wf)} == {small.ref, big.ref}
+    small = builtin_function("shell", Resources(cpus=0.1))
+    big = builtin_function("shell", Resources(cpus=2))
+    assert {f.ref for f in builtin_functions(wf)} == {small.ref, big.ref}
     assert small.ref != big.ref
     assert {small.ref, big.ref} <= function_refs(wf)
     state = RunState(started(wf, name="; rm -rf /"))
@@ -97,5 +98,5 @@ def test_bad_shell_nodes_are_refused() -> None:
         Workflow.model_validate(wf({"shell": {"argv": []}}))
     with pytest.raises(ValueError, match="not inputs"):
         Workflow.model_validate(wf({"shell": {"argv": ["true"]}, "inputs": {"a": 1}}))
-    with pytest.raises(ValueError, match="only a shell node takes resources"):
+    with pytest.raises(ValueError, match="only shell and http nodes take resources"):
         Workflow.model_validate(wf({"function": "f@1", "resources": {"cpus": 1}}))
