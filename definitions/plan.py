@@ -54,6 +54,10 @@ class PlannedNode:
     needs: Mapping[str, NeedKind] = field(default_factory=dict)  # deps and what each awaits
     when: Expression | None = None
 
+    @property
+    def need_order(self) -> tuple[str, ...]:
+        return tuple(self.needs)
+
 
 TASK_KINDS = frozenset({"function", "shell", "http"})
 """Node kinds whose work is a task on a function pool."""

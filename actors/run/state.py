@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from actorflow.actors.run.gates import Gate, gate
+from actorflow.actors.run.gates import SETTLED, Gate, gate
 from actorflow.definitions.errors import ErrorCode, ExpressionError
 from actorflow.definitions.events import (
     ErrorInfo,
@@ -105,6 +105,7 @@ class NodeState:
     # runs. Sticky, like a decision: a node retried later does not reopen a branch.
     ready: bool = False
     skipped: bool = False
+    cursor: int = 0  # needs before this index had ended when last looked (a fan-in's 200)
 
     @property
     def status(self) -> NodeStatus:
@@ -474,6 +475,7 @@ class RunState:
                     node.tasks, node.items, node.expanded = {}, None, False
                     node.render_error = None
                     node.ready = node.skipped = False
+                    node.cursor = 0
             else:
                 for node in self.nodes.values():
                     if node.id not in self.plan.handled:  # an error branch took care of it
@@ -522,8 +524,16 @@ class RunState:
             if node.ready or node.skipped or node.expanded or node.render_error is not None:
                 continue
             planned = self.plan.nodes[node_id]
-            ended = {dep: self._ended(dep) for dep in planned.needs}
+            order = planned.need_order
+            while node.cursor < len(order) and self._ended(order[node.cursor]) in SETTLED:
+                node.cursor += 1  # needs end once (a retry's are re-checked below)
+            if node.cursor < len(order):
+                continue
+            ended = {dep: self._ended(dep) for dep in order}
             verdict = gate(planned.needs, ended, continues=self.plan.continues)
+            if verdict is Gate.WAIT:
+                node.cursor = next(i for i, d in enumerate(order) if ended[d] not in SETTLED)
+                continue
             if verdict is Gate.RUN and planned.when is not None:
                 context = context or self.context()
                 try:
