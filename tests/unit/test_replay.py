@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actorflow.actors.run.state import RunState, Schedule, Stop
+from actorflow.actors.run.state import Expire, RunState, Schedule, Stop
 from actorflow.builder import WorkflowBuilder
 from actorflow.definitions import events as ev
-from actorflow.definitions.models import Workflow
+from actorflow.definitions.models import Need, NeedKind, Workflow
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 _RESULTS = (ev.TaskStarted, ev.TaskCompleted, ev.TaskFailed)
@@ -36,13 +36,32 @@ def _started(wf: Workflow) -> ev.RunStarted:
 
 @st.composite
 def _workflows(draw: st.DrawFn) -> Workflow:
-    """A random DAG of 1-6 nodes; each may need any earlier ones and may retry."""
+    """A random DAG of 1-6 nodes; each may need any earlier ones (on any outcome), may
+    retry, may have a condition over a need's status, may continue on failure and may
+    time out."""
     b = WorkflowBuilder("w")
     ids: list[str] = []
+    kinds: list[NeedKind] = ["succeeded", "failed", "skipped", "finished"]
     for i in range(draw(st.integers(1, 6))):
-        needs = draw(st.lists(st.sampled_from(ids), unique=True, max_size=3)) if ids else []
+        names = draw(st.lists(st.sampled_from(ids), unique=True, max_size=3)) if ids else []
+        needs = [Need(node=n, on=draw(st.sampled_from(kinds))) for n in names]
         retry = {"max_attempts": draw(st.integers(1, 3)), "initial_delay": 0.5}
-        b.node(f"n{i}", "f@1", inputs={"i": i}, needs=needs, retry=retry)
+        when = None
+        if names and draw(st.booleans()):
+            status = draw(st.sampled_from(["SUCCEEDED", "SKIPPED", "FAILED"]))
+            when = f"${{{{ nodes.{names[0]}.status != '{status}' }}}}"
+        elif draw(st.integers(0, 4)) == 0:
+            when = "${{ false }}"
+        b.node(
+            f"n{i}",
+            "f@1",
+            inputs={"i": i},
+            needs=needs,
+            retry=retry,
+            when=when,
+            continue_on="failed" if draw(st.integers(0, 3)) == 0 else None,
+            timeout=draw(st.sampled_from([None, None, 0.03, 1.0])),
+        )
         ids.append(f"n{i}")
     b.output("last", f"${{{{ nodes.{ids[-1]}.output }}}}")
     return b.build()
@@ -67,6 +86,8 @@ def _simulate(wf: Workflow, data: st.DataObject) -> list[ev.HistoryEvent]:
                 refs = [t.ref for t in decision.tasks]
                 record(ev.TasksScheduled(run_id="r1", tasks=refs, at=now))
                 queued.extend(refs)
+            elif isinstance(decision, Expire):
+                record(ev.TimedOut(run_id="r1", node=decision.node, at=now))
             elif isinstance(decision, Stop):
                 record(ev.RunStopped(run_id="r1", status=decision.status, at=now))
                 return history
