@@ -216,12 +216,15 @@ class ErrorCode(StrEnum):
     # --- raised around a handler, by its replica ---
     HANDLER_ERROR = "HANDLER_ERROR"  # the handler raised an exception that is no StepError
     TIMEOUT = "TIMEOUT"  # the handler ran past its function's `timeout`, or a node its own
-    RUN_TIMEOUT = "RUN_TIMEOUT"  # the run ran past its workflow's `timeout`
     OUTPUT_NOT_JSON = "OUTPUT_NOT_JSON"  # the handler returned a value JSON cannot carry
     # --- a function's pool that cannot serve (every task sent to it fails) ---
     HANDLER_IMPORT_FAILED = "HANDLER_IMPORT_FAILED"  # the handler does not import in a replica
     RUNTIME_ENV_FAILED = "RUNTIME_ENV_FAILED"  # Ray could not set up the runtime environment
+    # --- raised by the built-in steps (besides EXIT_<n> / SIGNAL_<s> for shell, HTTP_<status>)
+    HTTP_UNREACHABLE = "HTTP_UNREACHABLE"  # an HTTP step's server could not be reached
+    SECRET_MISSING = "SECRET_MISSING"  # an HTTP step's secret header has no value on the replica
     # --- decided by the run itself ---
+    RUN_TIMEOUT = "RUN_TIMEOUT"  # the run ran past its workflow's `timeout`
     WAIT_TIMEOUT = "WAIT_TIMEOUT"  # a wait / approval node's timeout passed before a signal
     EXPRESSION_ERROR = "EXPRESSION_ERROR"  # a node's inputs, `forEach` or wait key do not render
     OUTPUT_ERROR = "OUTPUT_ERROR"  # every node is done but the workflow's outputs do not render

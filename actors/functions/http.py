@@ -30,7 +30,7 @@ def _header(name: str, value: Any) -> str:
         env = str(value["from_env"])
         if env not in os.environ:
             raise StepError(
-                "SECRET_MISSING",
+                ErrorCode.SECRET_MISSING,
                 f"header {name}: environment variable {env} is not set",
                 retryable=False,
             )
@@ -40,7 +40,7 @@ def _header(name: str, value: Any) -> str:
         return prefix + path.read_text().strip()
     except OSError as exc:
         raise StepError(
-            "SECRET_MISSING",
+            ErrorCode.SECRET_MISSING,
             f"header {name}: cannot read {path}: {exc.strerror}",
             retryable=False,
         ) from None
@@ -87,7 +87,8 @@ async def run(
     except TimeoutError as exc:
         raise StepError(ErrorCode.TIMEOUT, f"{method} {url}: no answer within {timeout}s") from exc
     except aiohttp.ClientError as exc:
-        raise StepError("HTTP_UNREACHABLE", f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+        reason = f"{method} {url}: {type(exc).__name__}: {exc}"
+        raise StepError(ErrorCode.HTTP_UNREACHABLE, reason) from exc
     try:
         ok = Expression.compile(success_condition).evaluate({"response": response})
     except ExpressionError as exc:
