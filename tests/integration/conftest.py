@@ -96,6 +96,10 @@ NODE_ROLES: dict[str, dict[str, Any]] = {
 def ray_cluster() -> Iterator[Cluster]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # CLI subprocesses join it too
+    # Ray builds a failing runtime env three times (a virtualenv and a pip run each, 15-20 s
+    # here) before it reports the failure: once is enough for the test that expects one
+    # within `apply`'s 60 s wait.
+    os.environ.setdefault("RUNTIME_ENV_RETRY_TIMES", "1")
     cluster = Cluster(
         initialize_head=True,
         head_node_args={**NODE_ROLES["head"], "include_dashboard": False},
