@@ -163,6 +163,7 @@ def cli_env(settings: Settings, ray_address: str) -> dict[str, str]:
 
 StartRun = Callable[..., actorflow.Run]
 WaitStatus = Callable[..., actorflow.RunRecord]
+RunInterrupted = Callable[..., tuple[actorflow.Run, actorflow.ErrorInfo]]
 
 
 @pytest.fixture
@@ -175,6 +176,21 @@ def start_run(client: actorflow.Client) -> StartRun:
         return client.run(wf.metadata.name, inputs or {}, version=wf.metadata.version)
 
     return start
+
+
+@pytest.fixture
+def run_interrupted(start_run: StartRun) -> RunInterrupted:
+    """Start a builder's workflow, wait for it to stop, check that it was INTERRUPTED with
+    an error, and hand back the run and that error."""
+
+    def run(b: actorflow.WorkflowBuilder) -> tuple[actorflow.Run, actorflow.ErrorInfo]:
+        started = start_run(b)
+        record = started.wait(timeout=120)
+        assert record.status is actorflow.RunStatus.INTERRUPTED, record
+        assert record.error is not None
+        return started, record.error
+
+    return run
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,11 @@ import pytest
 from aiohttp import web
 
 import actorflow
-from actorflow import RunStatus, WorkflowBuilder
+from actorflow import WorkflowBuilder
 from actorflow.actors.run.history import replay
 from actorflow.definitions import events as ev
 
+RunInterrupted = Callable[..., tuple[actorflow.Run, actorflow.ErrorInfo]]  # the conftest fixture
 TIMEOUT = 120
 SECRET = "not-for-the-history-9f3a"
 
@@ -111,17 +112,12 @@ def test_http_steps_retry_a_5xx_keep_text_and_keep_secrets_out_of_the_history(
 
 
 def test_a_4xx_fails_the_node_with_its_status(
-    client: actorflow.Client, server: tuple[str, dict[str, Any]]
+    server: tuple[str, dict[str, Any]], run_interrupted: RunInterrupted
 ) -> None:
     base, _ = server
     b = WorkflowBuilder("http-404", version="1")
     b.http("missing", f"{base}/nowhere", retry={"max_attempts": 3, "initial_delay": 0.1})
-    wf = b.build()
-    client.apply(wf)
-    run = client.run(wf.metadata.name, version="1")
-    record = run.wait(timeout=TIMEOUT)
-    assert record.status is RunStatus.INTERRUPTED
-    assert record.error is not None
-    assert record.error.code == "HTTP_404"
+    run, error = run_interrupted(b)
+    assert error.code == "HTTP_404"
     (node,) = run.nodes()
     assert node.attempt == 1  # a 404 is not retried

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 
 import actorflow
-from actorflow import RunStatus, WorkflowBuilder
+from actorflow import WorkflowBuilder
 
+RunInterrupted = Callable[..., tuple[actorflow.Run, actorflow.ErrorInfo]]  # the conftest fixture
 TIMEOUT = 120
 HOSTILE = ["; rm -rf x", "$(touch pwned)", 'it\'s "quoted"', "a b", "`id`"]
 PRINT_ARGS = [sys.executable, "-c", "import json, sys; print(json.dumps(sys.argv[1:]))"]
@@ -39,14 +41,9 @@ def test_a_shell_step_gets_its_arguments_verbatim_and_its_output_is_logged(
     assert json.loads("".join(lines)) == result["args"]
 
 
-def test_a_failing_command_fails_its_node_with_exit_n(client: actorflow.Client) -> None:
+def test_a_failing_command_fails_its_node_with_exit_n(run_interrupted: RunInterrupted) -> None:
     b = WorkflowBuilder("shell-exit", version="1")
     b.shell("fail", ["sh", "-c", "echo 'disk full' >&2; exit 4"], retry={"max_attempts": 1})
-    wf = b.build()
-    client.apply(wf)
-    run = client.run(wf.metadata.name, version="1")
-    record = run.wait(timeout=TIMEOUT)
-    assert record.status is RunStatus.INTERRUPTED
-    assert record.error is not None
-    assert record.error.code == "EXIT_4"
-    assert "disk full" in record.error.message
+    _, error = run_interrupted(b)
+    assert error.code == "EXIT_4"
+    assert "disk full" in error.message
