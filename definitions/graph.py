@@ -18,7 +18,8 @@ import networkx as nx
 
 from actorflow.definitions.errors import DefinitionError, DefinitionIssue, ExpressionError
 from actorflow.definitions.expressions import Template
-from actorflow.definitions.models import NodeSpec, Workflow, split_ref
+from actorflow.definitions.models import NodeSpec, StepTemplate, Workflow, split_ref
+from actorflow.definitions.templates import INPUTS_NODE, as_workflow
 
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _LOOP_VAR = re.compile(r"(?<![.\w])(item|index)\b")
@@ -26,7 +27,7 @@ _SINGLE_EXPR = re.compile(r"\s*\$\{\{.*\}\}\s*", re.DOTALL)
 
 
 def check_workflow(
-    wf: Workflow, *, known_functions: Collection[str] | None = None
+    wf: Workflow, *, known_functions: Collection[str] | None = None, expanded: bool = False
 ) -> list[DefinitionIssue]:
     """Every graph-level problem of `wf`, in document order; empty when it is sound.
 
@@ -34,8 +35,27 @@ def check_workflow(
         wf: a workflow that already passed model validation.
         known_functions: ``name@version`` strings; when given, each node's function must
             be one of them (``name@latest`` matches any version of ``name``).
+        expanded: `wf` is a template expansion, whose dotted ids (``prep.fetch``) are its
+            own; a user may not write them.
     """
-    return _Checker(wf, known_functions).run()
+    return _Checker(wf, known_functions, expanded=expanded).run()
+
+
+def check_template(
+    template: StepTemplate, *, known_functions: Collection[str] | None = None
+) -> list[DefinitionIssue]:
+    """A template's nodes pass the checks a workflow's do; the id ``inputs`` is reserved
+    (it names the group's inputs once expanded)."""
+    issues = check_workflow(as_workflow(template), known_functions=known_functions)
+    for i, node in enumerate(template.spec.nodes):
+        if node.id == INPUTS_NODE:
+            issues.append(
+                DefinitionIssue(
+                    "the node id 'inputs' is reserved in a template (it holds the inputs)",
+                    field=f"spec.nodes[{i}].id",
+                )
+            )
+    return issues
 
 
 def dependencies(wf: Workflow) -> dict[str, set[str]]:
@@ -104,6 +124,8 @@ def _templates(
         (f"{base}.inputs.{key}", value) for key, value in node.inputs.items()
     ]
     sources += _builtin_values(node, base)
+    if node.value is not None:
+        sources.append((f"{base}.value", node.value))
     if node.for_each is not None:
         sources.append((f"{base}.forEach", node.for_each))
     if node.when is not None:
@@ -146,8 +168,11 @@ def _loop_vars(template: Template) -> set[str]:
 class _Checker:
     """One pass over a workflow; collects issues and the dependency graph as it goes."""
 
-    def __init__(self, wf: Workflow, known_functions: Collection[str] | None) -> None:
+    def __init__(
+        self, wf: Workflow, known_functions: Collection[str] | None, *, expanded: bool
+    ) -> None:
         self.wf = wf
+        self.expanded = expanded
         self.known = None if known_functions is None else set(known_functions)
         self.issues: list[DefinitionIssue] = []
         self.position: dict[str, int] = {}
@@ -164,6 +189,12 @@ class _Checker:
                 )
             else:
                 self.position[node.id] = i
+            if "." in node.id and not self.expanded:
+                self._add(
+                    f"node id {node.id!r} may not contain '.' (it joins a template group's "
+                    "id to its nodes' ids)",
+                    f"spec.nodes[{i}].id",
+                )
         self.graph.add_nodes_from(self.position)
         for i, node in enumerate(self.wf.spec.nodes):
             self._check_node(i, node)
@@ -194,11 +225,21 @@ class _Checker:
                 self._add(f"needs unknown node {dep!r}", field)
             else:
                 self.graph.add_edge(dep, node.id)
+                on = node.need_kinds[dep]
+                group = self.wf.spec.nodes[self.position[dep]]
+                if group.template is not None and on in ("failed", "finished"):
+                    self._add(
+                        f"a template group cannot be needed on {on!r}: put the error "
+                        "branch inside the template, or make it a sub-workflow",
+                        field,
+                    )
         loop_ok = node.for_each is not None
         for key, value in node.inputs.items():
             self._check_template(f"{base}.inputs.{key}", value, owner=node.id, loop_ok=loop_ok)
         for where, templated in _builtin_values(node, base):
             self._check_template(where, templated, owner=node.id, loop_ok=loop_ok)
+        if node.value is not None:
+            self._check_template(f"{base}.value", node.value, owner=node.id, loop_ok=False)
         if node.for_each is not None:
             field = f"{base}.forEach"
             if not _SINGLE_EXPR.fullmatch(node.for_each) or node.for_each.count("${{") != 1:

@@ -25,21 +25,24 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from actorflow.definitions.errors import DefinitionError, DefinitionIssue
-from actorflow.definitions.graph import check_workflow
+from actorflow.definitions.graph import check_template, check_workflow
 from actorflow.definitions.models import (
     API_VERSION,
     AnyDefinition,
     EventType,
     Function,
     RuntimeEnv,
+    StepTemplate,
     Trigger,
     Workflow,
 )
+from actorflow.definitions.templates import catalog, check_uses
 
 _Path = tuple[str | int, ...]
 _MODELS: dict[str, type[AnyDefinition]] = {
     "Function": Function,
     "Workflow": Workflow,
+    "Template": StepTemplate,
     "RuntimeEnv": RuntimeEnv,
     "Trigger": Trigger,
     "EventType": EventType,
@@ -102,7 +105,11 @@ class _Document:
 
 
 def load_text(
-    text: str, *, file: str = "<string>", known_functions: Collection[str] | None = None
+    text: str,
+    *,
+    file: str = "<string>",
+    known_functions: Collection[str] | None = None,
+    known_templates: Mapping[str, StepTemplate] | None = None,
 ) -> list[AnyDefinition]:
     """Parse and validate every document of a multi-document YAML text.
 
@@ -111,24 +118,33 @@ def load_text(
         file: the name issues report.
         known_functions: when given, ``name@version`` refs that workflows may call, in
             addition to the functions defined in `text` itself.
+        known_templates: when given, the registered templates by reference (see
+            `templates.catalog`); template nodes must then name one of them or one
+            defined in `text`. (Without, only templates defined here are checked.)
 
     Raises:
         DefinitionError: with one issue per problem found in the whole text.
     """
     docs, issues = _parse(text, file)
-    return _finish(docs, issues, known_functions)
+    return _finish(docs, issues, known_functions, known_templates)
 
 
 def load_file(
-    path: str | Path, *, known_functions: Collection[str] | None = None
+    path: str | Path,
+    *,
+    known_functions: Collection[str] | None = None,
+    known_templates: Mapping[str, StepTemplate] | None = None,
 ) -> list[AnyDefinition]:
     """`load_text` on a file's content; issues name the file as given."""
     docs, issues = _parse_file(Path(path))
-    return _finish(docs, issues, known_functions)
+    return _finish(docs, issues, known_functions, known_templates)
 
 
 def load_path(
-    path: str | Path, *, known_functions: Collection[str] | None = None
+    path: str | Path,
+    *,
+    known_functions: Collection[str] | None = None,
+    known_templates: Mapping[str, StepTemplate] | None = None,
 ) -> list[AnyDefinition]:
     """Load a file, or every ``*.yaml`` / ``*.yml`` directly in a directory (sorted by name).
 
@@ -147,7 +163,7 @@ def load_path(
         more_docs, more_issues = _parse_file(file)
         docs += more_docs
         issues += more_issues
-    return _finish(docs, issues, known_functions)
+    return _finish(docs, issues, known_functions, known_templates)
 
 
 def dump(defs: Iterable[BaseModel]) -> str:
@@ -336,11 +352,14 @@ def _finish(
     docs: list[_Document],
     issues: list[DefinitionIssue],
     known_functions: Collection[str] | None,
+    known_templates: Mapping[str, StepTemplate] | None = None,
 ) -> list[AnyDefinition]:
     """Cross-document checks (duplicates, graphs), then raise everything or return models."""
     known = None
     if known_functions is not None:
         known = set(known_functions) | {d.model.ref for d in docs if d.model.kind == "Function"}
+    local = [d.model for d in docs if isinstance(d.model, StepTemplate)]
+    templates = {**(known_templates or {}), **catalog([], {}, local)}
     first: dict[tuple[str, str], _Document] = {}
     for doc in docs:
         key = (doc.model.kind, doc.model.ref)
@@ -352,11 +371,19 @@ def _finish(
             issues.append(DefinitionIssue(message, doc.file, name_line, "metadata.name"))
         else:
             first[key] = doc
+        found: list[DefinitionIssue] = []
         if isinstance(doc.model, Workflow):
-            for issue in check_workflow(doc.model, known_functions=known):
-                path = _parse_field(issue.field)
-                line = _line_of(path, doc.lines)
-                issues.append(DefinitionIssue(issue.message, doc.file, line, issue.field))
+            found = check_workflow(doc.model, known_functions=known)
+        elif isinstance(doc.model, StepTemplate):
+            found = check_template(doc.model, known_functions=known)
+        if isinstance(doc.model, Workflow | StepTemplate):
+            uses = check_uses(doc.model.spec.nodes, templates.get)
+            if known_templates is None:  # a template defined elsewhere may exist
+                uses = [i for i in uses if not i.message.startswith("unknown template")]
+            found += uses
+        for issue in found:
+            line = _line_of(_parse_field(issue.field), doc.lines)
+            issues.append(DefinitionIssue(issue.message, doc.file, line, issue.field))
     if issues:
         raise DefinitionError(_sorted(issues))
     return [d.model for d in docs]

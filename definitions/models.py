@@ -33,7 +33,9 @@ API_VERSION: Final = "actorflow/v1"
 
 _NAME_RE = r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"
 _VERSION_RE = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,30})?$"
-_NODE_ID_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+_NODE_ID_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62}){0,15}$"
+"""A node id; the dotted form (``prep.fetch``) names a node of a template group, and only
+template expansion writes it (the graph checker refuses it in what a user writes)."""
 _HANDLER_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _MEMORY_UNITS = {
     "": 1,
@@ -269,7 +271,8 @@ class ApprovalSpec(_Model):
     timeout: Duration = None
 
 
-NodeKind = Literal["function", "shell", "http", "sleep", "wait", "approval"]
+NodeKind = Literal["function", "shell", "http", "sleep", "wait", "approval", "value", "template"]
+_NODE_KINDS: Final = ("function", "shell", "http", "sleep", "wait", "approval", "value", "template")
 
 
 class ShellSpec(_Model):
@@ -390,6 +393,12 @@ class NodeSpec(_Model):
     sleep: Duration = None
     wait: WaitSpec | None = None
     approval: ApprovalSpec | None = None
+    value: JsonValue = None
+    """A value computed from its expressions when the node's needs end: no task, no
+    replica (e.g. to reshape outputs, or a template group's inputs and outputs). Not null:
+    a node that computes nothing writes ``value: {}``."""
+    template: FunctionRef | None = None
+    """``name@version`` of a `StepTemplate`, expanded into this workflow when a run starts."""
     resources: Resources | None = None
     """A shell or HTTP node's replica: what it reserves (default: a tenth of a CPU)."""
     needs: list[NeedItem] = Field(default_factory=list)
@@ -412,18 +421,21 @@ class NodeSpec(_Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> NodeSpec:
-        kinds = [
-            k
-            for k in ("function", "shell", "http", "sleep", "wait", "approval")
-            if getattr(self, k) is not None
-        ]
+        kinds = [k for k in _NODE_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
-                "a node needs exactly one of function, shell, http, sleep, wait, approval"
+                f"a node needs exactly one of {', '.join(_NODE_KINDS)}"
                 + (f" (got {', '.join(kinds)})" if kinds else "")
             )
         runs_task = kinds[0] in ("function", "shell", "http")
-        if not runs_task and (
+        if kinds[0] == "template":
+            if self.for_each or self.retry or self.timeout is not None or self.continue_on:
+                raise ValueError(
+                    "a template node takes needs, when and inputs only (forEach, retry, "
+                    "timeout and continueOn belong on the nodes inside it, or use a "
+                    "sub-workflow)"
+                )
+        elif not runs_task and (
             self.for_each or self.inputs or self.retry or self.timeout is not None
         ):
             raise ValueError(f"a {kinds[0]} node takes no inputs, forEach, retry or timeout")
@@ -446,15 +458,8 @@ class NodeSpec(_Model):
 
     @property
     def kind(self) -> NodeKind:
-        if self.function is not None:
-            return "function"
-        if self.shell is not None:
-            return "shell"
-        if self.http is not None:
-            return "http"
-        if self.sleep is not None:
-            return "sleep"
-        return "wait" if self.wait is not None else "approval"
+        kind: NodeKind = next(k for k in _NODE_KINDS if getattr(self, k) is not None)
+        return kind
 
 
 ErrorAction = Literal["retry", "skip", "fail", "manual", "remediate"]
@@ -520,6 +525,27 @@ class Workflow(_Definition):
 
     kind: Literal["Workflow"] = "Workflow"
     spec: WorkflowSpec
+
+
+class TemplateSpec(_Model):
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    nodes: list[NodeSpec] = Field(min_length=1)
+    outputs: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class StepTemplate(_Definition):
+    """A reusable group of nodes (kind ``Template``): declared inputs, nodes, outputs.
+
+    A workflow node ``template: name@version`` with `inputs` is expanded, when a run starts,
+    into the template's nodes with ids prefixed by the node's (``prep.fetch``), plus two
+    value nodes: ``prep.inputs`` (the inputs given, gated by the node's `needs` and
+    `when`) and ``prep`` (the template's outputs, which the rest of the workflow reads as
+    ``nodes.prep.output``). Inside, ``inputs.x`` is the template's input and
+    ``nodes.fetch`` its own node; the id ``inputs`` is reserved there.
+    """
+
+    kind: Literal["Template"] = "Template"
+    spec: TemplateSpec
 
 
 PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]
@@ -719,6 +745,6 @@ class EventType(_Definition):
     spec: EventTypeSpec
 
 
-AnyDefinition = Function | Workflow | RuntimeEnv | Trigger | EventType
+AnyDefinition = Function | Workflow | StepTemplate | RuntimeEnv | Trigger | EventType
 
 Definition = Annotated[AnyDefinition, Field(discriminator="kind")]

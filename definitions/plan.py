@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from actorflow.definitions.errors import InputError
+from actorflow.definitions.errors import DefinitionError, InputError
 from actorflow.definitions.expressions import Expression, Template, strip_braces
 from actorflow.definitions.models import (
     ErrorPolicy,
@@ -136,6 +136,12 @@ def compile_plan(
             inputs = Template.compile(node.shell.model_dump(), field=f"{where}.shell")
         elif node.http is not None:  # the request; secrets stay references until the call
             inputs = Template.compile(_request_of(node.http), field=f"{where}.http")
+        elif node.value is not None:
+            inputs = Template.compile(node.value, field=f"{where}.value")
+        elif node.template is not None:
+            raise DefinitionError.single(
+                f"template node {node.id!r} was not expanded", field=f"{where}.template"
+            )
         else:
             inputs = Template.compile(node.inputs, field=f"{where}.inputs")
         for_each = (

@@ -18,10 +18,15 @@ from actorflow.definitions.plan import bind_inputs, compile_plan
 
 
 def run_started(
-    run_id: str, wf: Workflow, functions: Mapping[str, Function], inputs: Mapping[str, Any]
+    run_id: str,
+    wf: Workflow,
+    functions: Mapping[str, Function],
+    inputs: Mapping[str, Any],
+    templates: Mapping[str, str] | None = None,
 ) -> ev.RunStarted:
-    """The first event of a run of `wf`; `functions` maps every reference the workflow
-    makes (as written) to the definition it resolves to now.
+    """The first event of a run of `wf` (its templates already expanded: `templates` says
+    which version each reference resolved to); `functions` maps every reference the
+    workflow makes (as written) to the definition it resolves to now.
 
     Raises `InputError` for inputs the workflow does not accept and `DefinitionError` for
     a workflow that does not compile — here, before anything is recorded.
@@ -53,4 +58,5 @@ def run_started(
         retries=retries,
         hooks=hooks,
         inputs=bound,
+        templates=dict(templates or {}),
     )

@@ -57,6 +57,7 @@ from actorflow.definitions.models import (
     Replicas,
     RetryPolicy,
     RuntimeEnv,
+    StepTemplate,
     Trigger,
     Workflow,
 )
@@ -106,6 +107,7 @@ __all__ = [
     "Settings",
     "StepContext",
     "StepError",
+    "StepTemplate",
     "StopReason",
     "Trigger",
     "TriggerError",

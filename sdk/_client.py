@@ -55,11 +55,13 @@ from actorflow.definitions.models import (
     EventType,
     Function,
     RuntimeEnv,
+    StepTemplate,
     Trigger,
     Workflow,
 )
 from actorflow.definitions.subjects import check_pattern
 from actorflow.definitions.subjects import matches as subject_matches
+from actorflow.definitions.templates import catalog
 from actorflow.triggers import store as trigger_store
 
 Definitions = str | Path | AnyDefinition | Iterable[AnyDefinition]
@@ -197,12 +199,24 @@ class AsyncClient:
             # Check against the registry here, so an unknown function is reported with
             # the file and line that names it.
             known = {f.ref for f in await self.functions()}
-            models = load_path(definitions, known_functions=known)
+            templates = await self._template_catalog()
+            models = load_path(definitions, known_functions=known, known_templates=templates)
         else:
             models = _as_models(definitions)
         docs = [m.model_dump(mode="json", by_alias=True) for m in models]
         result: list[Applied] = await _call(controller.apply.remote(docs))
         return result
+
+    async def _template_catalog(self) -> dict[str, StepTemplate]:
+        registry = await Registry.open(await self._jetstream())
+        registered = await registry.templates()
+        names = sorted({t.metadata.name for t in registered})
+        latest = {n: await registry.latest_version("Template", n) for n in names}
+        return catalog(registered, latest)
+
+    async def templates(self) -> list[StepTemplate]:
+        """Every registered version of every template."""
+        return await (await Registry.open(await self._jetstream())).templates()
 
     async def workflows(self) -> list[Workflow]:
         return await (await Registry.open(await self._jetstream())).workflows()

@@ -16,7 +16,7 @@ from actorflow.actors.functions.pools import PoolStatus
 from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
-from actorflow.definitions.models import EventType, Function, RuntimeEnv, Workflow
+from actorflow.definitions.models import EventType, Function, RuntimeEnv, StepTemplate, Workflow
 
 _T = TypeVar("_T")
 
@@ -120,6 +120,9 @@ class Client:
 
     def workflows(self) -> list[Workflow]:
         return self._call(self._async.workflows())
+
+    def templates(self) -> list[StepTemplate]:
+        return self._call(self._async.templates())
 
     def functions(self) -> list[Function]:
         return self._call(self._async.functions())

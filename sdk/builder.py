@@ -29,7 +29,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, JsonValue, ValidationError
 
 from actorflow.definitions.errors import DefinitionError
-from actorflow.definitions.graph import validate_workflow
+from actorflow.definitions.graph import check_template, validate_workflow
 from actorflow.definitions.loader import issues_from_validation
 from actorflow.definitions.models import (
     ErrorPolicy,
@@ -40,6 +40,7 @@ from actorflow.definitions.models import (
     NeedKind,
     Replicas,
     RetryPolicy,
+    StepTemplate,
     Workflow,
 )
 
@@ -166,6 +167,7 @@ class WorkflowBuilder:
         self._functions: dict[str, Function] = {}
         self._on_error: dict[str, dict[str, Any]] = {}
         self._hooks: list[dict[str, Any]] = []
+        self._templates: dict[str, StepTemplate] = {}
 
     @property
     def functions(self) -> list[Function]:
@@ -331,6 +333,39 @@ class WorkflowBuilder:
         spec = {"guidance": guidance, "schema": schema, "timeout": timeout}
         return self._special(id, needs, when, approval=spec)
 
+    def value(
+        self,
+        id: str,
+        value: JsonValue,
+        *,
+        needs: Iterable[NeedRef] = (),
+        when: str | None = None,
+    ) -> NodeHandle:
+        """A node whose output is `value` rendered once its needs end: no task."""
+        return self._special(id, needs, when, value=value)
+
+    def template(
+        self,
+        id: str,
+        template: str | StepTemplate,
+        *,
+        inputs: Mapping[str, JsonValue] | None = None,
+        needs: Iterable[NeedRef] = (),
+        when: str | None = None,
+    ) -> NodeHandle:
+        """A group of a template's nodes (``"name@version"`` or a `StepTemplate`, which
+        is then registered with the workflow), ids prefixed ``<id>.``; its output is the
+        template's outputs."""
+        if isinstance(template, StepTemplate):
+            self._templates[template.ref] = template
+            template = template.ref
+        return self._special(id, needs, when, template=template, inputs=dict(inputs or {}))
+
+    @property
+    def templates(self) -> list[StepTemplate]:
+        """The `StepTemplate` models passed to `template`, to register with the workflow."""
+        return list(self._templates.values())
+
     def _special(
         self, id: str, needs: Iterable[NeedRef], when: str | None, **kind: Any
     ) -> NodeHandle:
@@ -381,6 +416,23 @@ class WorkflowBuilder:
             },
         }
         return validate_workflow(_validate(Workflow, data))
+
+    def build_template(self) -> StepTemplate:
+        """The same inputs, nodes and outputs as a reusable `StepTemplate` (kind
+        ``Template``; hooks, error policies and timeouts belong to workflows).
+
+        Raises:
+            DefinitionError: every model and graph problem at once.
+        """
+        data = {
+            "metadata": self._metadata,
+            "spec": {"inputs": self._inputs, "nodes": self._nodes, "outputs": self._outputs},
+        }
+        template = _validate(StepTemplate, data)
+        issues = check_template(template)
+        if issues:
+            raise DefinitionError(issues)
+        return template
 
 
 def _validate(model: type[_M], data: dict[str, Any]) -> _M:

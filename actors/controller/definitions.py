@@ -11,16 +11,25 @@ from actorflow.actors.controller.pool_state import PoolManager
 from actorflow.actors.controller.results import Applied, Deleted
 from actorflow.actors.functions.pools import FunctionPool, check_fits
 from actorflow.actors.store.registry import Registry
-from actorflow.definitions.errors import DefinitionError, InUseError, NotFoundError
-from actorflow.definitions.graph import validate_workflow
-from actorflow.definitions.models import Definition, Function, RuntimeEnv, Workflow, split_ref
+from actorflow.definitions.errors import DefinitionError, DefinitionIssue, InUseError, NotFoundError
+from actorflow.definitions.graph import check_template, check_workflow, validate_workflow
+from actorflow.definitions.models import (
+    Definition,
+    Function,
+    RuntimeEnv,
+    StepTemplate,
+    Workflow,
+    split_ref,
+)
 from actorflow.definitions.plan import builtin_functions, function_refs
+from actorflow.definitions.templates import as_workflow, catalog, check_uses, expand
 
 log = logging.getLogger(__name__)
 
-_KINDS: dict[str, type[Function] | type[Workflow] | type[RuntimeEnv]] = {
+_KINDS: dict[str, type[Function] | type[Workflow] | type[StepTemplate] | type[RuntimeEnv]] = {
     "Function": Function,
     "Workflow": Workflow,
+    "Template": StepTemplate,
     "RuntimeEnv": RuntimeEnv,
 }
 
@@ -43,7 +52,7 @@ class DefinitionService:
                 log.error("pool %s not restored: %s", function.ref, exc)
 
     async def apply(self, documents: list[Document]) -> list[Applied]:
-        """Register definitions: environments, then functions, then workflows.
+        """Register definitions: environments, then functions, templates, workflows.
 
         Every document is validated — references resolved, requests checked against the
         cluster's nodes — before any is stored: a bad batch changes nothing. A function's
@@ -55,8 +64,13 @@ class DefinitionService:
             envs = [d for d in parsed if isinstance(d, RuntimeEnv)]
             functions = [d for d in parsed if isinstance(d, Function)]
             workflows = [d for d in parsed if isinstance(d, Workflow)]
+            templates = [d for d in parsed if isinstance(d, StepTemplate)]
             batch = {f.ref for f in functions}
-            implicit = {f.ref: f for wf in workflows for f in builtin_functions(wf)}
+            implicit = {
+                f.ref: f
+                for wf in [*workflows, *map(as_workflow, templates)]
+                for f in builtin_functions(wf)
+            }
             functions += [f for ref, f in implicit.items() if ref not in batch]
             new_envs = {e.ref: e for e in envs}
             resolved = {f.ref: await self.env_of(f, new_envs) for f in functions}
@@ -65,6 +79,7 @@ class DefinitionService:
             known = {f.ref for f in await self._registry.functions()} | {f.ref for f in functions}
             for wf in workflows:
                 validate_workflow(wf, known_functions=known)
+            await self._check_templates(templates, workflows, known)
             await self._plugin.check(plugin_docs, {w.metadata.name for w in workflows})
             results = [_applied(env, await self._registry.put(env)) for env in envs]
             for function in functions:
@@ -72,11 +87,41 @@ class DefinitionService:
                     await self._pools.start(function, resolved[function.ref])
                 changed = await self._registry.put(function)
                 results.append(_applied(function, changed, self._pools.get(function.ref)))
+            for template in templates:
+                results.append(_applied(template, await self._registry.put(template)))
             for wf in workflows:
                 results.append(_applied(wf, await self._registry.put(wf)))
             return results + [
                 Applied.model_validate(r) for r in await self._plugin.apply(plugin_docs)
             ]
+
+    async def _check_templates(
+        self, templates: list[StepTemplate], workflows: list[Workflow], known: set[str]
+    ) -> None:
+        """Templates pass a workflow's checks; every template node names a known template
+        with the inputs it declares, and no chain of templates comes back to itself; what
+        a workflow expands into is checked once more as a whole."""
+        registered = await self._registry.templates()
+        latest = {}
+        for name in sorted({t.metadata.name for t in registered}):
+            latest[name] = await self._registry.latest_version("Template", name)
+        lookup = catalog(registered, latest, templates).get
+        issues: list[DefinitionIssue] = []
+        for template in templates:
+            found = check_template(template, known_functions=known)
+            found += check_uses(template.spec.nodes, lookup)
+            issues += [_named(i, template) for i in found]
+        for wf in workflows:
+            found = check_uses(wf.spec.nodes, lookup)
+            if not found:
+                expanded, _ = expand(wf, lookup)
+                found = [
+                    DefinitionIssue(f"once its templates are expanded: {i.message}", field="spec")
+                    for i in check_workflow(expanded, known_functions=known, expanded=True)
+                ]
+            issues += [_named(i, wf) for i in found]
+        if issues:
+            raise DefinitionError(issues)
 
     async def env_of(
         self, function: Function, batch: dict[str, RuntimeEnv] | None = None
@@ -156,6 +201,12 @@ def _parse(doc: Document) -> Definition:
     if model is None:
         raise DefinitionError.single(f"unknown kind {doc.get('kind')!r}", field="kind")
     return model.model_validate(doc)
+
+
+def _named(issue: DefinitionIssue, definition: Definition) -> DefinitionIssue:
+    return DefinitionIssue(
+        f"{definition.kind} {definition.ref}: {issue.message}", line=issue.line, field=issue.field
+    )
 
 
 def _applied(definition: Definition, changed: bool, pool: FunctionPool | None = None) -> Applied:

@@ -22,9 +22,11 @@ from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.registry import Registry
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
-from actorflow.definitions.models import Function, split_ref
+from actorflow.definitions.errors import NotFoundError
+from actorflow.definitions.models import Function, StepTemplate, Workflow, split_ref
 from actorflow.definitions.plan import function_refs
 from actorflow.definitions.snapshot import run_started
+from actorflow.definitions.templates import expand, gather, template_refs
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +58,13 @@ class RunStarter:
 
         With a `run_id` this is idempotent: starting the same id twice starts one run.
         """
-        wf = await self._registry.workflow(workflow, version)
+        wf, templates = await self._expanded(await self._registry.workflow(workflow, version))
         specs: dict[str, Function] = {}
         for ref in function_refs(wf):
             name, wanted = split_ref(ref)
             specs[ref] = await self._registry.function(name, wanted)
         run_id = run_id or ev.new_run_id(wf.metadata.name)
-        started = run_started(run_id, wf, specs, inputs)
+        started = run_started(run_id, wf, specs, inputs, templates)
         data = ev.encode(started)
         try:
             ack = await with_retries(
@@ -101,6 +103,19 @@ class RunStarter:
                 )
         await self._record_pending(started)
         return run_id
+
+    async def _expanded(self, wf: Workflow) -> tuple[Workflow, dict[str, str]]:
+        """`wf` with its template nodes expanded from the templates registered now."""
+        if not template_refs(wf.spec.nodes):
+            return wf, {}
+
+        async def fetch(ref: str) -> StepTemplate | None:
+            try:
+                return await self._registry.template(*split_ref(ref))
+            except NotFoundError:
+                return None
+
+        return expand(wf, (await gather(wf.spec.nodes, fetch)).get)
 
     def _resume(self, run_id: str) -> None:
         """A repeated start of a run nobody drives (its starter died between the first

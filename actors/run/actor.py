@@ -443,8 +443,8 @@ class _Driver:
         if state is None:
             return
         touched, self._touched = self._touched, set()
-        touched.update(state.newly_skipped)
-        state.newly_skipped.clear()
+        touched.update(state.newly_settled)
+        state.newly_settled.clear()
         for node_id, status in due_events(state, self._announced, touched, stopping):
             self._announced[node_id] = status
             event = lifecycle(

@@ -225,8 +225,9 @@ class RunState:
         # Signal waits whose signal arrived: their registration in the waits bucket (an
         # index only) can go. The run actor drains this list; replay refills it harmlessly.
         self.signalled_waits: list[WaitRef] = []
-        # Nodes skipped since the run actor last looked (it announces them).
-        self.newly_skipped: list[str] = []
+        # Nodes skipped or computed (value nodes) since the run actor last looked: they
+        # ended in the fold, with no event of their own, and it announces them.
+        self.newly_settled: list[str] = []
         self.settled_count = 0  # nodes whose gate has opened or shut, ever
         self._resolve(self.plan.nodes)
 
@@ -521,9 +522,14 @@ class RunState:
         while todo:
             node_id = todo.popleft()
             node = self.nodes[node_id]
+            planned = self.plan.nodes[node_id]
+            if node.ready and planned.kind == "value" and not node.expanded:
+                context = context or self.context()  # reopened by a retry of its error
+                self._compute(node, planned, context)
+                todo.extend(self.plan.dependants.get(node_id, ()))
+                continue
             if node.ready or node.skipped or node.expanded or node.render_error is not None:
                 continue
-            planned = self.plan.nodes[node_id]
             order = planned.need_order
             while node.cursor < len(order) and self._ended(order[node.cursor]) in SETTLED:
                 node.cursor += 1  # needs end once (a retry's are re-checked below)
@@ -550,12 +556,29 @@ class RunState:
                 self.settled_count += 1
             if verdict is Gate.RUN:
                 node.ready = True
+                if planned.kind == "value":
+                    context = context or self.context()
+                    self._compute(node, planned, context)
+                    todo.extend(self.plan.dependants.get(node_id, ()))
             elif verdict is Gate.SKIP:
                 node.skipped = True
-                self.newly_skipped.append(node_id)
+                self.newly_settled.append(node_id)
                 if context is not None:  # its (null) output and status are now visible
                     context["nodes"][node_id] = _seen(node)
                 todo.extend(self.plan.dependants.get(node_id, ()))
+
+    def _compute(self, node: NodeState, planned: PlannedNode, context: dict[str, Any]) -> None:
+        """A value node ends as its needs do: its value rendered, or a render error."""
+        try:
+            output = planned.inputs.render(context)
+        except ExpressionError as exc:
+            node.render_error = _error(ErrorCode.EXPRESSION_ERROR, exc)
+        else:
+            ref = TaskRef(node=node.id, attempt=node.attempt_floor + 1)
+            node.tasks[None] = TaskState(ref, status=NodeStatus.SUCCEEDED, output=output)
+            node.expanded = True
+        self.newly_settled.append(node.id)
+        context["nodes"][node.id] = _seen(node)
 
     # --- deciding ------------------------------------------------------------------------
     def decide(self, now: datetime) -> list[Decision]:
@@ -630,7 +653,7 @@ class RunState:
         out: list[WaitRef] = []
         context: dict[str, Any] | None = None
         for node_id, planned in self.plan.nodes.items():
-            if planned.kind in TASK_KINDS:
+            if planned.kind in TASK_KINDS or planned.kind == "value":
                 continue
             node = self.nodes[node_id]
             task = node.tasks.get(None)

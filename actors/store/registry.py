@@ -10,7 +10,7 @@ from nats.js.kv import KeyValue
 from actorflow.actors.store.errors import NOT_FOUND, not_found_as
 from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
-from actorflow.definitions.models import Definition, Function, RuntimeEnv, Workflow
+from actorflow.definitions.models import Definition, Function, RuntimeEnv, StepTemplate, Workflow
 
 
 class Registry:
@@ -80,6 +80,19 @@ class Registry:
         assert isinstance(model, Workflow)
         return model
 
+    async def template(self, name: str, version: str = "latest") -> StepTemplate:
+        if version == "latest":
+            version = await self.latest_version("Template", name)
+        model = await self._model("Template", name, version)
+        assert isinstance(model, StepTemplate)
+        return model
+
+    async def templates(self) -> list[StepTemplate]:
+        return [
+            StepTemplate.model_validate_json(v)
+            for v in await self._values(ev.definitions_prefix("Template"))
+        ]
+
     async def runtime_env(self, name: str, version: str) -> RuntimeEnv:
         return RuntimeEnv.model_validate_json(await self._get("RuntimeEnv", name, version))
 
@@ -144,8 +157,9 @@ class Registry:
         return [out[k][1] for k in keys]
 
 
-_KINDS: dict[str, type[Function] | type[Workflow] | type[RuntimeEnv]] = {
+_KINDS: dict[str, type[Function] | type[Workflow] | type[StepTemplate] | type[RuntimeEnv]] = {
     "Function": Function,
     "Workflow": Workflow,
+    "Template": StepTemplate,
     "RuntimeEnv": RuntimeEnv,
 }

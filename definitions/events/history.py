@@ -56,6 +56,8 @@ class RunStarted(_Event):
     retries: dict[str, dict[str, Any]] = Field(default_factory=dict)
     hooks: dict[str, dict[str, Any]] = Field(default_factory=dict)  # function-ref hooks
     inputs: dict[str, JsonValue]
+    templates: dict[str, str] = Field(default_factory=dict)
+    """Each template reference (as written) → the version expanded into `plan`."""
 
 
 class RunClaimed(_Event):

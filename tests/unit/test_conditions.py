@@ -153,7 +153,7 @@ def test_if_else_takes_one_branch_skips_the_chain_under_the_other_and_joins() ->
     statuses = {n: s.status for n, s in state.nodes.items()}
     assert statuses["big"] is S.SKIPPED
     assert statuses["after_big"] is S.SKIPPED  # a chain under a false condition
-    assert state.newly_skipped == ["big", "after_big"]
+    assert state.newly_settled == ["big", "after_big"]
     complete(state, small, "s")
     (join,) = schedule(state)
     assert join.inputs == {"b": None, "s": "s"}  # a skipped node's output is null

@@ -47,6 +47,7 @@ EXPECTED = [
     "Settings",
     "StepContext",
     "StepError",
+    "StepTemplate",
     "StopReason",
     "Trigger",
     "TriggerError",
