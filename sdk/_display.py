@@ -79,17 +79,46 @@ def runs_table(records: Iterable[RunRecord]) -> Table:
 
 
 def nodes_table(nodes: Iterable[NodeInfo], title: str | None = None) -> Table:
-    table = Table("node", "status", "attempt", "duration", "replica", "error", title=title)
-    for n in nodes:
+    """One row per node, a template group's nodes indented under the group's row (which
+    shows how the group ended); a skipped node says why."""
+    table = Table("node", "status", "attempt", "duration", "replica", "detail", title=title)
+    for n, depth, group in grouped(list(nodes)):
+        detail = f"[{n.error.code}] {n.error.message}" if n.error else n.note
+        name = n.key.rpartition(".")[2] if depth else n.key
+        label = "  " * depth + (f"{name} (template)" if group else name)
         table.add_row(
-            n.key,
+            label,
             status_text(n.status),
-            str(n.attempt or "-"),
+            str(n.attempt or "-") if n.kind != "value" else "-",
             seconds(n.duration),
             n.replica or "-",
-            f"[{n.error.code}] {n.error.message}" if n.error else "",
+            detail,
         )
     return table
+
+
+def grouped(nodes: list[NodeInfo]) -> list[tuple[NodeInfo, int, bool]]:
+    """Rows in display order: (node, depth, is a template group). A group's row — its
+    exit value node, which ends as the group does — stands where its entry value node
+    (``<group>.inputs``) was, and its nodes follow, one level deeper."""
+    by_id = {n.node: n for n in nodes if n.index is None}
+    groups = {
+        g
+        for n in nodes
+        if n.kind == "value" and n.node.endswith(".inputs")
+        for g in [n.node.removesuffix(".inputs")]
+        if g in by_id
+    }
+    out: list[tuple[NodeInfo, int, bool]] = []
+    for n in nodes:
+        if n.node in groups:
+            continue
+        if n.node.endswith(".inputs") and n.node.removesuffix(".inputs") in groups:
+            group = n.node.removesuffix(".inputs")
+            out.append((by_id[group], group.count("."), True))
+            continue
+        out.append((n, n.node.count("."), False))
+    return out
 
 
 def run_detail(record: RunRecord, nodes: list[NodeInfo]) -> RenderableType:
@@ -150,6 +179,8 @@ def executions_table(nodes: Iterable[NodeInfo]) -> Table:
         title="executions",
     )
     for n in nodes:
+        if n.kind == "value":
+            continue  # computed in the run, never executed
         for a in n.attempts:
             table.add_row(
                 n.key,

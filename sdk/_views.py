@@ -48,6 +48,8 @@ class NodeInfo(BaseModel):
     node: str
     index: int | None = None
     status: NodeStatus
+    kind: str = ""  # function, shell, http, sleep, wait, approval, value
+    note: str = ""  # a skipped node: why (its `when` was false, or which needs were unmet)
     attempt: int = 0
     scheduled_at: datetime | None = None
     started_at: datetime | None = None
@@ -96,8 +98,17 @@ class NodeInfo(BaseModel):
 def node_infos(state: RunState) -> list[NodeInfo]:
     out: list[NodeInfo] = []
     for node in state.nodes.values():
+        kind = state.plan.nodes[node.id].kind
         if not node.tasks:
-            out.append(NodeInfo(node=node.id, status=node.status, error=node.error))
+            out.append(
+                NodeInfo(
+                    node=node.id,
+                    status=node.status,
+                    kind=kind,
+                    note=node.skip_reason,
+                    error=node.error,
+                )
+            )
             continue
         for task in sorted(node.tasks.values(), key=lambda t: t.ref.index or 0):
             out.append(
@@ -105,6 +116,7 @@ def node_infos(state: RunState) -> list[NodeInfo]:
                     node=node.id,
                     index=task.ref.index,
                     status=task.status,
+                    kind=kind,
                     attempt=task.ref.attempt,
                     scheduled_at=task.scheduled_at,
                     started_at=task.started_at,

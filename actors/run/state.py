@@ -105,6 +105,7 @@ class NodeState:
     # runs. Sticky, like a decision: a node retried later does not reopen a branch.
     ready: bool = False
     skipped: bool = False
+    skip_reason: str = ""  # "when false" or which needs were not met (for `runs show`)
     cursor: int = 0  # needs before this index had ended when last looked (a fan-in's 200)
 
     @property
@@ -476,6 +477,7 @@ class RunState:
                     node.tasks, node.items, node.expanded = {}, None, False
                     node.render_error = None
                     node.ready = node.skipped = False
+                    node.skip_reason = ""
                     node.cursor = 0
             else:
                 for node in self.nodes.values():
@@ -540,6 +542,7 @@ class RunState:
             if verdict is Gate.WAIT:
                 node.cursor = next(i for i, d in enumerate(order) if ended[d] not in SETTLED)
                 continue
+            reason = "" if verdict is Gate.RUN else _unmet(planned.needs, ended)
             if verdict is Gate.RUN and planned.when is not None:
                 context = context or self.context()
                 try:
@@ -551,7 +554,7 @@ class RunState:
                     context["nodes"][node_id] = _seen(node)
                     todo.extend(self.plan.dependants.get(node_id, ()))
                     continue
-                verdict = Gate.RUN if chosen else Gate.SKIP
+                verdict, reason = (Gate.RUN, "") if chosen else (Gate.SKIP, "when was false")
             if verdict is not Gate.WAIT:
                 self.settled_count += 1
             if verdict is Gate.RUN:
@@ -561,7 +564,7 @@ class RunState:
                     self._compute(node, planned, context)
                     todo.extend(self.plan.dependants.get(node_id, ()))
             elif verdict is Gate.SKIP:
-                node.skipped = True
+                node.skipped, node.skip_reason = True, reason
                 self.newly_settled.append(node_id)
                 if context is not None:  # its (null) output and status are now visible
                     context["nodes"][node_id] = _seen(node)
@@ -952,6 +955,16 @@ def _seen(node: NodeState) -> dict[str, Any]:
         "status": node.status.value,
         "error": error.model_dump(mode="json") if error else None,
     }
+
+
+def _unmet(needs: Mapping[str, str], ended: Mapping[str, NodeStatus]) -> str:
+    """Why a gate shut: the needs that did not end the way they were waited for."""
+    unmet = [
+        f"{dep} {ended[dep].value.lower()}"
+        for dep, on in needs.items()
+        if on != "finished" and ended[dep].value.lower() != on
+    ]
+    return "needs not met: " + ", ".join(unmet) if unmet else "every need was skipped"
 
 
 def _first_attempt(task: TaskState) -> TaskState:
