@@ -176,8 +176,9 @@ def waits_prefix(signal: str, key: str) -> str:
 # --- captured output --------------------------------------------------------------------------
 def log_subject(run_id: str, node: str) -> str:
     """Captured output of one node of a run: ``af.log.<run_id>.<node>`` (every attempt and
-    for-each item of the node shares it; the lines say which)."""
-    return f"af.log.{run_id}.{_token(node)}"
+    for-each item of the node shares it; the lines say which). A template group's node
+    ``prep.fetch`` is ``prep-fetch`` here: no id a user writes holds a '-'."""
+    return f"af.log.{run_id}.{_token(node.replace('.', '-'))}"
 
 
 def logs_filter(run_id: str, node: str | None = None) -> str:
