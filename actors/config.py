@@ -36,6 +36,9 @@ class EngineTunables(BaseModel):
     #: life of each process — measured ~40 KB per run in the controller, in every run actor
     #: and in Ray's dashboard agent (10,000 runs: +390 MB) — so unique names leak.
     run_task_names: bool = False
+    #: How deep sub-workflows may nest (a child of a child …): a deeper start fails its
+    #: node with SUBWORKFLOW_DEPTH — recursion ends there if nothing else stops it.
+    max_run_depth: int = Field(default=32, ge=1, le=1000)
     #: Longest a workflow hook may run before it is recorded as failed (seconds).
     hook_timeout: float = Field(default=30.0, gt=0)
     #: Largest node output (as JSON, bytes) carried by a node lifecycle event; else null.

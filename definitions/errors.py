@@ -223,6 +223,9 @@ class ErrorCode(StrEnum):
     # --- raised by the built-in steps (besides EXIT_<n> / SIGNAL_<s> for shell, HTTP_<status>)
     HTTP_UNREACHABLE = "HTTP_UNREACHABLE"  # an HTTP step's server could not be reached
     SECRET_MISSING = "SECRET_MISSING"  # an HTTP step's secret header has no value on the replica
+    CHILD_FAILED = "CHILD_FAILED"  # a sub-workflow's child run ended without an error code
+    CHILD_NOT_STARTED = "CHILD_NOT_STARTED"  # the controller refused to start a child run
+    SUBWORKFLOW_DEPTH = "SUBWORKFLOW_DEPTH"  # a child run would nest deeper than allowed
     # --- decided by the run itself ---
     RUN_TIMEOUT = "RUN_TIMEOUT"  # the run ran past its workflow's `timeout`
     WAIT_TIMEOUT = "WAIT_TIMEOUT"  # a wait / approval node's timeout passed before a signal

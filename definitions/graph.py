@@ -12,7 +12,7 @@ cycle reads the way it would run: ``cycle: a -> b -> a``.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 import networkx as nx
 
@@ -27,7 +27,11 @@ _SINGLE_EXPR = re.compile(r"\s*\$\{\{.*\}\}\s*", re.DOTALL)
 
 
 def check_workflow(
-    wf: Workflow, *, known_functions: Collection[str] | None = None, expanded: bool = False
+    wf: Workflow,
+    *,
+    known_functions: Collection[str] | None = None,
+    known_workflows: Collection[str] | None = None,
+    expanded: bool = False,
 ) -> list[DefinitionIssue]:
     """Every graph-level problem of `wf`, in document order; empty when it is sound.
 
@@ -35,10 +39,36 @@ def check_workflow(
         wf: a workflow that already passed model validation.
         known_functions: ``name@version`` strings; when given, each node's function must
             be one of them (``name@latest`` matches any version of ``name``).
+        known_workflows: likewise, for sub-workflow (`workflow:`) nodes; `wf` itself counts.
         expanded: `wf` is a template expansion, whose dotted ids (``prep.fetch``) are its
             own; a user may not write them.
     """
-    return _Checker(wf, known_functions, expanded=expanded).run()
+    checker = _Checker(wf, known_functions, expanded=expanded)
+    if known_workflows is not None:
+        checker.known_workflows = {*known_workflows, wf.ref}
+    return checker.run()
+
+
+def unconditional_cycles(workflows: Iterable[Workflow]) -> list[tuple[Workflow, int, str]]:
+    """Chains of sub-workflow references that come back to where they started with no
+    `when` on the way — a run of any of them would nest until the depth limit. Each as
+    (a workflow on it, the index of its node that starts the chain, the path by name).
+    References are by name: any version may be the one a run resolves."""
+    graph = nx.DiGraph()
+    first: dict[tuple[str, str], tuple[Workflow, int]] = {}
+    for wf in workflows:
+        for i, node in enumerate(wf.spec.nodes):
+            if node.workflow is not None and node.when is None:
+                edge = (wf.metadata.name, split_ref(node.workflow)[0])
+                graph.add_edge(*edge)
+                first.setdefault(edge, (wf, i))
+    out: list[tuple[Workflow, int, str]] = []
+    for cycle in sorted(nx.simple_cycles(graph), key=sorted):
+        start = cycle.index(min(cycle))
+        path = cycle[start:] + cycle[:start]
+        wf, index = first[(path[0], path[1 % len(path)])]
+        out.append((wf, index, " -> ".join([*path, path[0]])))
+    return out
 
 
 def check_template(
@@ -99,14 +129,18 @@ def topological_order(wf: Workflow) -> list[str]:
 
 
 def validate_workflow(
-    wf: Workflow, *, known_functions: Collection[str] | None = None, file: str | None = None
+    wf: Workflow,
+    *,
+    known_functions: Collection[str] | None = None,
+    known_workflows: Collection[str] | None = None,
+    file: str | None = None,
 ) -> Workflow:
     """Return `wf` unchanged if `check_workflow` finds nothing; raise otherwise.
 
     Raises:
         DefinitionError: one issue per problem, each naming `file` and the field.
     """
-    issues = check_workflow(wf, known_functions=known_functions)
+    issues = check_workflow(wf, known_functions=known_functions, known_workflows=known_workflows)
     if issues:
         raise DefinitionError([_with_file(i, file) for i in issues])
     return wf
@@ -173,6 +207,7 @@ class _Checker:
     ) -> None:
         self.wf = wf
         self.expanded = expanded
+        self.known_workflows: set[str] | None = None
         self.known = None if known_functions is None else set(known_functions)
         self.issues: list[DefinitionIssue] = []
         self.position: dict[str, int] = {}
@@ -254,6 +289,10 @@ class _Checker:
                 self._check_template(field, node.when, owner=node.id, loop_ok=False)
         if self.known is not None and node.function is not None:
             self._check_function(f"{base}.function", node.function, self.known)
+        if self.known_workflows is not None and node.workflow is not None:
+            self._check_function(
+                f"{base}.workflow", node.workflow, self.known_workflows, kind="workflow"
+            )
         if node.wait is not None:
             self._check_template(f"{base}.wait.key", node.wait.key, owner=node.id, loop_ok=False)
 
@@ -279,13 +318,15 @@ class _Checker:
                 where = "in forEach itself" if field.endswith(".forEach") else "without forEach"
                 self._add(f"{var!r} is only defined inside forEach (used {where})", field)
 
-    def _check_function(self, field: str, ref: str, known: set[str]) -> None:
+    def _check_function(
+        self, field: str, ref: str, known: set[str], *, kind: str = "function"
+    ) -> None:
         name, version = split_ref(ref)
         versions = sorted(split_ref(k)[1] for k in known if split_ref(k)[0] == name)
         if (version == "latest" and versions) or ref in known:
             return
         hint = f" (known versions: {', '.join(versions)})" if versions else ""
-        self._add(f"unknown function {ref!r}{hint}", field)
+        self._add(f"unknown {kind} {ref!r}{hint}", field)
 
     def _check_cycles(self) -> None:
         components = [c for c in nx.strongly_connected_components(self.graph) if len(c) > 1]

@@ -110,6 +110,7 @@ def load_text(
     file: str = "<string>",
     known_functions: Collection[str] | None = None,
     known_templates: Mapping[str, StepTemplate] | None = None,
+    known_workflows: Collection[str] | None = None,
 ) -> list[AnyDefinition]:
     """Parse and validate every document of a multi-document YAML text.
 
@@ -118,6 +119,8 @@ def load_text(
         file: the name issues report.
         known_functions: when given, ``name@version`` refs that workflows may call, in
             addition to the functions defined in `text` itself.
+        known_workflows: when given, ``name@version`` refs of registered workflows that
+            sub-workflow nodes may start (besides those defined in `text`).
         known_templates: when given, the registered templates by reference (see
             `templates.catalog`); template nodes must then name one of them or one
             defined in `text`. (Without, only templates defined here are checked.)
@@ -126,7 +129,7 @@ def load_text(
         DefinitionError: with one issue per problem found in the whole text.
     """
     docs, issues = _parse(text, file)
-    return _finish(docs, issues, known_functions, known_templates)
+    return _finish(docs, issues, known_functions, known_templates, known_workflows)
 
 
 def load_file(
@@ -134,10 +137,11 @@ def load_file(
     *,
     known_functions: Collection[str] | None = None,
     known_templates: Mapping[str, StepTemplate] | None = None,
+    known_workflows: Collection[str] | None = None,
 ) -> list[AnyDefinition]:
     """`load_text` on a file's content; issues name the file as given."""
     docs, issues = _parse_file(Path(path))
-    return _finish(docs, issues, known_functions, known_templates)
+    return _finish(docs, issues, known_functions, known_templates, known_workflows)
 
 
 def load_path(
@@ -145,6 +149,7 @@ def load_path(
     *,
     known_functions: Collection[str] | None = None,
     known_templates: Mapping[str, StepTemplate] | None = None,
+    known_workflows: Collection[str] | None = None,
 ) -> list[AnyDefinition]:
     """Load a file, or every ``*.yaml`` / ``*.yml`` directly in a directory (sorted by name).
 
@@ -163,7 +168,7 @@ def load_path(
         more_docs, more_issues = _parse_file(file)
         docs += more_docs
         issues += more_issues
-    return _finish(docs, issues, known_functions, known_templates)
+    return _finish(docs, issues, known_functions, known_templates, known_workflows)
 
 
 def dump(defs: Iterable[BaseModel]) -> str:
@@ -353,12 +358,16 @@ def _finish(
     issues: list[DefinitionIssue],
     known_functions: Collection[str] | None,
     known_templates: Mapping[str, StepTemplate] | None = None,
+    known_workflows: Collection[str] | None = None,
 ) -> list[AnyDefinition]:
     """Cross-document checks (duplicates, graphs), then raise everything or return models."""
     known = None
     if known_functions is not None:
         known = set(known_functions) | {d.model.ref for d in docs if d.model.kind == "Function"}
     local = [d.model for d in docs if isinstance(d.model, StepTemplate)]
+    workflows = None
+    if known_workflows is not None:
+        workflows = {*known_workflows, *(d.model.ref for d in docs if d.model.kind == "Workflow")}
     templates = {**(known_templates or {}), **catalog([], {}, local)}
     first: dict[tuple[str, str], _Document] = {}
     for doc in docs:
@@ -373,7 +382,7 @@ def _finish(
             first[key] = doc
         found: list[DefinitionIssue] = []
         if isinstance(doc.model, Workflow):
-            found = check_workflow(doc.model, known_functions=known)
+            found = check_workflow(doc.model, known_functions=known, known_workflows=workflows)
         elif isinstance(doc.model, StepTemplate):
             found = check_template(doc.model, known_functions=known)
         if isinstance(doc.model, Workflow | StepTemplate):

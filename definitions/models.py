@@ -271,8 +271,20 @@ class ApprovalSpec(_Model):
     timeout: Duration = None
 
 
-NodeKind = Literal["function", "shell", "http", "sleep", "wait", "approval", "value", "template"]
-_NODE_KINDS: Final = ("function", "shell", "http", "sleep", "wait", "approval", "value", "template")
+NodeKind = Literal[
+    "function", "shell", "http", "workflow", "sleep", "wait", "approval", "value", "template"
+]
+_NODE_KINDS: Final = (
+    "function",
+    "shell",
+    "http",
+    "workflow",
+    "sleep",
+    "wait",
+    "approval",
+    "value",
+    "template",
+)
 
 
 class ShellSpec(_Model):
@@ -327,7 +339,9 @@ class HttpSpec(_Model):
         return v
 
 
-BuiltinKind = Literal["shell", "http"]
+BuiltinKind = Literal["shell", "http", "workflow"]
+_BUILTIN_CONCURRENCY: Final = {"shell": 8, "http": 64, "workflow": 1000}
+_BUILTIN_MODULES: Final = {"shell": "shell", "http": "http", "workflow": "subworkflow"}
 
 
 def builtin_function(kind: BuiltinKind, resources: Resources) -> Function:
@@ -343,10 +357,10 @@ def builtin_function(kind: BuiltinKind, resources: Resources) -> Function:
                 "description": f"{kind} steps (implicit)",
             },
             "spec": {
-                "handler": f"actorflow.actors.functions.{kind}:run",
+                "handler": f"actorflow.actors.functions.{_BUILTIN_MODULES[kind]}:run",
                 "resources": resources.model_dump(),
                 "replicas": {"min": 0, "max": 4, "target": 8, "downDelay": "5m"},
-                "maxConcurrency": 8 if kind == "shell" else 64,
+                "maxConcurrency": _BUILTIN_CONCURRENCY[kind],
             },
         }
     )
@@ -390,6 +404,13 @@ class NodeSpec(_Model):
     function: FunctionRef | None = None
     shell: ShellSpec | None = None
     http: HttpSpec | None = None
+    workflow: FunctionRef | None = None
+    """``name@version`` (or a bare name / ``@latest``, resolved when the run starts): a child
+    run of that workflow, given `inputs`; its outputs are the node's output."""
+    on_parent_stop: Literal["cancel", "terminate", "abandon"] = "cancel"
+    """A `workflow` node: what its running child does when this run is paused, cancelled
+    or terminated — the same (``cancel``: pause / cancel; ``terminate``: terminate), or
+    nothing (``abandon``)."""
     sleep: Duration = None
     wait: WaitSpec | None = None
     approval: ApprovalSpec | None = None
@@ -427,7 +448,7 @@ class NodeSpec(_Model):
                 f"a node needs exactly one of {', '.join(_NODE_KINDS)}"
                 + (f" (got {', '.join(kinds)})" if kinds else "")
             )
-        runs_task = kinds[0] in ("function", "shell", "http")
+        runs_task = kinds[0] in ("function", "shell", "http", "workflow")
         if kinds[0] == "template":
             if self.for_each or self.retry or self.timeout is not None or self.continue_on:
                 raise ValueError(
@@ -447,7 +468,11 @@ class NodeSpec(_Model):
 
     @property
     def builtin(self) -> BuiltinKind | None:
-        return "shell" if self.shell is not None else "http" if self.http is not None else None
+        if self.shell is not None:
+            return "shell"
+        if self.http is not None:
+            return "http"
+        return "workflow" if self.workflow is not None else None
 
     @property
     def function_ref(self) -> str | None:

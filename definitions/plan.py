@@ -59,7 +59,7 @@ class PlannedNode:
         return tuple(self.needs)
 
 
-TASK_KINDS = frozenset({"function", "shell", "http"})
+TASK_KINDS = frozenset({"function", "shell", "http", "workflow"})
 """Node kinds whose work is a task on a function pool."""
 
 
@@ -108,6 +108,28 @@ def _request_of(spec: HttpSpec) -> dict[str, Any]:
     return data
 
 
+def workflow_refs(wf: Workflow) -> set[str]:
+    """Every sub-workflow reference the workflow's nodes make (as written)."""
+    return {node.workflow for node in wf.spec.nodes if node.workflow is not None}
+
+
+def _child_of(node: NodeSpec, workflows: Mapping[str, str]) -> dict[str, Any]:
+    """A `workflow` node's task inputs: which child to start, with what, how deep."""
+    assert node.workflow is not None
+    if node.workflow not in workflows:
+        raise DefinitionError.single(
+            f"sub-workflow {node.workflow!r} of node {node.id!r} was not resolved",
+            field="spec.nodes",
+        )
+    return {
+        "workflow": split_ref(node.workflow)[0],
+        "version": workflows[node.workflow],
+        "inputs": dict(node.inputs),
+        "depth": "${{ run.depth + 1 }}",
+        "on_parent_stop": node.on_parent_stop,
+    }
+
+
 def builtin_functions(wf: Workflow) -> list[Function]:
     """The implicit pools the workflow's shell and HTTP nodes run on, one per kind and
     resource shape."""
@@ -124,11 +146,14 @@ def compile_plan(
     wf: Workflow,
     functions: Mapping[str, str],
     retries: Mapping[str, RetryPolicy] | None = None,
+    workflows: Mapping[str, str] | None = None,
 ) -> Plan:
-    """`functions` maps each function reference (as written) to a concrete version;
-    `retries` gives each node's retry policy where its function's differs from the default.
+    """`functions` maps each function reference (as written) to a concrete version, and
+    `workflows` each sub-workflow reference; `retries` gives each node's retry policy
+    where its function's differs from the default.
     """
     retries = retries or {}
+    workflows = workflows or {}
     nodes: dict[str, PlannedNode] = {}
     for i, node in enumerate(wf.spec.nodes):
         where = f"spec.nodes[{i}]"
@@ -136,6 +161,8 @@ def compile_plan(
             inputs = Template.compile(node.shell.model_dump(), field=f"{where}.shell")
         elif node.http is not None:  # the request; secrets stay references until the call
             inputs = Template.compile(_request_of(node.http), field=f"{where}.http")
+        elif node.workflow is not None:  # the child run to start; its inputs, rendered
+            inputs = Template.compile(_child_of(node, workflows), field=f"{where}.inputs")
         elif node.value is not None:
             inputs = Template.compile(node.value, field=f"{where}.value")
         elif node.template is not None:

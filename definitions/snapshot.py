@@ -22,11 +22,16 @@ def run_started(
     wf: Workflow,
     functions: Mapping[str, Function],
     inputs: Mapping[str, Any],
+    *,
     templates: Mapping[str, str] | None = None,
+    workflows: Mapping[str, str] | None = None,
+    parent: ev.ParentRef | None = None,
+    depth: int = 0,
 ) -> ev.RunStarted:
     """The first event of a run of `wf` (its templates already expanded: `templates` says
     which version each reference resolved to); `functions` maps every reference the
-    workflow makes (as written) to the definition it resolves to now.
+    workflow makes (as written) to the definition it resolves to now, `workflows` every
+    sub-workflow reference to a version. A child run names its `parent` and `depth`.
 
     Raises `InputError` for inputs the workflow does not accept and `DefinitionError` for
     a workflow that does not compile — here, before anything is recorded.
@@ -48,7 +53,7 @@ def run_started(
         for h in wf.spec.hooks
         if h.call in functions
     }
-    compile_plan(wf, versions)
+    compile_plan(wf, versions, workflows=workflows)
     return ev.RunStarted(
         run_id=run_id,
         workflow=wf.metadata.name,
@@ -59,4 +64,7 @@ def run_started(
         hooks=hooks,
         inputs=bound,
         templates=dict(templates or {}),
+        workflows=dict(workflows or {}),
+        parent=parent,
+        depth=depth,
     )

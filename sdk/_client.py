@@ -200,7 +200,13 @@ class AsyncClient:
             # the file and line that names it.
             known = {f.ref for f in await self.functions()}
             templates = await self._template_catalog()
-            models = load_path(definitions, known_functions=known, known_templates=templates)
+            workflows = {w.ref for w in await self.workflows()}
+            models = load_path(
+                definitions,
+                known_functions=known,
+                known_templates=templates,
+                known_workflows=workflows,
+            )
         else:
             models = _as_models(definitions)
         docs = [m.model_dump(mode="json", by_alias=True) for m in models]

@@ -12,7 +12,12 @@ from actorflow.actors.controller.results import Applied, Deleted
 from actorflow.actors.functions.pools import FunctionPool, check_fits
 from actorflow.actors.store.registry import Registry
 from actorflow.definitions.errors import DefinitionError, DefinitionIssue, InUseError, NotFoundError
-from actorflow.definitions.graph import check_template, check_workflow, validate_workflow
+from actorflow.definitions.graph import (
+    check_template,
+    check_workflow,
+    unconditional_cycles,
+    validate_workflow,
+)
 from actorflow.definitions.models import (
     Definition,
     Function,
@@ -77,8 +82,11 @@ class DefinitionService:
             for function in functions:
                 check_fits(function, resolved[function.ref])
             known = {f.ref for f in await self._registry.functions()} | {f.ref for f in functions}
+            registered = await self._registry.workflows()
+            known_wfs = {w.ref for w in [*registered, *workflows]}
             for wf in workflows:
-                validate_workflow(wf, known_functions=known)
+                validate_workflow(wf, known_functions=known, known_workflows=known_wfs)
+            _check_recursion(workflows, registered)
             await self._check_templates(templates, workflows, known)
             await self._plugin.check(plugin_docs, {w.metadata.name for w in workflows})
             results = [_applied(env, await self._registry.put(env)) for env in envs]
@@ -201,6 +209,23 @@ def _parse(doc: Document) -> Definition:
     if model is None:
         raise DefinitionError.single(f"unknown kind {doc.get('kind')!r}", field="kind")
     return model.model_validate(doc)
+
+
+def _check_recursion(batch: list[Workflow], registered: list[Workflow]) -> None:
+    """Refuse a batch that closes a chain of sub-workflows with no condition on it."""
+    names = {w.metadata.name for w in batch}
+    replaced = {w.ref for w in batch}
+    everything = [*batch, *(w for w in registered if w.ref not in replaced)]
+    issues = [
+        DefinitionIssue(
+            f"Workflow {wf.ref}: sub-workflows call each other with no `when` to end it: {path}",
+            field=f"spec.nodes[{index}].workflow",
+        )
+        for wf, index, path in unconditional_cycles(everything)
+        if set(path.split(" -> ")) & names
+    ]
+    if issues:
+        raise DefinitionError(issues)
 
 
 def _named(issue: DefinitionIssue, definition: Definition) -> DefinitionIssue:

@@ -22,9 +22,9 @@ from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.registry import Registry
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import NotFoundError
+from actorflow.definitions.errors import ErrorCode, NotFoundError, StepError
 from actorflow.definitions.models import Function, StepTemplate, Workflow, split_ref
-from actorflow.definitions.plan import function_refs
+from actorflow.definitions.plan import function_refs, workflow_refs
 from actorflow.definitions.snapshot import run_started
 from actorflow.definitions.templates import expand, gather, template_refs
 
@@ -52,19 +52,43 @@ class RunStarter:
         inputs: dict[str, Any],
         version: str | None = None,
         run_id: str | None = None,
+        *,
+        parent: ev.ParentRef | None = None,
+        depth: int = 0,
     ) -> str:
         """Record the run's first event, make its first decision, hand it to a run actor;
         returns its id once the first steps are queued.
 
-        With a `run_id` this is idempotent: starting the same id twice starts one run.
+        With a `run_id` this is idempotent: starting the same id twice starts one run. A
+        child run (of a `workflow:` node) names its `parent` and how deep it nests.
         """
+        if depth > self._config.max_run_depth:
+            raise StepError(
+                ErrorCode.SUBWORKFLOW_DEPTH,
+                f"sub-workflows nest deeper than ACTORFLOW_MAX_RUN_DEPTH "
+                f"({self._config.max_run_depth}): {workflow} not started",
+                retryable=False,
+            )
         wf, templates = await self._expanded(await self._registry.workflow(workflow, version))
         specs: dict[str, Function] = {}
         for ref in function_refs(wf):
             name, wanted = split_ref(ref)
             specs[ref] = await self._registry.function(name, wanted)
+        children: dict[str, str] = {}
+        for ref in workflow_refs(wf):
+            name, wanted = split_ref(ref)
+            children[ref] = (await self._registry.workflow(name, wanted)).metadata.version
         run_id = run_id or ev.new_run_id(wf.metadata.name)
-        started = run_started(run_id, wf, specs, inputs, templates)
+        started = run_started(
+            run_id,
+            wf,
+            specs,
+            inputs,
+            templates=templates,
+            workflows=children,
+            parent=parent,
+            depth=depth,
+        )
         data = ev.encode(started)
         try:
             ack = await with_retries(
@@ -137,11 +161,22 @@ class RunStarter:
             reply = ev.StartRunReply(ok=False, run_id="", error_type="DecodeError", error=str(exc))
         else:
             try:
-                run_id = await self.start(req.workflow, dict(req.inputs), req.version, req.run_id)
+                run_id = await self.start(
+                    req.workflow,
+                    dict(req.inputs),
+                    req.version,
+                    req.run_id,
+                    parent=req.parent,
+                    depth=req.depth,
+                )
                 reply = ev.StartRunReply(ok=True, run_id=run_id)
             except Exception as exc:  # the caller repeats it over Ray to get the error itself
                 reply = ev.StartRunReply(
-                    ok=False, run_id=req.run_id, error_type=type(exc).__name__, error=str(exc)
+                    ok=False,
+                    run_id=req.run_id,
+                    error_type=type(exc).__name__,
+                    error=str(exc),
+                    code=exc.code if isinstance(exc, StepError) else None,
                 )
         if msg.reply:
             with contextlib.suppress(Exception):
@@ -156,6 +191,7 @@ class RunStarter:
             status=ev.RunStatus.PENDING,
             created_at=started.at,
             updated_at=started.at,
+            parent_run_id=started.parent.run_id if started.parent else None,
         )
         # The run actor wrote first (its record is newer), or NATS is away: either way the
         # run actor's own record follows.

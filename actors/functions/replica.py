@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.functions import capture
+from actorflow.actors.functions import capture, engine_link
 from actorflow.actors.functions.accounting import CpuMeter, RssSampler, gpu_ids
 from actorflow.actors.functions.context import StepContext
 from actorflow.actors.functions.handlers import Handler
@@ -99,6 +99,7 @@ class FunctionReplica:
             self._config.nats_url, name=self._name, on_reconnect=self._reconnected
         )
         self._js = self._nc.jetstream()
+        engine_link.connect(self._nc, self._config)
         self._blobs = BlobStore(self._js, self._config.inline_limit)
         cfg = ensure_consumer_config(self._function, self._config)
         sub = await self._js.pull_subscribe(

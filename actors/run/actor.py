@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.run import signals
+from actorflow.actors.run import children, signals
 from actorflow.actors.run.dispatch import publish_tasks
 from actorflow.actors.run.history import DecisionLog, replay
 from actorflow.actors.run.hooks import HookRunner
@@ -258,6 +258,7 @@ class _Driver:
         # Tasks scheduled before the crash may never have reached the queue; publishing
         # them again is harmless (same Nats-Msg-Id, deduplicated by the server).
         await self._publish_tasks(state.republish())
+        await self._control_children(children.on_resume(state))
         return await self._loop()
 
     async def _loop(self) -> str:
@@ -306,6 +307,7 @@ class _Driver:
             self._state.apply(claim)
             assert self._records is not None
             self._records.status_changed()
+            await self._control_children(children.on_resume(self._state))
             return True
         return False
 
@@ -343,10 +345,23 @@ class _Driver:
         assert self._state is not None
         await publish_tasks(self._js, self._blobs, self._state.started, tasks)
 
+    async def _control_children(self, requests: list[tuple[str, ev.ControlAction]]) -> None:
+        """Forward a stop (or a resume) to child runs, before the stop is recorded: a
+        crash in between replays to the same stop, which forwards again. A child that no
+        longer applies (it ended, it was not paused) refuses, and that is fine."""
+
+        async def send(child: str, action: ev.ControlAction) -> None:
+            request = ev.ControlRequest(action=action, reason=f"parent {self.run_id} {action}")
+            with contextlib.suppress(Exception):
+                await self._nc.request(ev.control_subject(child), ev.encode(request), timeout=10)
+
+        await asyncio.gather(*(send(child, action) for child, action in requests))
+
     async def _stop(self, decision: Stop) -> None:
         assert self._state is not None
         assert self._decisions is not None
         assert self._records is not None
+        await self._control_children(children.on_stop(self._state, decision))
         event = ev.RunStopped(
             run_id=self.run_id,
             status=decision.status,

@@ -68,6 +68,7 @@ class RecordWriter:
             guidance=stopped.guidance if stopped else "",
             wake_at=stopped.wake_at if stopped else None,
             hook_failures=list(state.hook_failures),
+            parent_run_id=state.started.parent.run_id if state.started.parent else None,
         )
 
     async def _stale(self) -> bool:

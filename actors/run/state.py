@@ -608,7 +608,9 @@ class RunState:
         if failed is not None:
             return [] if in_flight else [self._interrupt(failed)]
         if self.paused:
-            return [] if in_flight else [Stop(RunStatus.PAUSED)]
+            # A child run is paused with its parent (see children.py), not waited for.
+            steps = [t for t in self.in_flight() if self.plan.nodes[t.ref.node].kind != "workflow"]
+            return [] if steps else [Stop(RunStatus.PAUSED)]
         ended = self._ended_waits(now)
         if ended:
             return ended
@@ -885,6 +887,7 @@ class RunState:
                 "id": self.started.run_id,
                 "workflow": self.started.workflow,
                 "version": self.started.version,
+                "depth": self.started.depth,
             },
         }
 
@@ -982,7 +985,9 @@ def _output_of(event: HistoryEvent, blobs: Mapping[str, Any]) -> Any:
 
 def plan_of(started: RunStarted) -> Plan:
     retries = {k: RetryPolicy.model_validate(v) for k, v in started.retries.items()}
-    return compile_plan(Workflow.model_validate(started.plan), started.functions, retries)
+    return compile_plan(
+        Workflow.model_validate(started.plan), started.functions, retries, started.workflows
+    )
 
 
 def _key(ref: TaskRef) -> str:

@@ -147,6 +147,8 @@ from actorflow.definitions.events.values import (
     LogStream,
     Message,
     NodeStatus,
+    OnParentStop,
+    ParentRef,
     Payload,
     Progress,
     RunStatus,
@@ -156,6 +158,7 @@ from actorflow.definitions.events.values import (
     WaitKind,
     WaitRef,
     Wire,
+    child_run_id,
     now,
 )
 
@@ -216,6 +219,8 @@ __all__ = [
     "NodeEventStatus",
     "NodeLifecycle",
     "NodeStatus",
+    "OnParentStop",
+    "ParentRef",
     "Payload",
     "Progress",
     "RunClaimed",
@@ -248,6 +253,7 @@ __all__ = [
     "WaitRegistration",
     "WaitsStarted",
     "Wire",
+    "child_run_id",
     "control_filter",
     "control_subject",
     "decision_msg_id",

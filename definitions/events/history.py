@@ -25,6 +25,7 @@ from actorflow.definitions.events.values import (
     ErrorInfo,
     Execution,
     Message,
+    ParentRef,
     Payload,
     RunStatus,
     StopReason,
@@ -58,6 +59,11 @@ class RunStarted(_Event):
     inputs: dict[str, JsonValue]
     templates: dict[str, str] = Field(default_factory=dict)
     """Each template reference (as written) → the version expanded into `plan`."""
+    workflows: dict[str, str] = Field(default_factory=dict)
+    """Each sub-workflow reference (as written) → the version its child runs start."""
+    parent: ParentRef | None = None
+    """A child run: the run and node that started it."""
+    depth: int = 0  # how many parents it has
 
 
 class RunClaimed(_Event):

@@ -23,6 +23,7 @@ from actorflow.definitions.events.values import (
     ErrorInfo,
     LogLine,
     Message,
+    ParentRef,
     Payload,
     Progress,
     RunStatus,
@@ -80,6 +81,7 @@ class RunRecord(Message):
     guidance: str = ""
     wake_at: datetime | None = None
     hook_failures: list[str] = Field(default_factory=list)
+    parent_run_id: str | None = None  # a child run: the run whose `workflow:` node started it
 
 
 # --- lifecycle events (stream AF_EVENTS) --------------------------------------------------------
@@ -190,17 +192,21 @@ class StartRunRequest(Message):
     workflow: str
     version: str | None = None
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    parent: ParentRef | None = None
+    depth: int = 0
 
 
 class StartRunReply(Message):
     """The controller's answer to a `StartRunRequest`: started (`ok`) or refused, with the
-    error's class name (`error_type`) and message; a refused start changed nothing."""
+    error's class name (`error_type`), message and — a `StepError` — code; a refused start
+    changed nothing."""
 
     type: Literal["StartRunReply"] = "StartRunReply"
     ok: bool
     run_id: str
     error_type: str | None = None
     error: str | None = None
+    code: str | None = None
 
 
 class WaitRegistration(Message):

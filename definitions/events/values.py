@@ -8,6 +8,7 @@ in messages (`TaskRef`, `ErrorInfo` …) have neither: the message around them i
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
@@ -123,6 +124,27 @@ class TaskRef(Wire):
     def idempotency_key(self, run_id: str) -> str:
         suffix = ".remedy" if self.remedy else ""
         return f"{run_id}.{self.key}.{self.attempt}{suffix}"
+
+
+OnParentStop = Literal["cancel", "terminate", "abandon"]
+
+
+class ParentRef(Wire):
+    """Where a child run comes from: the parent run and the task of its `workflow:` node
+    that started it, and what the child does when the parent is paused, cancelled or
+    terminated (`on_parent_stop`: the same, or nothing — ``abandon``)."""
+
+    run_id: str
+    task: TaskRef
+    on_parent_stop: OnParentStop = "cancel"
+
+
+def child_run_id(parent_run_id: str, task: TaskRef, workflow: str) -> str:
+    """The id of the child run one attempt of a `workflow:` node starts: derived from the
+    parent and the attempt, so a start repeated after any crash starts the same run —
+    bounded in length however deep the nesting."""
+    digest = hashlib.sha256(task.idempotency_key(parent_run_id).encode()).hexdigest()[:16]
+    return f"{workflow}-{digest}"
 
 
 class Execution(Wire):
