@@ -84,6 +84,8 @@ def nodes_table(nodes: Iterable[NodeInfo], title: str | None = None) -> Table:
     table = Table("node", "status", "attempt", "duration", "replica", "detail", title=title)
     for n, depth, group in grouped(list(nodes)):
         detail = f"[{n.error.code}] {n.error.message}" if n.error else n.note
+        if n.child_run_id:
+            detail = f"child {n.child_run_id}" + (f" — {detail}" if detail else "")
         name = n.key.rpartition(".")[2] if depth else n.key
         label = "  " * depth + (f"{name} (template)" if group else name)
         table.add_row(

@@ -7,7 +7,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from actorflow.actors.run.state import RunState, TaskState
-from actorflow.definitions.events import ErrorInfo, NodeStatus
+from actorflow.definitions.events import ErrorInfo, NodeStatus, TaskRef, child_run_id
+from actorflow.definitions.models import split_ref
 
 
 class AttemptInfo(BaseModel):
@@ -50,6 +51,7 @@ class NodeInfo(BaseModel):
     status: NodeStatus
     kind: str = ""  # function, shell, http, sleep, wait, approval, value
     note: str = ""  # a skipped node: why (its `when` was false, or which needs were unmet)
+    child_run_id: str | None = None  # a `workflow:` node: the child run of this attempt
     attempt: int = 0
     scheduled_at: datetime | None = None
     started_at: datetime | None = None
@@ -117,6 +119,7 @@ def node_infos(state: RunState) -> list[NodeInfo]:
                     index=task.ref.index,
                     status=task.status,
                     kind=kind,
+                    child_run_id=_child(state, task.ref),
                     attempt=task.ref.attempt,
                     scheduled_at=task.scheduled_at,
                     started_at=task.started_at,
@@ -134,6 +137,13 @@ def node_infos(state: RunState) -> list[NodeInfo]:
                 )
             )
     return out
+
+
+def _child(state: RunState, ref: TaskRef) -> str | None:
+    workflow = state.plan.nodes[ref.node].spec.workflow
+    if workflow is None:
+        return None
+    return child_run_id(state.started.run_id, ref, split_ref(workflow)[0])
 
 
 def _attempt(task: TaskState) -> AttemptInfo:

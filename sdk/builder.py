@@ -333,6 +333,38 @@ class WorkflowBuilder:
         spec = {"guidance": guidance, "schema": schema, "timeout": timeout}
         return self._special(id, needs, when, approval=spec)
 
+    def workflow(
+        self,
+        id: str,
+        workflow: str | Workflow,
+        *,
+        inputs: Mapping[str, JsonValue] | None = None,
+        needs: Iterable[NeedRef] = (),
+        when: str | None = None,
+        for_each: str | None = None,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+        timeout: float | str | None = None,
+        on_parent_stop: Literal["cancel", "terminate", "abandon"] = "cancel",
+    ) -> NodeHandle:
+        """A child run of `workflow` (``"name@version"``, a bare name for the latest, or a
+        `Workflow`): its outputs are the node's output, its failure the node's."""
+        if isinstance(workflow, Workflow):
+            workflow = workflow.ref
+        self._nodes.append(
+            {
+                "id": id,
+                "workflow": workflow,
+                "needs": [_need(n) for n in needs],
+                "inputs": dict(inputs or {}),
+                "for_each": for_each,
+                "retry": _plain(retry),
+                "when": when,
+                "timeout": timeout,
+                "on_parent_stop": on_parent_stop,
+            }
+        )
+        return NodeHandle(id)
+
     def value(
         self,
         id: str,
