@@ -62,7 +62,10 @@ def as_json(value: Any) -> str:
 
 # --- runs ---------------------------------------------------------------------------------
 def runs_table(records: Iterable[RunRecord]) -> Table:
-    table = Table("run", "workflow", "status", "progress", "created", "duration")
+    records = list(records)
+    nested = any(r.parent_run_id for r in records)
+    columns = ["run", "workflow", "status", "progress", "created", "duration"]
+    table = Table(*columns, *(["parent"] if nested else []))
     table.columns[0].no_wrap = True
     for r in records:
         p = r.progress
@@ -74,6 +77,7 @@ def runs_table(records: Iterable[RunRecord]) -> Table:
             progress,
             when(r.created_at),
             seconds(run_duration(r)),
+            *([r.parent_run_id or ""] if nested else []),
         )
     return table
 
@@ -130,6 +134,8 @@ def run_detail(record: RunRecord, nodes: list[NodeInfo]) -> RenderableType:
     head.add_column()
     head.add_row("run", record.run_id)
     head.add_row("workflow", f"{record.workflow}@{record.version}")
+    if record.parent_run_id:
+        head.add_row("parent", record.parent_run_id)
     head.add_row("status", status_text(record.status))
     head.add_row("created", when(record.created_at))
     head.add_row("started", when(record.started_at))
