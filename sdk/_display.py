@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -82,16 +82,28 @@ def runs_table(records: Iterable[RunRecord]) -> Table:
     return table
 
 
-def nodes_table(nodes: Iterable[NodeInfo], title: str | None = None) -> Table:
+def nodes_table(
+    nodes: Iterable[NodeInfo],
+    title: str | None = None,
+    children: Mapping[str, list[NodeInfo]] | None = None,
+) -> Table:
     """One row per node, a template group's nodes indented under the group's row (which
-    shows how the group ended); a skipped node says why."""
+    shows how the group ended), and a sub-workflow node's child run folded under it when
+    `children` (child run id → its nodes) has it; a skipped node says why."""
     table = Table("node", "status", "attempt", "duration", "replica", "detail", title=title)
-    for n, depth, group in grouped(list(nodes)):
+    _node_rows(table, list(nodes), children or {}, 0)
+    return table
+
+
+def _node_rows(
+    table: Table, nodes: list[NodeInfo], children: Mapping[str, list[NodeInfo]], indent: int
+) -> None:
+    for n, depth, group in grouped(nodes):
         detail = f"[{n.error.code}] {n.error.message}" if n.error else n.note
         if n.child_run_id:
             detail = f"child {n.child_run_id}" + (f" — {detail}" if detail else "")
         name = n.key.rpartition(".")[2] if depth else n.key
-        label = "  " * depth + (f"{name} (template)" if group else name)
+        label = "  " * (indent + depth) + (f"{name} (template)" if group else name)
         table.add_row(
             label,
             status_text(n.status),
@@ -100,7 +112,8 @@ def nodes_table(nodes: Iterable[NodeInfo], title: str | None = None) -> Table:
             n.replica or "-",
             detail,
         )
-    return table
+        if n.child_run_id and n.child_run_id in children:
+            _node_rows(table, children[n.child_run_id], children, indent + depth + 1)
 
 
 def grouped(nodes: list[NodeInfo]) -> list[tuple[NodeInfo, int, bool]]:
@@ -127,8 +140,13 @@ def grouped(nodes: list[NodeInfo]) -> list[tuple[NodeInfo, int, bool]]:
     return out
 
 
-def run_detail(record: RunRecord, nodes: list[NodeInfo]) -> RenderableType:
-    """`runs show`: the record, the nodes, then every failed node's error and traceback."""
+def run_detail(
+    record: RunRecord,
+    nodes: list[NodeInfo],
+    children: Mapping[str, list[NodeInfo]] | None = None,
+) -> RenderableType:
+    """`runs show`: the record, the nodes (child runs folded under their nodes), then
+    every failed node's error and traceback."""
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
@@ -157,7 +175,7 @@ def run_detail(record: RunRecord, nodes: list[NodeInfo]) -> RenderableType:
         head.add_row("wakes at", when(record.wake_at))
     for failure in record.hook_failures:
         head.add_row("hook failed", Text(failure, style="red"))
-    parts: list[RenderableType] = [head, nodes_table(nodes, title="nodes")]
+    parts: list[RenderableType] = [head, nodes_table(nodes, "nodes", children)]
     if any(n.attempts for n in nodes):
         parts.append(executions_table(nodes))
     for n in nodes:

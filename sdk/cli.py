@@ -32,6 +32,7 @@ from rich.live import Live
 from actorflow import _display as show
 from actorflow import cli_triggers
 from actorflow._sync import Client, Run
+from actorflow._views import NodeInfo
 from actorflow.cluster import lifecycle, wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.errors import (
@@ -296,13 +297,13 @@ def run(
                     style="yellow",
                 )
             return
-        record = _watch(handle, timeout)
+        record = _watch(client, handle, timeout)
     if record.status is not RunStatus.SUCCEEDED:
         raise RunFailedError(record.run_id, record.status.value, record.node, record.error)
     out.print_json(json.dumps(record.outputs, default=str))
 
 
-def _watch(handle: Run, timeout: float | None) -> RunRecord:
+def _watch(client: Client, handle: Run, timeout: float | None) -> RunRecord:
     """A live table of the run's nodes (on stderr) until the run stops; where stderr is not
     a terminal, the final table only."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -314,7 +315,9 @@ def _watch(handle: Run, timeout: float | None) -> RunRecord:
             record: RunRecord | None = None
             with contextlib.suppress(NotFoundError):
                 record = handle.status()
-                table = show.nodes_table(handle.nodes(), f"{title}  {record.status}")
+                nodes = handle.nodes()
+                children = _children(client, nodes)
+                table = show.nodes_table(nodes, f"{title}  {record.status}", children)
                 if live:
                     live.update(table)
             if record is not None and record.status.finished:
@@ -347,7 +350,25 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> Non
     """A run's record and nodes: attempts, timings, errors and tracebacks."""
     with _client() as client:
         handle = client.get_run(run_id)
-        out.print(show.run_detail(handle.status(), handle.nodes()))
+        nodes = handle.nodes()
+        out.print(show.run_detail(handle.status(), nodes, _children(client, nodes)))
+
+
+_CHILD_LEVELS = 4  # sub-workflow levels folded into a table; deeper: `runs show CHILD`
+
+
+def _children(client: Client, nodes: list[NodeInfo]) -> dict[str, list[NodeInfo]]:
+    """The nodes of each child run the nodes started, and of theirs, a few levels down."""
+    out: dict[str, list[NodeInfo]] = {}
+    level = [n.child_run_id for n in nodes if n.child_run_id]
+    for _ in range(_CHILD_LEVELS):
+        found: list[str] = []
+        for child in level:
+            with contextlib.suppress(NotFoundError):  # not started yet
+                out[child] = client.get_run(child).nodes()
+                found += [n.child_run_id for n in out[child] if n.child_run_id]
+        level = found
+    return out
 
 
 RunIdArg = Annotated[str, typer.Argument(help="The run id.")]

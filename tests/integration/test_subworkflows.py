@@ -4,6 +4,8 @@ a cancelled parent cancels its child; recursion ends; cycles are refused at appl
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -161,3 +163,32 @@ def _eventually(fn: Callable[[], Any], timeout: float = 60) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError("timed out")
+
+
+def test_runs_show_folds_the_childs_nodes_under_the_parents_node(
+    client: actorflow.Client, cli_env: dict[str, str]
+) -> None:
+    b = WorkflowBuilder("sw-shown", version="1")
+    b.node("first", "echo@1", inputs={"value": 1})
+    b.workflow("call", "sw-child", inputs={"x": 1}, needs=["first"])
+    b.node("last", "echo@1", inputs={"value": "${{ nodes.call.output.y }}"})
+    client.apply([_child(), b.build()])
+    run = client.run("sw-shown", version="1")
+    assert run.result(timeout=TIMEOUT) is not None
+    shown = subprocess.run(
+        [sys.executable, "-m", "actorflow.cli", "runs", "show", run.run_id],
+        env={**cli_env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    rows = [
+        r.split("│")[1].rstrip()
+        for r in shown.split("executions")[0].splitlines()
+        if "SUCCEEDED" in r and "│" in r
+    ]
+    # the child's node sits one level in, right under the node that started it
+    assert [r.strip() for r in rows] == ["first", "call", "inc", "last"]
+    indent = [len(r) - len(r.lstrip()) for r in rows]
+    assert indent[2] == indent[1] + 2 and indent[0] == indent[1] == indent[3]
