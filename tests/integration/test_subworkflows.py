@@ -191,4 +191,5 @@ def test_runs_show_folds_the_childs_nodes_under_the_parents_node(
     # the child's node sits one level in, right under the node that started it
     assert [r.strip() for r in rows] == ["first", "call", "inc", "last"]
     indent = [len(r) - len(r.lstrip()) for r in rows]
-    assert indent[2] == indent[1] + 2 and indent[0] == indent[1] == indent[3]
+    assert indent[2] == indent[1] + 2
+    assert indent[0] == indent[1] == indent[3]
