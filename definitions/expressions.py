@@ -23,7 +23,7 @@ _EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _NODE_DOT = re.compile(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 _NODE_INDEX = re.compile(r"\bnodes\s*\[\s*['\"]([^'\"]+)['\"]\s*\]")
 _NODES_WORD = re.compile(r"\bnodes\b")
-_INPUT_DOT = re.compile(r"\binputs\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_INPUT_DOT = re.compile(r"(?<![.\w])inputs\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")  # not `step.inputs`
 
 
 def strip_braces(source: str) -> str:

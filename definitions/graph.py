@@ -18,7 +18,13 @@ import networkx as nx
 
 from actorflow.definitions.errors import DefinitionError, DefinitionIssue, ExpressionError
 from actorflow.definitions.expressions import Template
-from actorflow.definitions.models import NodeSpec, StepTemplate, Workflow, split_ref
+from actorflow.definitions.models import (
+    CompensationSpec,
+    NodeSpec,
+    StepTemplate,
+    Workflow,
+    split_ref,
+)
 from actorflow.definitions.templates import INPUTS_NODE, as_workflow
 
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
@@ -172,8 +178,8 @@ def _templates(
                 raise
 
 
-def _builtin_values(node: NodeSpec, base: str) -> list[tuple[str, object]]:
-    """A shell or HTTP node's templated values, each with its field path."""
+def _builtin_values(node: NodeSpec | CompensationSpec, base: str) -> list[tuple[str, object]]:
+    """A shell or HTTP step's templated values, each with its field path."""
     out: list[tuple[str, object]] = []
     if node.shell is not None:
         shell = node.shell
@@ -295,6 +301,17 @@ class _Checker:
             )
         if node.wait is not None:
             self._check_template(f"{base}.wait.key", node.wait.key, owner=node.id, loop_ok=False)
+        if node.compensate is not None:
+            self._check_compensation(f"{base}.compensate", node.compensate)
+
+    def _check_compensation(self, base: str, spec: CompensationSpec) -> None:
+        """Its expressions may read any node (it runs after the run has stopped), so they
+        add no edge to the graph."""
+        values = [(f"{base}.inputs.{k}", v) for k, v in spec.inputs.items()]
+        for where, value in values + _builtin_values(spec, base):
+            self._check_template(where, value, owner=None, loop_ok=True)
+        if self.known is not None and spec.function is not None:
+            self._check_function(f"{base}.function", spec.function, self.known)
 
     def _check_template(
         self, field: str, value: object, *, owner: str | None, loop_ok: bool

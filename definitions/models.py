@@ -366,6 +366,46 @@ def builtin_function(kind: BuiltinKind, resources: Resources) -> Function:
     )
 
 
+class CompensationSpec(_Model):
+    """The step that undoes a node's effect (a saga's compensation): exactly one of a
+    `function` (given `inputs`; by default ``{inputs, output}`` of the compensated step), a
+    `shell` command or an `http` call. Its expressions also see ``step.inputs``,
+    ``step.output`` and ``step.index`` — the compensated step's rendered inputs, its output
+    and its forEach item's index. `retry` is its own (default: the default policy)."""
+
+    function: FunctionRef | None = None
+    shell: ShellSpec | None = None
+    http: HttpSpec | None = None
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    retry: RetryPolicy | None = None
+    resources: Resources | None = None
+
+    @model_validator(mode="after")
+    def _one_step(self) -> CompensationSpec:
+        kinds = [k for k in ("function", "shell", "http") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                "compensate needs exactly one of function, shell, http"
+                + (f" (got {', '.join(kinds)})" if kinds else "")
+            )
+        if self.function is None and self.inputs:
+            raise ValueError(f"a {kinds[0]} compensation takes its values in {kinds[0]}")
+        if self.function is not None and self.resources is not None:
+            raise ValueError("only shell and http compensations take resources")
+        return self
+
+    @property
+    def builtin(self) -> BuiltinKind | None:
+        return "shell" if self.shell is not None else "http" if self.http is not None else None
+
+    @property
+    def function_ref(self) -> str:
+        if self.builtin is not None:
+            return builtin_function(self.builtin, self.resources or Resources(cpus=0.1)).ref
+        assert self.function is not None
+        return self.function
+
+
 NeedKind = Literal["succeeded", "failed", "skipped", "finished"]
 
 
@@ -430,6 +470,9 @@ class NodeSpec(_Model):
     retry: RetryPolicy | None = None
     timeout: Duration = None
     """All attempts together (the function's `timeout` bounds one); past it: TIMEOUT."""
+    compensate: CompensationSpec | None = None
+    """What undoes this node's effect when the run fails for good (or is cancelled with
+    compensation): run once per completed step, in reverse order of completion."""
 
     @property
     def need_kinds(self) -> dict[str, NeedKind]:
@@ -460,6 +503,8 @@ class NodeSpec(_Model):
             self.for_each or self.inputs or self.retry or self.timeout is not None
         ):
             raise ValueError(f"a {kinds[0]} node takes no inputs, forEach, retry or timeout")
+        if self.compensate is not None and not runs_task:
+            raise ValueError(f"a {kinds[0]} node has no effect to compensate")
         if kinds[0] in ("shell", "http") and self.inputs:
             raise ValueError(f"a {kinds[0]} node takes its values in {kinds[0]}, not inputs")
         if self.resources is not None and kinds[0] not in ("shell", "http"):
@@ -625,7 +670,7 @@ def split_ref(ref: str) -> tuple[str, str]:
 
 # --- triggers and the event library -------------------------------------------------------
 MissedPolicy = Literal["skip", "once", "catchup"]
-LifecycleOn = Literal["started", "succeeded", "failed", "interrupted", "terminated"]
+LifecycleOn = Literal["started", "succeeded", "failed", "interrupted", "terminated", "compensated"]
 
 
 def _check_subject(value: str) -> str:

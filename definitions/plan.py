@@ -14,6 +14,7 @@ from typing import Any
 from actorflow.definitions.errors import DefinitionError, InputError
 from actorflow.definitions.expressions import Expression, Template, strip_braces
 from actorflow.definitions.models import (
+    CompensationSpec,
     ErrorPolicy,
     Function,
     HookSpec,
@@ -40,6 +41,16 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 
 
 @dataclass(frozen=True)
+class PlannedCompensation:
+    """A node's compensation, its function pinned to a version."""
+
+    function: str
+    version: str
+    inputs: Template
+    retry: RetryPolicy
+
+
+@dataclass(frozen=True)
 class PlannedNode:
     id: str
     kind: NodeKind
@@ -53,6 +64,7 @@ class PlannedNode:
     wait_key: Template | None = None
     needs: Mapping[str, NeedKind] = field(default_factory=dict)  # deps and what each awaits
     when: Expression | None = None
+    compensation: PlannedCompensation | None = None
 
     @property
     def need_order(self) -> tuple[str, ...]:
@@ -96,6 +108,7 @@ class Plan:
 def function_refs(wf: Workflow) -> set[str]:
     """Every function reference the workflow can call: its nodes' and its remediations'."""
     refs = {ref for node in wf.spec.nodes if (ref := node.function_ref)}
+    refs |= {node.compensate.function_ref for node in wf.spec.nodes if node.compensate}
     refs |= {h.call for h in wf.spec.hooks if "@" in h.call}
     return refs | {p.function for p in wf.spec.on_error.values() if p.function}
 
@@ -133,13 +146,36 @@ def _child_of(node: NodeSpec, workflows: Mapping[str, str]) -> dict[str, Any]:
 def builtin_functions(wf: Workflow) -> list[Function]:
     """The implicit pools the workflow's shell and HTTP nodes run on, one per kind and
     resource shape."""
+    steps: list[NodeSpec | CompensationSpec] = list(wf.spec.nodes)
+    steps += [node.compensate for node in wf.spec.nodes if node.compensate]
     out = {
         f.ref: f
-        for node in wf.spec.nodes
-        if (kind := node.builtin) is not None
-        for f in [builtin_function(kind, node.resources or Resources(cpus=0.1))]
+        for step in steps
+        if (kind := step.builtin) is not None
+        for f in [builtin_function(kind, step.resources or Resources(cpus=0.1))]
     }
     return list(out.values())
+
+
+_COMPENSATED = {"inputs": "${{ step.inputs }}", "output": "${{ step.output }}"}
+
+
+def _compensation(
+    spec: CompensationSpec, functions: Mapping[str, str], where: str
+) -> PlannedCompensation:
+    if spec.shell is not None:
+        inputs = Template.compile(spec.shell.model_dump(), field=f"{where}.shell")
+    elif spec.http is not None:
+        inputs = Template.compile(_request_of(spec.http), field=f"{where}.http")
+    else:
+        inputs = Template.compile(spec.inputs or _COMPENSATED, field=f"{where}.inputs")
+    ref = spec.function_ref
+    return PlannedCompensation(
+        function=split_ref(ref)[0],
+        version=functions[ref],
+        inputs=inputs,
+        retry=spec.retry or RetryPolicy(),
+    )
 
 
 def compile_plan(
@@ -199,6 +235,11 @@ def compile_plan(
             wait_key=wait_key,
             needs=needs,
             when=when,
+            compensation=(
+                _compensation(node.compensate, functions, f"{where}.compensate")
+                if node.compensate
+                else None
+            ),
         )
     on_error = {
         code: PlannedPolicy(

@@ -187,7 +187,9 @@ def _renamed_need(need: Any, group: str) -> Any:
 
 
 def _dependencies(node: NodeSpec) -> set[str]:
-    return set(node.need_ids) | _refs(node.model_dump(mode="json", by_alias=True))
+    """What a node waits for; a compensation's references are no wait (it runs last)."""
+    data = node.model_dump(mode="json", by_alias=True, exclude={"compensate"})
+    return set(node.need_ids) | _refs(data)
 
 
 def _dependencies_of_data(data: dict[str, Any]) -> set[str]:

@@ -285,6 +285,7 @@ class AsyncClient:
         from_start: bool = False,
         reason: str = "",
         input: Any = None,
+        compensate: bool = False,
     ) -> ControlAccepted:
         """Pause, resume, cancel, terminate, retry one node, or approve an approval node.
 
@@ -298,6 +299,7 @@ class AsyncClient:
             "from_start": from_start,
             "reason": reason,
             "input": input,
+            "compensate": compensate,
         }
         result: ControlAccepted = await _call(controller.control.remote(run_id, request))
         return result
@@ -507,9 +509,11 @@ class AsyncRun:
         """Go on from the failed node(s) — or, `from_start`, run every node again."""
         await self._client.control(self.run_id, "resume", from_start=from_start, reason=reason)
 
-    async def cancel(self, reason: str = "") -> None:
-        """Stop now: INTERRUPTED (cancelled), still resumable."""
-        await self._client.control(self.run_id, "cancel", reason=reason)
+    async def cancel(self, reason: str = "", *, compensate: bool = False) -> None:
+        """Stop now: INTERRUPTED (cancelled), still resumable. With `compensate`, the
+        steps running finish first, then the completed steps' compensations run and the
+        run ends COMPENSATED."""
+        await self._client.control(self.run_id, "cancel", reason=reason, compensate=compensate)
 
     async def terminate(self, reason: str = "") -> None:
         """Stop for good: TERMINATED, not resumable."""

@@ -15,7 +15,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from actorflow._views import NodeInfo
+from actorflow._views import AttemptInfo, NodeInfo
 from actorflow.actors.controller.results import Applied
 from actorflow.actors.functions.pools import PoolStatus
 from actorflow.definitions.events import LogLine, NodeStatus, RunRecord, RunStatus
@@ -25,6 +25,8 @@ _STATUS_STYLE = {
     RunStatus.SUCCEEDED: "green",
     RunStatus.INTERRUPTED: "red",
     RunStatus.TERMINATED: "red",
+    RunStatus.COMPENSATING: "magenta",
+    RunStatus.COMPENSATED: "magenta",
     RunStatus.RUNNING: "cyan",
     RunStatus.WAITING: "yellow",
     RunStatus.PAUSED: "yellow",
@@ -102,6 +104,8 @@ def _node_rows(
         detail = f"[{n.error.code}] {n.error.message}" if n.error else n.note
         if n.child_run_id:
             detail = f"child {n.child_run_id}" + (f" — {detail}" if detail else "")
+        if n.compensation is not None:
+            detail = (detail + " — " if detail else "") + _undo(n.compensation)
         name = n.key.rpartition(".")[2] if depth else n.key
         label = "  " * (indent + depth) + (f"{name} (template)" if group else name)
         table.add_row(
@@ -114,6 +118,14 @@ def _node_rows(
         )
         if n.child_run_id and n.child_run_id in children:
             _node_rows(table, children[n.child_run_id], children, indent + depth + 1)
+
+
+def _undo(undo: AttemptInfo) -> str:
+    if undo.status is NodeStatus.SUCCEEDED:
+        return "compensated"
+    if undo.status is NodeStatus.FAILED and undo.error is not None:
+        return f"compensation failed: [{undo.error.code}] {undo.error.message}"
+    return f"compensation {undo.status.value.lower()} (try {undo.attempt})"
 
 
 def grouped(nodes: list[NodeInfo]) -> list[tuple[NodeInfo, int, bool]]:

@@ -98,11 +98,18 @@ class Client:
         from_start: bool = False,
         reason: str = "",
         input: Any = None,
+        compensate: bool = False,
     ) -> ControlAccepted:
         """Pause, resume, cancel, terminate, retry or approve; see `AsyncClient.control`."""
         return self._call(
             self._async.control(
-                run_id, action, node=node, from_start=from_start, reason=reason, input=input
+                run_id,
+                action,
+                node=node,
+                from_start=from_start,
+                reason=reason,
+                input=input,
+                compensate=compensate,
             )
         )
 
@@ -252,9 +259,9 @@ class Run:
         """Go on from the failed node(s) — or, `from_start`, run every node again."""
         self._client._call(self._handle.resume(from_start=from_start, reason=reason))
 
-    def cancel(self, reason: str = "") -> None:
-        """Stop now: INTERRUPTED (cancelled), still resumable."""
-        self._client._call(self._handle.cancel(reason))
+    def cancel(self, reason: str = "", *, compensate: bool = False) -> None:
+        """Stop now: INTERRUPTED (cancelled), still resumable; see `AsyncRun.cancel`."""
+        self._client._call(self._handle.cancel(reason, compensate=compensate))
 
     def terminate(self, reason: str = "") -> None:
         """Stop for good: TERMINATED, not resumable."""

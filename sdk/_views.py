@@ -52,6 +52,7 @@ class NodeInfo(BaseModel):
     kind: str = ""  # function, shell, http, sleep, wait, approval, value
     note: str = ""  # a skipped node: why (its `when` was false, or which needs were unmet)
     child_run_id: str | None = None  # a `workflow:` node: the child run of this attempt
+    compensation: AttemptInfo | None = None  # the latest try of the step's compensation
     attempt: int = 0
     scheduled_at: datetime | None = None
     started_at: datetime | None = None
@@ -134,9 +135,15 @@ def node_infos(state: RunState) -> list[NodeInfo]:
                     cpu_seconds=task.execution.cpu_seconds if task.execution else None,
                     peak_rss_bytes=task.execution.peak_rss_bytes if task.execution else None,
                     gpu_ids=list(task.execution.gpu_ids) if task.execution else [],
+                    compensation=_compensation(state, task.ref),
                 )
             )
     return out
+
+
+def _compensation(state: RunState, ref: TaskRef) -> AttemptInfo | None:
+    undo = state.compensations.get((ref.node, ref.index))
+    return _attempt(undo) if undo is not None else None
 
 
 def _child(state: RunState, ref: TaskRef) -> str | None:

@@ -32,6 +32,7 @@ from actorflow.definitions.errors import DefinitionError
 from actorflow.definitions.graph import check_template, validate_workflow
 from actorflow.definitions.loader import issues_from_validation
 from actorflow.definitions.models import (
+    CompensationSpec,
     ErrorPolicy,
     Function,
     HookPoint,
@@ -201,10 +202,12 @@ class WorkflowBuilder:
         when: str | None = None,
         continue_on: Literal["failed"] | None = None,
         timeout: float | str | None = None,
+        compensate: CompensationSpec | Mapping[str, Any] | None = None,
     ) -> NodeHandle:
         """Add a node calling `function` (a `Function` or ``"name@version"``); `when`
         (``"${{ … }}"``) false skips it, `continue_on="failed"` lets its dependants run
-        when it fails, `timeout` bounds all its attempts together."""
+        when it fails, `timeout` bounds all its attempts together, `compensate` (e.g.
+        ``{"function": "refund@1"}``) undoes it when the run fails for good."""
         if isinstance(function, Function):
             self._functions[function.ref] = function
             function = function.ref
@@ -219,6 +222,7 @@ class WorkflowBuilder:
                 "when": when,
                 "continue_on": continue_on,
                 "timeout": timeout,
+                "compensate": _plain(compensate),
             }
         )
         return NodeHandle(id)
@@ -236,6 +240,7 @@ class WorkflowBuilder:
         resources: Mapping[str, Any] | None = None,
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         timeout: float | str | None = None,
+        compensate: CompensationSpec | Mapping[str, Any] | None = None,
     ) -> NodeHandle:
         """A command, as a list of arguments (each templated value stays one argument);
         its output is ``{exitCode, stdout, stderr}``, or stdout as JSON."""
@@ -249,6 +254,7 @@ class WorkflowBuilder:
                 "resources": dict(resources) if resources is not None else None,
                 "retry": _plain(retry),
                 "timeout": timeout,
+                "compensate": _plain(compensate),
             }
         )
         return NodeHandle(id)
@@ -267,6 +273,7 @@ class WorkflowBuilder:
         needs: Iterable[NeedRef] = (),
         when: str | None = None,
         retry: RetryPolicy | Mapping[str, Any] | None = None,
+        compensate: CompensationSpec | Mapping[str, Any] | None = None,
     ) -> NodeHandle:
         """An HTTP call; its output is ``{status, headers, body}``. A header value may be
         ``{"from_env": "TOKEN", "prefix": "Bearer "}`` (or ``from_file``): read by the
@@ -289,6 +296,7 @@ class WorkflowBuilder:
                 "needs": [_need(n) for n in needs],
                 "when": when,
                 "retry": _plain(retry),
+                "compensate": _plain(compensate),
             }
         )
         return NodeHandle(id)

@@ -438,9 +438,18 @@ def runs_resume(
 
 
 @runs_app.command("cancel")
-def runs_cancel(run_id: RunIdArg, reason: ReasonOption = "") -> None:
+def runs_cancel(
+    run_id: RunIdArg,
+    reason: ReasonOption = "",
+    compensate: Annotated[
+        bool,
+        typer.Option(
+            "--compensate", help="Let running steps finish, undo the completed ones: COMPENSATED."
+        ),
+    ] = False,
+) -> None:
     """Stop now: INTERRUPTED (cancelled), still resumable."""
-    _control(run_id, "cancel", reason=reason)
+    _control(run_id, "cancel", reason=reason, compensate=compensate)
 
 
 @runs_app.command("terminate")

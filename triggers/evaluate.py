@@ -30,9 +30,10 @@ DELIVERY_HEADERS = ("X-Delivery-Id", "X-GitHub-Delivery", "X-Request-Id")
 _RUN_TOKENS = {
     "started": ("running",),
     "succeeded": ("succeeded",),
-    "failed": ("interrupted",),
+    "failed": ("interrupted", "compensated"),  # a compensated run failed, then undid
     "interrupted": ("interrupted",),
     "terminated": ("terminated",),
+    "compensated": ("compensated",),
 }
 _NODE_TOKENS = {
     "started": ("started",),
@@ -40,6 +41,7 @@ _NODE_TOKENS = {
     "failed": ("failed",),
     "interrupted": ("interrupted",),
     "terminated": ("interrupted",),
+    "compensated": ("interrupted",),
 }
 
 

@@ -46,6 +46,7 @@ class ControlService:
         if req.action == "retry":
             wf = await self._registry.workflow(record.workflow, record.version)
             rules.check_retry(req, record, frozenset(n.id for n in wf.spec.nodes))
+            rules.check_not_compensating(await self._state(run_id), req)
         if req.action == "approve":
             rules.check_approval(await self._state(run_id), req)
         if rules.reopens(req):

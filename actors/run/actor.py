@@ -315,14 +315,20 @@ class _Driver:
         assert self._state is not None
         assert self._decisions is not None
         if self._hooks is not None and self._hooks.wants("before_node"):
-            for node_id in dict.fromkeys(t.ref.node for t in decision.tasks if not t.ref.remedy):
+            for node_id in dict.fromkeys(
+                t.ref.node for t in decision.tasks if not (t.ref.remedy or t.ref.compensation)
+            ):
                 if ("before_node", node_id) not in self._settled:
                     self._settled.add(("before_node", node_id))
                     await self._fire("before_node", node_id)
         event = ev.TasksScheduled(run_id=self.run_id, tasks=[t.ref for t in decision.tasks])
         await self._decisions.append(event)
+        status = self._state.status
         self._state.apply(event)
         await self._publish_tasks(decision.tasks)
+        if self._state.status is not status:  # its first compensation: COMPENSATING
+            assert self._records is not None
+            self._records.status_changed()
 
     async def _append(self, event: ev.HistoryEvent) -> None:
         assert self._state is not None

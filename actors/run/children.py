@@ -23,7 +23,7 @@ def children(state: RunState) -> list[tuple[str, ev.OnParentStop]]:
     out: list[tuple[str, ev.OnParentStop]] = []
     for task in state.in_flight():
         spec = state.plan.nodes[task.ref.node].spec
-        if spec.workflow is None or task.ref.remedy:
+        if spec.workflow is None or task.ref.remedy or task.ref.compensation:
             continue
         name = split_ref(spec.workflow)[0]
         out.append((ev.child_run_id(state.started.run_id, task.ref, name), spec.on_parent_stop))

@@ -14,13 +14,15 @@ from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ControlError
 
 _LIVE = frozenset({ev.RunStatus.PENDING, ev.RunStatus.RUNNING, ev.RunStatus.WAITING})
+_UNDOING = frozenset({ev.RunStatus.COMPENSATING})
 
-#: The run statuses in which each action applies.
+#: The run statuses in which each action applies (a compensating run can be paused or
+#: terminated, not cancelled: it is already stopping).
 ALLOWED: Mapping[ev.ControlAction, frozenset[ev.RunStatus]] = {
-    "pause": _LIVE,
+    "pause": _LIVE | _UNDOING,
     "resume": frozenset({ev.RunStatus.INTERRUPTED, ev.RunStatus.PAUSED}),
     "cancel": _LIVE | {ev.RunStatus.PAUSED},
-    "terminate": _LIVE | {ev.RunStatus.PAUSED, ev.RunStatus.INTERRUPTED},
+    "terminate": _LIVE | _UNDOING | {ev.RunStatus.PAUSED, ev.RunStatus.INTERRUPTED},
     "retry": frozenset({ev.RunStatus.INTERRUPTED, ev.RunStatus.PAUSED}),
     "approve": frozenset({ev.RunStatus.RUNNING, ev.RunStatus.WAITING}),
 }
@@ -40,6 +42,16 @@ def check_retry(request: ev.ControlRequest, record: ev.RunRecord, nodes: frozens
     """A retry names one of the workflow's `nodes`."""
     if request.node not in nodes:
         raise ControlError(f"run {record.run_id} has no node {request.node!r} to retry")
+
+
+def check_not_compensating(state: RunState, request: ev.ControlRequest) -> None:
+    """A run that has begun undoing its steps cannot retry one: resume it (the failed
+    compensation is tried again) or terminate it."""
+    if state.compensating:
+        raise ControlError(
+            f"cannot retry a node of run {state.started.run_id}: it is compensating "
+            "(resume it to try the failed compensation again, or terminate it)"
+        )
 
 
 def check_approval(state: RunState, request: ev.ControlRequest) -> None:

@@ -51,7 +51,11 @@ def due_events(
     every node when the run is `stopping` INTERRUPTED or TERMINATED, whose unfinished
     nodes are announced ``interrupted``. A node that finished so fast that it was never
     seen running is announced ``started`` first."""
-    interrupted = stopping in (ev.RunStatus.INTERRUPTED, ev.RunStatus.TERMINATED)
+    interrupted = stopping in (
+        ev.RunStatus.INTERRUPTED,
+        ev.RunStatus.TERMINATED,
+        ev.RunStatus.COMPENSATED,
+    )
     out: list[tuple[str, ev.NodeEventStatus]] = []
     for node_id in state.nodes if interrupted else touched:
         node = state.nodes.get(node_id)

@@ -230,6 +230,14 @@ class RunState:
         # ended in the fold, with no event of their own, and it announces them.
         self.newly_settled: list[str] = []
         self.settled_count = 0  # nodes whose gate has opened or shut, ever
+        # Sagas: completed steps in order of completion (latest attempt of each), and once
+        # the run failed for good, the compensations that undo them, newest first.
+        self.completions: list[_StepKey] = []
+        self.cancel_compensate = False  # a cancel asked for compensation
+        self.compensating = False
+        self.compensation_queue: list[_StepKey] = []
+        self.compensations: dict[_StepKey, TaskState] = {}
+        self.compensation_cause: Stop | None = None  # how the run would have stopped
         self._resolve(self.plan.nodes)
 
     @classmethod
@@ -255,6 +263,8 @@ class RunState:
     def apply(self, event: HistoryEvent, output: Any = None) -> None:
         """Fold one event in. `output` is a TaskCompleted's value, already fetched if large."""
         self._fold(event, output)
+        if isinstance(event, TaskCompleted | TaskFailed) and event.task.compensation:
+            return
         if isinstance(event, TaskCompleted | TaskFailed):
             self._resolve(self.plan.dependants.get(event.task.node, ()))
         elif isinstance(event, WaitEnded | RunSignalled | TimedOut) and event.node:
@@ -265,7 +275,10 @@ class RunState:
     def _fold(self, event: HistoryEvent, output: Any) -> None:
         if isinstance(event, TasksScheduled):
             for ref in event.tasks:
-                self._scheduled(ref, event.at)
+                if ref.compensation:
+                    self._compensation_scheduled(ref, event.at)
+                else:
+                    self._scheduled(ref, event.at)
         elif isinstance(event, TaskStarted):
             task = self._current(event.task)
             if task is not None and task.status is NodeStatus.SCHEDULED:
@@ -284,7 +297,7 @@ class RunState:
         elif isinstance(event, RunClaimed):
             self.incarnations.append(event.incarnation)
             if self.stopped is not None and self.stopped.status is RunStatus.WAITING:
-                self.stopped, self.status = None, RunStatus.RUNNING  # woken by its timer
+                self.stopped, self.status = None, self._live_status  # woken by its timer
         elif isinstance(event, RunControlled):
             self._control(event)
         elif isinstance(event, StepProgress):
@@ -392,8 +405,30 @@ class RunState:
                 ref, scheduled_at=at, budget_from=budget, previous=previous
             )
 
+    def _compensation_scheduled(self, ref: TaskRef, at: datetime) -> None:
+        if not self.compensating:  # the first: the run turns to undoing what it did
+            self.compensation_cause = self._cause()
+            self.compensation_queue = self._compensable()
+            self.compensating, self.status = True, RunStatus.COMPENSATING
+        key = (ref.node, ref.index)
+        task = self.compensations.get(key)
+        if task is None or task.ref.attempt < ref.attempt:
+            self.compensations[key] = TaskState(
+                ref,
+                scheduled_at=at,
+                budget_from=task.budget_from if task is not None else 0,
+                previous=[*task.previous, task] if task is not None else [],
+            )
+
+    @property
+    def _live_status(self) -> RunStatus:
+        return RunStatus.COMPENSATING if self.compensating else RunStatus.RUNNING
+
     def _current(self, ref: TaskRef) -> TaskState | None:
         """The task state `ref` speaks of, if it is still the latest attempt."""
+        if ref.compensation:
+            undo = self.compensations.get((ref.node, ref.index))
+            return undo if undo is not None and undo.ref.attempt == ref.attempt else None
         task = self.nodes[ref.node].tasks.get(ref.index)
         return task if task is not None and task.ref.attempt == ref.attempt else None
 
@@ -401,21 +436,40 @@ class RunState:
         task = self._current(event.task)
         if task is None:
             return
+        if event.task.compensation:
+            if task.status in _ACTIVE:
+                task.status, task.output = NodeStatus.SUCCEEDED, output
+                _timed(task, event)
+            return
         if event.task.remedy:
             if task.status is NodeStatus.REMEDIATING:
                 policy = self.plan.policy_for(task.error.code if task.error else "")
                 if policy is not None and policy.policy.then == "continue":
                     task.status, task.output = NodeStatus.SUCCEEDED, output
+                    self._completion(task.ref)
                 else:
                     task.status, task.due_at = NodeStatus.RETRYING, None
             return
         if task.status in _ACTIVE:
             task.status, task.output = NodeStatus.SUCCEEDED, output
             _timed(task, event)
+            self._completion(task.ref)
+
+    def _completion(self, ref: TaskRef) -> None:
+        key = (ref.node, ref.index)
+        if key in self.completions:
+            self.completions.remove(key)
+        self.completions.append(key)
 
     def _failed(self, event: TaskFailed) -> None:
         task = self._current(event.task)
         if task is None:
+            return
+        if event.task.compensation:
+            if task.status in _ACTIVE:
+                _timed(task, event)
+                task.error = event.error
+                self._compensation_failed(task, event.error, event.execution.finished_at)
             return
         if event.task.remedy:
             if task.status is NodeStatus.REMEDIATING:
@@ -430,6 +484,17 @@ class RunState:
         _timed(task, event)
         task.error = event.error
         self._on_failure(task, event.error, event.execution.finished_at)
+
+    def _compensation_failed(self, task: TaskState, error: ErrorInfo, at: datetime) -> None:
+        """A compensation is retried under its own policy; error policies do not apply."""
+        planned = self.plan.nodes[task.ref.node].compensation
+        policy = planned.retry if planned is not None else RetryPolicy()
+        used = task.ref.attempt - task.budget_from
+        if policy.allows(used, error.code, error.type, error.retryable):
+            task.status = NodeStatus.RETRYING
+            task.due_at = at + timedelta(seconds=policy.delay(used))
+        else:
+            task.status = NodeStatus.FAILED
 
     def _on_failure(
         self, task: TaskState, error: ErrorInfo, at: datetime, *, final: bool = False
@@ -462,16 +527,27 @@ class RunState:
             return
         self.controls.append(event)
         self.inbox.append(event.id)
-        if self.terminated or self.status is RunStatus.SUCCEEDED:
+        if self.terminated or self.status in (RunStatus.SUCCEEDED, RunStatus.COMPENSATED):
             return
         if event.action == "pause":
             self.paused = True
         elif event.action == "cancel":
             self.cancelled = True
+            self.cancel_compensate = self.cancel_compensate or event.compensate
         elif event.action == "terminate":
             self.terminated = True
+        elif event.action == "resume" and self.compensating and not event.from_start:
+            for undo in self.compensations.values():  # try the failed compensation again
+                if undo.status is NodeStatus.FAILED:
+                    undo.status, undo.due_at = NodeStatus.RETRYING, None
+                    undo.budget_from = undo.ref.attempt
+            self._reopen()
+        elif event.action == "retry" and self.compensating:
+            return  # refused by the control rules: the run is undoing its steps
         elif event.action == "resume":
             if event.from_start:
+                self.completions, self.compensations, self.compensation_queue = [], {}, []
+                self.compensating, self.compensation_cause = False, None
                 for node in self.nodes.values():
                     node.attempt_floor = max(node.attempt_floor, node.attempts)
                     node.tasks, node.items, node.expanded = {}, None, False
@@ -499,10 +575,10 @@ class RunState:
                 task.budget_from = task.ref.attempt  # a fresh retry budget
 
     def _reopen(self) -> None:
-        self.paused = self.cancelled = self.timed_out = False
+        self.paused = self.cancelled = self.timed_out = self.cancel_compensate = False
         self.deadline_from = self.controls[-1].at if self.controls else self.deadline_from
         self.stopped = None
-        self.status = RunStatus.RUNNING
+        self.status = self._live_status
 
     # --- conditions ----------------------------------------------------------------------
     def _ended(self, node_id: str) -> NodeStatus:
@@ -590,23 +666,20 @@ class RunState:
             return []
         if self.terminated:
             return [Stop(RunStatus.TERMINATED, reason=StopReason.CANCELLED)]
-        if self.cancelled:
-            return [Stop(RunStatus.INTERRUPTED, reason=StopReason.CANCELLED)]
-        if self.timed_out:
-            limit = self.plan.timeout
-            error = ErrorInfo(
-                code=ErrorCode.RUN_TIMEOUT,
-                message=f"the run ran past its workflow's {limit}s timeout",
-                retryable=False,
-            )
-            return [Stop(RunStatus.INTERRUPTED, reason=StopReason.FAILED, error=error)]
+        if self.compensating:
+            return self._compensate(now)
+        in_flight = bool(self.in_flight())
+        if self.cancelled or self.timed_out:
+            compensate = self.timed_out or self.cancel_compensate
+            if compensate and self._compensable():
+                return [] if in_flight else self._begin_compensation()
+            return [self._cause()]
         expired = self._expired(now)
         if expired:
             return expired
-        in_flight = bool(self.in_flight())
         failed = self._failed_node()
         if failed is not None:
-            return [] if in_flight else [self._interrupt(failed)]
+            return [] if in_flight else self._stop_failed(failed)
         if self.paused:
             # A child run is paused with its parent (see children.py), not waited for.
             steps = [t for t in self.in_flight() if self.plan.nodes[t.ref.node].kind != "workflow"]
@@ -625,7 +698,7 @@ class RunState:
             return out + ([StartWaits(waits)] if waits else [])
         failed = self._failed_node()  # rendering may have failed a node
         if failed is not None:
-            return [] if in_flight else [self._interrupt(failed)]
+            return [] if in_flight else self._stop_failed(failed)
         if all(self._settled(n) for n in self.nodes.values()):
             try:
                 outputs = self.plan.outputs.render(self.context())
@@ -692,6 +765,111 @@ class RunState:
             )
         return out
 
+    # --- compensation (sagas) -------------------------------------------------------------
+    def _cause(self) -> Stop:
+        """How the run stops (or, compensated, why it was): cancelled, past its timeout,
+        or a node that failed for good."""
+        if self.cancelled:
+            return Stop(RunStatus.INTERRUPTED, reason=StopReason.CANCELLED)
+        if self.timed_out:
+            error = ErrorInfo(
+                code=ErrorCode.RUN_TIMEOUT,
+                message=f"the run ran past its workflow's {self.plan.timeout}s timeout",
+                retryable=False,
+            )
+            return Stop(RunStatus.INTERRUPTED, reason=StopReason.FAILED, error=error)
+        failed = self._failed_node()
+        return self._interrupt(failed) if failed else Stop(RunStatus.INTERRUPTED)
+
+    def _stop_failed(self, failed: NodeState) -> list[Decision]:
+        """A failure for good compensates; one left to an operator (`manual`) does not —
+        he may fix it, or cancel with compensation."""
+        stop = self._interrupt(failed)
+        if stop.reason is StopReason.FAILED and self._compensable():
+            return self._begin_compensation()
+        return [stop]
+
+    def _compensable(self) -> list[_StepKey]:
+        """The completed steps that have a compensation, newest first."""
+        out: list[_StepKey] = []
+        for node_id, index in reversed(self.completions):
+            task = self.nodes[node_id].tasks.get(index)
+            if self.plan.nodes[node_id].compensation is None or task is None:
+                continue
+            if task.status is NodeStatus.SUCCEEDED:
+                out.append((node_id, index))
+        return out
+
+    def _begin_compensation(self) -> list[Decision]:
+        return self._schedule_compensation(self._compensable()[0], 1)
+
+    def _schedule_compensation(self, key: _StepKey, attempt: int) -> list[Decision]:
+        try:
+            return [Schedule([self._compensation_task(key, attempt, self.context())])]
+        except ExpressionError as exc:
+            error = _error(ErrorCode.EXPRESSION_ERROR, exc)
+            if self.compensating:  # recorded where the fold keeps it: replay decides alike
+                ref = TaskRef(node=key[0], index=key[1], attempt=attempt, compensation=True)
+                self.compensations[key] = TaskState(ref, status=NodeStatus.FAILED, error=error)
+            return [self._compensation_stuck(key, error)]
+
+    def _compensation_task(
+        self, key: _StepKey, attempt: int, context: dict[str, Any]
+    ) -> PlannedTask:
+        node_id, index = key
+        planned = self.plan.nodes[node_id]
+        undo = planned.compensation
+        assert undo is not None
+        task = self.nodes[node_id].tasks[index]
+        step = {
+            "inputs": self._render_one(planned, task.ref, context),
+            "output": task.output,
+            "index": index,
+        }
+        inputs = undo.inputs.render({**context, "step": step, "index": index})
+        ref = TaskRef(node=node_id, index=index, attempt=attempt, compensation=True)
+        return PlannedTask(ref, undo.function, undo.version, inputs)
+
+    def _compensation_stuck(self, key: _StepKey, error: ErrorInfo | None) -> Stop:
+        name = key[0] if key[1] is None else f"{key[0]}[{key[1]}]"
+        return Stop(
+            RunStatus.INTERRUPTED,
+            reason=StopReason.FAILED,
+            node=key[0],
+            error=error,
+            guidance=(
+                f"the compensation of {name} failed for good; the run is half undone. "
+                "Fix what it needs and resume the run to try it again (compensations "
+                "already done are not repeated), or terminate it and undo the rest by hand"
+            ),
+        )
+
+    def _compensate(self, now: datetime) -> list[Decision]:
+        """One compensation at a time, newest completion first; then COMPENSATED."""
+        if self.paused:
+            return [] if self._compensations_in_flight() else [Stop(RunStatus.PAUSED)]
+        for key in self.compensation_queue:
+            undo = self.compensations.get(key)
+            if undo is None:
+                return self._schedule_compensation(key, 1)
+            if undo.status in _ACTIVE:
+                return []
+            if undo.status is NodeStatus.RETRYING:
+                if undo.due_at is None or undo.due_at <= now:
+                    return self._schedule_compensation(key, undo.ref.attempt + 1)
+                if undo.due_at - now <= UNLOAD_AFTER:
+                    return []
+                return [Stop(RunStatus.WAITING, wake_at=undo.due_at)]
+            if undo.status is NodeStatus.FAILED:
+                return [self._compensation_stuck(key, undo.error)]
+        cause = self.compensation_cause or Stop(RunStatus.INTERRUPTED)
+        return [
+            Stop(RunStatus.COMPENSATED, reason=cause.reason, node=cause.node, error=cause.error)
+        ]
+
+    def _compensations_in_flight(self) -> list[TaskState]:
+        return [t for t in self.compensations.values() if t.status in _ACTIVE]
+
     @staticmethod
     def _interrupt(node: NodeState) -> Stop:
         task = node.failed_task()
@@ -706,10 +884,11 @@ class RunState:
     def next_due(self) -> datetime | None:
         """When the earliest timer is due — a waiting retry, a sleep or wait, a deadline
         (None: none)."""
+        tasks = [t for n in self.nodes.values() for t in n.tasks.values()]
+        tasks += self.compensations.values()
         dues = [
             t.due_at
-            for n in self.nodes.values()
-            for t in n.tasks.values()
+            for t in tasks
             if t.status in (NodeStatus.RETRYING, NodeStatus.WAITING) and t.due_at is not None
         ]
         dues.extend(self._deadlines().values())
@@ -719,6 +898,8 @@ class RunState:
         """Each unsettled node's deadline (its `timeout` from its first attempt since the
         last resume or retry), and the run's under the key None."""
         out: dict[str | None, datetime] = {}
+        if self.compensating:
+            return out  # undoing: no deadline of the run's applies
         if self.plan.timeout is not None and self.stopped is None:
             out[None] = self.deadline_from + _seconds(self.plan.timeout)
         for node_id, planned in self.plan.nodes.items():
@@ -898,13 +1079,17 @@ class RunState:
             for n in self.nodes.values()
             for t in n.tasks.values()
             if t.status in _ACTIVE or (t.status is NodeStatus.REMEDIATING and t.remedy_scheduled)
-        ]
+        ] + self._compensations_in_flight()
 
     def republish(self) -> list[PlannedTask]:
         """Tasks scheduled but without a result: published again on recovery (same ids)."""
         out: list[PlannedTask] = []
         context = self.context()
         for task in self.in_flight():
+            if task.ref.compensation:
+                key = (task.ref.node, task.ref.index)
+                out.append(self._compensation_task(key, task.ref.attempt, context))
+                continue
             if task.status is NodeStatus.REMEDIATING:
                 planned_policy = self.plan.policy_for(task.error.code if task.error else "")
                 if planned_policy and planned_policy.function and planned_policy.version:
@@ -948,6 +1133,9 @@ class RunState:
                 for s in statuses
             ),
         )
+
+
+_StepKey = tuple[str, int | None]  # a node, and its forEach item
 
 
 def _seen(node: NodeState) -> dict[str, Any]:

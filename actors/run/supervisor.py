@@ -175,7 +175,11 @@ class RunSupervisor:
         """Re-drive every run that was active; re-arm the timers of WAITING ones."""
         count = 0
         async for record in read_records(self._js):
-            if record.status in (ev.RunStatus.PENDING, ev.RunStatus.RUNNING):
+            if record.status in (
+                ev.RunStatus.PENDING,
+                ev.RunStatus.RUNNING,
+                ev.RunStatus.COMPENSATING,
+            ):
                 self.drive(record.run_id)
                 count += 1
             elif record.status is ev.RunStatus.WAITING and record.wake_at is not None:

@@ -110,6 +110,7 @@ class RunControlled(_Event):
     action: ControlAction
     node: str | None = None
     from_start: bool = False
+    compensate: bool = False  # a cancel: undo the completed steps first
     reason: str = ""
     input: JsonValue = None
 

@@ -157,6 +157,7 @@ class ControlRequest(Message):
     action: ControlAction
     node: str | None = None
     from_start: bool = False
+    compensate: bool = False  # a cancel: undo the completed steps first
     reason: str = ""
     input: JsonValue = None
 

@@ -93,9 +93,11 @@ def run_subject(run_id: str, part: str) -> str:
 
 def result_subject(run_id: str, task: TaskRef, *, started: bool = False) -> str:
     """Each attempt's result has a subject of its own, so "is it done?" is one direct get:
-    ``af.run.<run_id>.r.<node>.<index|->.<attempt>[.remedy]`` (``.started`` for TaskStarted)."""
+    ``af.run.<run_id>.r.<node>.<index|->.<attempt>[.remedy|.undo]`` (``.started`` for
+    TaskStarted; ``.undo``: a compensation's)."""
     index = "-" if task.index is None else str(task.index)
-    tail = (".remedy" if task.remedy else "") + (".started" if started else "")
+    kind = ".remedy" if task.remedy else ".undo" if task.compensation else ""
+    tail = kind + (".started" if started else "")
     return f"af.run.{run_id}.{RESULTS}.{task.node}.{index}.{task.attempt}{tail}"
 
 

@@ -44,14 +44,21 @@ class RunStatus(StrEnum):
     RUNNING = "RUNNING"
     WAITING = "WAITING"
     PAUSED = "PAUSED"
+    COMPENSATING = "COMPENSATING"  # it failed for good: its compensations run
     INTERRUPTED = "INTERRUPTED"
     SUCCEEDED = "SUCCEEDED"
+    COMPENSATED = "COMPENSATED"  # failed (or cancelled), every completed step undone
     TERMINATED = "TERMINATED"
 
     @property
     def finished(self) -> bool:
         """A run in one of these states does nothing until someone acts on it."""
-        return self in (RunStatus.INTERRUPTED, RunStatus.SUCCEEDED, RunStatus.TERMINATED)
+        return self in (
+            RunStatus.INTERRUPTED,
+            RunStatus.SUCCEEDED,
+            RunStatus.COMPENSATED,
+            RunStatus.TERMINATED,
+        )
 
 
 class NodeStatus(StrEnum):
@@ -109,20 +116,22 @@ class ErrorInfo(Wire):
 
 
 class TaskRef(Wire):
-    """One execution of a node (or of one item of a for-each node), or of the remediation
-    that an error policy runs for a failed attempt (`remedy`)."""
+    """One execution of a node (or of one item of a for-each node), of the remediation
+    that an error policy runs for a failed attempt (`remedy`), or of the compensation that
+    undoes a completed step (`compensation`: `attempt` counts the compensation's tries)."""
 
     node: str
     index: int | None = None
     attempt: int = 1
     remedy: bool = False
+    compensation: bool = False
 
     @property
     def key(self) -> str:
         return self.node if self.index is None else f"{self.node}[{self.index}]"
 
     def idempotency_key(self, run_id: str) -> str:
-        suffix = ".remedy" if self.remedy else ""
+        suffix = ".remedy" if self.remedy else ".undo" if self.compensation else ""
         return f"{run_id}.{self.key}.{self.attempt}{suffix}"
 
 

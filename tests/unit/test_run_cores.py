@@ -31,10 +31,10 @@ def _record(status: ev.RunStatus) -> ev.RunRecord:
 # --- control rules --------------------------------------------------------------------------
 # The whole table, written out: which action applies in which status.
 TABLE: dict[str, set[ev.RunStatus]] = {
-    "pause": {S.PENDING, S.RUNNING, S.WAITING},
+    "pause": {S.PENDING, S.RUNNING, S.WAITING, S.COMPENSATING},
     "resume": {S.INTERRUPTED, S.PAUSED},
     "cancel": {S.PENDING, S.RUNNING, S.WAITING, S.PAUSED},
-    "terminate": {S.PENDING, S.RUNNING, S.WAITING, S.PAUSED, S.INTERRUPTED},
+    "terminate": {S.PENDING, S.RUNNING, S.WAITING, S.PAUSED, S.INTERRUPTED, S.COMPENSATING},
     "retry": {S.INTERRUPTED, S.PAUSED},
     "approve": {S.RUNNING, S.WAITING},
 }

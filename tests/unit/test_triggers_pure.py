@@ -245,7 +245,10 @@ def test_lifecycle_subjects_and_failed_filter() -> None:
     )
     source = trigger.spec.source.lifecycle
     assert source is not None
-    assert lifecycle_subjects(source) == ["af.events.run.etl.*.interrupted"]
+    assert lifecycle_subjects(source) == [
+        "af.events.run.etl.*.compensated",
+        "af.events.run.etl.*.interrupted",
+    ]
     compiled = CompiledTrigger(trigger)
     assert compiled.accepts_lifecycle({"status": "INTERRUPTED", "reason": "failed"})
     assert not compiled.accepts_lifecycle({"status": "INTERRUPTED", "reason": "cancelled"})
