@@ -1,5 +1,5 @@
 """The triage example, as a user would run it from its folder: both branches and the
-error branch."""
+error branch; triage-many runs it as a sub-workflow per module."""
 
 from __future__ import annotations
 
@@ -42,3 +42,18 @@ def test_triage_takes_the_branch_its_module_calls_for(
     else:
         assert statuses["measure"] is NodeStatus.FAILED
         assert result["problem"].startswith("could not measure: [NO_SUCH_MODULE]")
+
+
+@pytest.mark.usefixtures("triage")
+def test_triage_many_runs_one_child_per_module_and_reports_the_problems(
+    client: actorflow.Client,
+) -> None:
+    run = client.run("triage-many", {"modules": ["colorsys", "no_such_module_here"]})
+    result = run.result(timeout=TIMEOUT)
+    assert result["report"]["triaged"] == 2
+    (problem,) = result["report"]["problems"]
+    assert problem.startswith("could not measure: [NO_SUCH_MODULE]")
+    assert result["results"][0]["short"].startswith("colorsys: short (")
+    children = [r for r in client.runs() if r.parent_run_id == run.run_id]
+    assert sorted(r.workflow for r in children) == ["triage", "triage"]
+    assert all(r.status is actorflow.RunStatus.SUCCEEDED for r in children)
