@@ -9,6 +9,10 @@ node publishes no task (checked: the run's history schedules only the two real s
 
 L2 — a shell step: a run of one shell node running `true` on its (warm) pool, submit →
 result, beside a run of one no-op function node and a plain Ray task running `true`.
+
+L3 — a sub-workflow node: a run of one `workflow:` node whose child is that one-node
+function run, submit → result, against the function run itself; the difference is what
+the sub-workflow node adds, set beside W4 (submit → first step body) of the same sitting.
 """
 
 from __future__ import annotations
@@ -73,6 +77,14 @@ async def _main(args: argparse.Namespace) -> dict[str, float]:
         noop_runs = [(await _wall(client, noop.metadata.name))[0] for _ in range(args.repeat)]
         ray.get(_ray_true.remote())
         ray_runs = [_timed(lambda: ray.get(_ray_true.remote())) for _ in range(args.repeat)]
+        parent = WorkflowBuilder("bench-sub", version="1")
+        parent.workflow("child", noop)
+        await client.apply([parent.build(), spine.first_step()])
+        await _wall(client, "bench-sub")  # the workflow pool starts from zero
+        sub_runs = [(await _wall(client, "bench-sub"))[0] for _ in range(args.repeat)]
+        noop_again = [(await _wall(client, noop.metadata.name))[0] for _ in range(args.repeat)]
+        w4 = statistics.median(await spine.af_start_latency(client, 4 * args.repeat))
+        sub, fn = statistics.median(sub_runs), statistics.median(noop_again)
         return {
             "run without skipped nodes, ms": base * 1000,
             f"run with {args.skipped} skipped nodes, ms": skipped * 1000,
@@ -80,6 +92,11 @@ async def _main(args: argparse.Namespace) -> dict[str, float]:
             "L2 shell step `true`, run submit -> result, ms": statistics.median(shell_runs) * 1000,
             "   one no-op function node, same, ms": statistics.median(noop_runs) * 1000,
             "   plain Ray task running `true`, ms": statistics.median(ray_runs) * 1000,
+            "L3 run of one sub-workflow node, ms": sub * 1000,
+            "   the same child as a run of its own, ms": fn * 1000,
+            "   added by the sub-workflow node, ms": (sub - fn) * 1000,
+            "   W4 submit -> first step body, ms": w4 * 1000,
+            "   added / W4": (sub - fn) / w4,
         }
 
 
