@@ -382,6 +382,12 @@ class ConnectionSpec(_Model):
     url: Annotated[str, Field(min_length=1), AfterValidator(_sql_url)]
     password: SecretRef | None = None
 
+    @model_validator(mode="after")
+    def _password_is_used(self) -> ConnectionSpec:
+        if self.password is not None and make_url(self.url).get_backend_name() == "sqlite":
+            raise ValueError("SQLite takes no password: leave `password` out")
+        return self
+
 
 class Connection(_Definition):
     """A database that `sql` nodes name (kind ``Connection``). Its password is never part

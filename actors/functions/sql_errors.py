@@ -13,6 +13,7 @@ the password masked (``***``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -41,6 +42,7 @@ _SQLSTATE_CODES: dict[str, tuple[ErrorCode, bool]] = {
     "28": (ErrorCode.SQL_CONNECTION, False),  # invalid_authorization_specification
     "57P": (ErrorCode.SQL_CONNECTION, True),  # admin / crash shutdown, cannot connect now
 }
+_BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")
 _SQLITE_SYNTAX = ("syntax error", "incomplete input", "unrecognized token")
 
 
@@ -104,7 +106,8 @@ def _message_of(exc: BaseException) -> str:
     and its parameters)."""
     orig = exc.orig if isinstance(exc, sa_exc.StatementError) else None
     source = orig if isinstance(orig, BaseException) else exc
-    lines = [line.strip() for line in str(source).splitlines() if line.strip()]
+    text = _BACKGROUND.sub("", str(source))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return " ".join(lines)[:_MESSAGE_LIMIT] or type(source).__name__
 
 
