@@ -215,10 +215,13 @@ def test_postgresql_errors_map_by_sqlstate(postgres: Postgres, tmp_path: Path) -
     wrong.write_text("not-the-password")
 
     async def failing(query: str, password: Path = secret) -> actorflow.StepError:
+        return await failing_on(postgres.url, query, password)
+
+    async def failing_on(url: str, query: str, password: Path = secret) -> actorflow.StepError:
         try:
             await sql.run(
                 connection="pg@1",
-                url=postgres.url,
+                url=url,
                 password={"from_file": str(password)},
                 query=query,
             )
@@ -234,6 +237,10 @@ def test_postgresql_errors_map_by_sqlstate(postgres: Postgres, tmp_path: Path) -
             assert missing.code == "SQL_PROGRAMMING"
             data = await failing("select 'x'::int")
             assert data.code == "SQL_DATA"
+            slow = await failing_on(
+                postgres.url + "?options=-c%20statement_timeout%3D200", "select pg_sleep(30)"
+            )
+            assert (slow.code, slow.details["sqlstate"]) == ("SQL_TIMEOUT", "57014")
             login = await failing("select 1", password=wrong)
             assert login.code == "SQL_CONNECTION"
             assert "password authentication failed" in login.message
