@@ -222,7 +222,14 @@ class ErrorCode(StrEnum):
     RUNTIME_ENV_FAILED = "RUNTIME_ENV_FAILED"  # Ray could not set up the runtime environment
     # --- raised by the built-in steps (besides EXIT_<n> / SIGNAL_<s> for shell, HTTP_<status>)
     HTTP_UNREACHABLE = "HTTP_UNREACHABLE"  # an HTTP step's server could not be reached
-    SECRET_MISSING = "SECRET_MISSING"  # an HTTP step's secret header has no value on the replica
+    SECRET_MISSING = "SECRET_MISSING"  # an HTTP / SQL step's secret has no value on the replica
+    SQL_CONNECTION = "SQL_CONNECTION"  # a SQL step cannot connect (or lost its connection)
+    SQL_SYNTAX = "SQL_SYNTAX"  # the database cannot parse a SQL step's query
+    SQL_PROGRAMMING = "SQL_PROGRAMMING"  # a query the database refuses: no such table, column…
+    SQL_INTEGRITY = "SQL_INTEGRITY"  # a constraint refused the statement (unique, foreign key…)
+    SQL_DATA = "SQL_DATA"  # a value the database refuses (bad type, out of range, division…)
+    SQL_OPERATIONAL = "SQL_OPERATIONAL"  # the database failed to run it (locks, deadlocks, disk…)
+    SQL_TIMEOUT = "SQL_TIMEOUT"  # no pooled connection in time, or the database cancelled it
     CHILD_FAILED = "CHILD_FAILED"  # a sub-workflow's child run ended without an error code
     CHILD_NOT_STARTED = "CHILD_NOT_STARTED"  # the controller refused to start a child run
     SUBWORKFLOW_DEPTH = "SUBWORKFLOW_DEPTH"  # a child run would nest deeper than allowed

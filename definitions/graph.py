@@ -38,6 +38,7 @@ def check_workflow(
     known_functions: Collection[str] | None = None,
     known_workflows: Collection[str] | None = None,
     expanded: bool = False,
+    known_connections: Collection[str] | None = None,
 ) -> list[DefinitionIssue]:
     """Every graph-level problem of `wf`, in document order; empty when it is sound.
 
@@ -48,10 +49,14 @@ def check_workflow(
         known_workflows: likewise, for sub-workflow (`workflow:`) nodes; `wf` itself counts.
         expanded: `wf` is a template expansion, whose dotted ids (``prep.fetch``) are its
             own; a user may not write them.
+        known_connections: likewise, ``name@version`` of the connections SQL nodes may
+            name.
     """
     checker = _Checker(wf, known_functions, expanded=expanded)
     if known_workflows is not None:
         checker.known_workflows = {*known_workflows, wf.ref}
+    if known_connections is not None:
+        checker.known_connections = set(known_connections)
     return checker.run()
 
 
@@ -78,11 +83,18 @@ def unconditional_cycles(workflows: Iterable[Workflow]) -> list[tuple[Workflow, 
 
 
 def check_template(
-    template: StepTemplate, *, known_functions: Collection[str] | None = None
+    template: StepTemplate,
+    *,
+    known_functions: Collection[str] | None = None,
+    known_connections: Collection[str] | None = None,
 ) -> list[DefinitionIssue]:
     """A template's nodes pass the checks a workflow's do; the id ``inputs`` is reserved
     (it names the group's inputs once expanded)."""
-    issues = check_workflow(as_workflow(template), known_functions=known_functions)
+    issues = check_workflow(
+        as_workflow(template),
+        known_functions=known_functions,
+        known_connections=known_connections,
+    )
     for i, node in enumerate(template.spec.nodes):
         if node.id == INPUTS_NODE:
             issues.append(
@@ -140,13 +152,19 @@ def validate_workflow(
     known_functions: Collection[str] | None = None,
     known_workflows: Collection[str] | None = None,
     file: str | None = None,
+    known_connections: Collection[str] | None = None,
 ) -> Workflow:
     """Return `wf` unchanged if `check_workflow` finds nothing; raise otherwise.
 
     Raises:
         DefinitionError: one issue per problem, each naming `file` and the field.
     """
-    issues = check_workflow(wf, known_functions=known_functions, known_workflows=known_workflows)
+    issues = check_workflow(
+        wf,
+        known_functions=known_functions,
+        known_workflows=known_workflows,
+        known_connections=known_connections,
+    )
     if issues:
         raise DefinitionError([_with_file(i, file) for i in issues])
     return wf
@@ -179,7 +197,7 @@ def _templates(
 
 
 def _builtin_values(node: NodeSpec | CompensationSpec, base: str) -> list[tuple[str, object]]:
-    """A shell or HTTP step's templated values, each with its field path."""
+    """A shell, HTTP or SQL step's templated values, each with its field path."""
     out: list[tuple[str, object]] = []
     if node.shell is not None:
         shell = node.shell
@@ -194,6 +212,8 @@ def _builtin_values(node: NodeSpec | CompensationSpec, base: str) -> list[tuple[
             (f"{base}.http.headers.{k}", v) for k, v in http.headers.items() if isinstance(v, str)
         ]
         out.append((f"{base}.http.body", http.body))
+    if isinstance(node, NodeSpec) and node.sql is not None:  # params only: never the query
+        out += [(f"{base}.sql.params.{k}", v) for k, v in node.sql.params.items()]
     return out
 
 
@@ -214,6 +234,7 @@ class _Checker:
         self.wf = wf
         self.expanded = expanded
         self.known_workflows: set[str] | None = None
+        self.known_connections: set[str] | None = None
         self.known = None if known_functions is None else set(known_functions)
         self.issues: list[DefinitionIssue] = []
         self.position: dict[str, int] = {}
@@ -298,6 +319,13 @@ class _Checker:
         if self.known_workflows is not None and node.workflow is not None:
             self._check_function(
                 f"{base}.workflow", node.workflow, self.known_workflows, kind="workflow"
+            )
+        if self.known_connections is not None and node.sql is not None:
+            self._check_function(
+                f"{base}.sql.connection",
+                node.sql.connection,
+                self.known_connections,
+                kind="connection",
             )
         if node.wait is not None:
             self._check_template(f"{base}.wait.key", node.wait.key, owner=node.id, loop_ok=False)

@@ -29,6 +29,7 @@ from actorflow.definitions.graph import check_template, check_workflow
 from actorflow.definitions.models import (
     API_VERSION,
     AnyDefinition,
+    Connection,
     EventType,
     Function,
     RuntimeEnv,
@@ -46,6 +47,7 @@ _MODELS: dict[str, type[AnyDefinition]] = {
     "RuntimeEnv": RuntimeEnv,
     "Trigger": Trigger,
     "EventType": EventType,
+    "Connection": Connection,
 }
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
@@ -58,6 +60,7 @@ _PATTERN_HINTS = {
     "needs": "node id (a letter or '_', then letters, digits or '_')",
     "node": "node id (a letter or '_', then letters, digits or '_')",
     "function": "function reference ('name@version' or 'name')",
+    "connection": "connection reference ('name@version' or 'name')",
 }
 
 
@@ -111,6 +114,7 @@ def load_text(
     known_functions: Collection[str] | None = None,
     known_templates: Mapping[str, StepTemplate] | None = None,
     known_workflows: Collection[str] | None = None,
+    known_connections: Collection[str] | None = None,
 ) -> list[AnyDefinition]:
     """Parse and validate every document of a multi-document YAML text.
 
@@ -124,12 +128,21 @@ def load_text(
         known_templates: when given, the registered templates by reference (see
             `templates.catalog`); template nodes must then name one of them or one
             defined in `text`. (Without, only templates defined here are checked.)
+        known_connections: when given, ``name@version`` refs of registered connections
+            that SQL nodes may name (besides those defined in `text`).
 
     Raises:
         DefinitionError: with one issue per problem found in the whole text.
     """
     docs, issues = _parse(text, file)
-    return _finish(docs, issues, known_functions, known_templates, known_workflows)
+    return _finish(
+        docs,
+        issues,
+        known_functions,
+        known_templates,
+        known_workflows,
+        known_connections=known_connections,
+    )
 
 
 def load_file(
@@ -138,10 +151,18 @@ def load_file(
     known_functions: Collection[str] | None = None,
     known_templates: Mapping[str, StepTemplate] | None = None,
     known_workflows: Collection[str] | None = None,
+    known_connections: Collection[str] | None = None,
 ) -> list[AnyDefinition]:
     """`load_text` on a file's content; issues name the file as given."""
     docs, issues = _parse_file(Path(path))
-    return _finish(docs, issues, known_functions, known_templates, known_workflows)
+    return _finish(
+        docs,
+        issues,
+        known_functions,
+        known_templates,
+        known_workflows,
+        known_connections=known_connections,
+    )
 
 
 def load_path(
@@ -150,6 +171,7 @@ def load_path(
     known_functions: Collection[str] | None = None,
     known_templates: Mapping[str, StepTemplate] | None = None,
     known_workflows: Collection[str] | None = None,
+    known_connections: Collection[str] | None = None,
 ) -> list[AnyDefinition]:
     """Load a file, or every ``*.yaml`` / ``*.yml`` directly in a directory (sorted by name).
 
@@ -168,7 +190,14 @@ def load_path(
         more_docs, more_issues = _parse_file(file)
         docs += more_docs
         issues += more_issues
-    return _finish(docs, issues, known_functions, known_templates, known_workflows)
+    return _finish(
+        docs,
+        issues,
+        known_functions,
+        known_templates,
+        known_workflows,
+        known_connections=known_connections,
+    )
 
 
 def dump(defs: Iterable[BaseModel]) -> str:
@@ -359,6 +388,8 @@ def _finish(
     known_functions: Collection[str] | None,
     known_templates: Mapping[str, StepTemplate] | None = None,
     known_workflows: Collection[str] | None = None,
+    *,
+    known_connections: Collection[str] | None = None,
 ) -> list[AnyDefinition]:
     """Cross-document checks (duplicates, graphs), then raise everything or return models."""
     known = None
@@ -368,6 +399,12 @@ def _finish(
     workflows = None
     if known_workflows is not None:
         workflows = {*known_workflows, *(d.model.ref for d in docs if d.model.kind == "Workflow")}
+    connections = None
+    if known_connections is not None:
+        connections = {
+            *known_connections,
+            *(d.model.ref for d in docs if isinstance(d.model, Connection)),
+        }
     templates = {**(known_templates or {}), **catalog([], {}, local)}
     first: dict[tuple[str, str], _Document] = {}
     for doc in docs:
@@ -382,9 +419,14 @@ def _finish(
             first[key] = doc
         found: list[DefinitionIssue] = []
         if isinstance(doc.model, Workflow):
-            found = check_workflow(doc.model, known_functions=known, known_workflows=workflows)
+            found = check_workflow(
+                doc.model,
+                known_functions=known,
+                known_workflows=workflows,
+                known_connections=connections,
+            )
         elif isinstance(doc.model, StepTemplate):
-            found = check_template(doc.model, known_functions=known)
+            found = check_template(doc.model, known_functions=known, known_connections=connections)
         if isinstance(doc.model, Workflow | StepTemplate):
             uses = check_uses(doc.model.spec.nodes, templates.get)
             if known_templates is None:  # a template defined elsewhere may exist

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jsonschema
 from croniter import croniter
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,6 +25,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from actorflow.definitions.errors import ExpressionError
 from actorflow.definitions.expressions import Expression, Template, strip_braces
@@ -272,12 +276,13 @@ class ApprovalSpec(_Model):
 
 
 NodeKind = Literal[
-    "function", "shell", "http", "workflow", "sleep", "wait", "approval", "value", "template"
+    "function", "shell", "http", "sql", "workflow", "sleep", "wait", "approval", "value", "template"
 ]
 _NODE_KINDS: Final = (
     "function",
     "shell",
     "http",
+    "sql",
     "workflow",
     "sleep",
     "wait",
@@ -300,8 +305,9 @@ class ShellSpec(_Model):
 
 
 class SecretRef(_Model):
-    """A header value kept out of definitions and histories: read by the replica, at the
-    moment of the call, from an environment variable or a file (e.g. a mounted secret)."""
+    """A secret (an HTTP header value, a database password) kept out of definitions and
+    histories: read by the replica, at the moment of the call, from an environment
+    variable or a file (e.g. a mounted secret)."""
 
     from_env: str | None = None
     from_file: str | None = None
@@ -339,9 +345,105 @@ class HttpSpec(_Model):
         return v
 
 
-BuiltinKind = Literal["shell", "http", "workflow"]
-_BUILTIN_CONCURRENCY: Final = {"shell": 8, "http": 64, "workflow": 1000}
-_BUILTIN_MODULES: Final = {"shell": "shell", "http": "http", "workflow": "subworkflow"}
+_BIND_RE = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+_EXPR_OPEN = "${{"
+
+
+def _sql_url(value: str) -> str:
+    """A SQLAlchemy URL of a known dialect and without a password. Messages never quote
+    the URL: it may hold the very password being refused."""
+    if _EXPR_OPEN in value:
+        raise ValueError("a connection URL is not templated")
+    try:
+        url = make_url(value)
+    except sa_exc.ArgumentError:
+        raise ValueError(
+            "not a SQLAlchemy URL (e.g. postgresql+psycopg://app@127.0.0.1:5432/db, "
+            "sqlite:////tmp/app.db)"
+        ) from None
+    if url.password is not None:
+        raise ValueError(
+            "the URL holds a password, which would be stored in clear: remove it and give "
+            "`password: {fromEnv: NAME}` or `{fromFile: PATH}`"
+        )
+    try:
+        url.get_dialect()
+    except sa_exc.NoSuchModuleError:
+        raise ValueError(f"unknown SQL dialect {url.drivername!r}") from None
+    return value
+
+
+class ConnectionSpec(_Model):
+    """Where a database is and how to log in: a SQLAlchemy `url` without a password, and
+    the password as a reference (`SecretRef`) the replica reads when a step runs."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    url: Annotated[str, Field(min_length=1), AfterValidator(_sql_url)]
+    password: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _password_is_used(self) -> ConnectionSpec:
+        if self.password is not None and make_url(self.url).get_backend_name() == "sqlite":
+            raise ValueError("SQLite takes no password: leave `password` out")
+        return self
+
+
+class Connection(_Definition):
+    """A database that `sql` nodes name (kind ``Connection``). Its password is never part
+    of it: ``password: {fromEnv: DB_PASSWORD}`` or ``{fromFile: /run/secrets/db}`` is read
+    by the controller at apply (it must exist there) and by the replica at each call."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    kind: Literal["Connection"] = "Connection"
+    spec: ConnectionSpec
+
+
+class SqlSpec(_Model):
+    """One SQL statement on a `Connection`, in one transaction (committed when it
+    succeeds, rolled back when it fails). `params` values are bound (``:name`` in the
+    query), never spliced into its text; the query itself is not templated. Output: the
+    rows as a list of objects, at most `max_rows` (more are cut off, and the step's log
+    says so), or ``{"rowCount": n}`` for a statement that returns no rows."""
+
+    connection: FunctionRef
+    """``name`` (its latest version when a run starts) or ``name@version``."""
+    query: str
+    params: dict[Annotated[str, Field(pattern=_BIND_RE)], JsonValue] = Field(default_factory=dict)
+    max_rows: int = Field(default=1000, ge=1, le=1_000_000)
+
+    @field_validator("query")
+    @classmethod
+    def _not_templated(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("the query is empty")
+        if _EXPR_OPEN in v:
+            raise ValueError(
+                "the query is not templated: bind values as :name and give them in params"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _binds_match(self) -> SqlSpec:
+        binds = set(text(self.query)._bindparams)  # what SQLAlchemy will bind, ':x' only
+        missing = sorted(binds - set(self.params))
+        unused = sorted(set(self.params) - binds)
+        if missing:
+            raise ValueError(f"the query binds {', '.join(missing)}, which params lack")
+        if unused:
+            raise ValueError(f"params {', '.join(unused)} are not bound in the query (:name)")
+        return self
+
+
+BuiltinKind = Literal["shell", "http", "sql", "workflow"]
+_BUILTIN_CONCURRENCY: Final = {"shell": 8, "http": 64, "sql": 16, "workflow": 1000}
+_BUILTIN_MODULES: Final = {
+    "shell": "shell",
+    "http": "http",
+    "sql": "sql",
+    "workflow": "subworkflow",
+}
 
 
 def builtin_function(kind: BuiltinKind, resources: Resources) -> Function:
@@ -444,6 +546,7 @@ class NodeSpec(_Model):
     function: FunctionRef | None = None
     shell: ShellSpec | None = None
     http: HttpSpec | None = None
+    sql: SqlSpec | None = None
     workflow: FunctionRef | None = None
     """``name@version`` (or a bare name / ``@latest``, resolved when the run starts): a child
     run of that workflow, given `inputs`; its outputs are the node's output."""
@@ -461,7 +564,7 @@ class NodeSpec(_Model):
     template: FunctionRef | None = None
     """``name@version`` of a `StepTemplate`, expanded into this workflow when a run starts."""
     resources: Resources | None = None
-    """A shell or HTTP node's replica: what it reserves (default: a tenth of a CPU)."""
+    """A shell, HTTP or SQL node's replica: what it reserves (default: a tenth of a CPU)."""
     needs: list[NeedItem] = Field(default_factory=list)
     when: str | None = None
     continue_on: Literal["failed"] | None = None
@@ -491,7 +594,7 @@ class NodeSpec(_Model):
                 f"a node needs exactly one of {', '.join(_NODE_KINDS)}"
                 + (f" (got {', '.join(kinds)})" if kinds else "")
             )
-        runs_task = kinds[0] in ("function", "shell", "http", "workflow")
+        runs_task = kinds[0] in ("function", "shell", "http", "sql", "workflow")
         if kinds[0] == "template":
             if self.for_each or self.retry or self.timeout is not None or self.continue_on:
                 raise ValueError(
@@ -505,10 +608,12 @@ class NodeSpec(_Model):
             raise ValueError(f"a {kinds[0]} node takes no inputs, forEach, retry or timeout")
         if self.compensate is not None and not runs_task:
             raise ValueError(f"a {kinds[0]} node has no effect to compensate")
-        if kinds[0] in ("shell", "http") and self.inputs:
+        if kinds[0] in ("shell", "http", "sql") and self.inputs:
             raise ValueError(f"a {kinds[0]} node takes its values in {kinds[0]}, not inputs")
-        if self.resources is not None and kinds[0] not in ("shell", "http"):
-            raise ValueError("only shell and http nodes take resources (a function has its own)")
+        if self.resources is not None and kinds[0] not in ("shell", "http", "sql"):
+            raise ValueError(
+                "only shell, http and sql nodes take resources (a function has its own)"
+            )
         return self
 
     @property
@@ -517,6 +622,8 @@ class NodeSpec(_Model):
             return "shell"
         if self.http is not None:
             return "http"
+        if self.sql is not None:
+            return "sql"
         return "workflow" if self.workflow is not None else None
 
     @property
@@ -815,6 +922,6 @@ class EventType(_Definition):
     spec: EventTypeSpec
 
 
-AnyDefinition = Function | Workflow | StepTemplate | RuntimeEnv | Trigger | EventType
+AnyDefinition = Function | Workflow | StepTemplate | RuntimeEnv | Trigger | EventType | Connection
 
 Definition = Annotated[AnyDefinition, Field(discriminator="kind")]

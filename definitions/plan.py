@@ -15,6 +15,7 @@ from actorflow.definitions.errors import DefinitionError, InputError
 from actorflow.definitions.expressions import Expression, Template, strip_braces
 from actorflow.definitions.models import (
     CompensationSpec,
+    Connection,
     ErrorPolicy,
     Function,
     HookSpec,
@@ -71,7 +72,7 @@ class PlannedNode:
         return tuple(self.needs)
 
 
-TASK_KINDS = frozenset({"function", "shell", "http", "workflow"})
+TASK_KINDS = frozenset({"function", "shell", "http", "sql", "workflow"})
 """Node kinds whose work is a task on a function pool."""
 
 
@@ -121,6 +122,33 @@ def _request_of(spec: HttpSpec) -> dict[str, Any]:
     return data
 
 
+def connection_refs(wf: Workflow) -> set[str]:
+    """Every connection reference the workflow's SQL nodes make (as written)."""
+    return {node.sql.connection for node in wf.spec.nodes if node.sql is not None}
+
+
+def _query_of(node: NodeSpec, connections: Mapping[str, Connection]) -> dict[str, Any]:
+    """A SQL node's task inputs: the statement, its params (rendered, then bound by the
+    replica), and the connection pinned when the run started — its URL and the password's
+    reference, never a password."""
+    assert node.sql is not None
+    connection = connections.get(node.sql.connection)
+    if connection is None:
+        raise DefinitionError.single(
+            f"connection {node.sql.connection!r} of node {node.id!r} was not resolved",
+            field="spec.nodes",
+        )
+    password = connection.spec.password
+    return {
+        "connection": connection.ref,
+        "url": connection.spec.url,
+        "password": password.model_dump(mode="json") if password is not None else None,
+        "query": node.sql.query,
+        "params": dict(node.sql.params),
+        "max_rows": node.sql.max_rows,
+    }
+
+
 def workflow_refs(wf: Workflow) -> set[str]:
     """Every sub-workflow reference the workflow's nodes make (as written)."""
     return {node.workflow for node in wf.spec.nodes if node.workflow is not None}
@@ -144,7 +172,7 @@ def _child_of(node: NodeSpec, workflows: Mapping[str, str]) -> dict[str, Any]:
 
 
 def builtin_functions(wf: Workflow) -> list[Function]:
-    """The implicit pools the workflow's shell and HTTP nodes run on, one per kind and
+    """The implicit pools the workflow's shell, HTTP and SQL nodes run on, one per kind and
     resource shape."""
     steps: list[NodeSpec | CompensationSpec] = list(wf.spec.nodes)
     steps += [node.compensate for node in wf.spec.nodes if node.compensate]
@@ -183,13 +211,17 @@ def compile_plan(
     functions: Mapping[str, str],
     retries: Mapping[str, RetryPolicy] | None = None,
     workflows: Mapping[str, str] | None = None,
+    *,
+    connections: Mapping[str, Connection] | None = None,
 ) -> Plan:
     """`functions` maps each function reference (as written) to a concrete version, and
     `workflows` each sub-workflow reference; `retries` gives each node's retry policy
-    where its function's differs from the default.
+    where its function's differs from the default; `connections` maps each SQL node's
+    connection reference to the `Connection` it resolved to when the run started.
     """
     retries = retries or {}
     workflows = workflows or {}
+    connections = connections or {}
     nodes: dict[str, PlannedNode] = {}
     for i, node in enumerate(wf.spec.nodes):
         where = f"spec.nodes[{i}]"
@@ -197,6 +229,8 @@ def compile_plan(
             inputs = Template.compile(node.shell.model_dump(), field=f"{where}.shell")
         elif node.http is not None:  # the request; secrets stay references until the call
             inputs = Template.compile(_request_of(node.http), field=f"{where}.http")
+        elif node.sql is not None:  # only params are templated; the query stays verbatim
+            inputs = Template.compile(_query_of(node, connections), field=f"{where}.sql")
         elif node.workflow is not None:  # the child run to start; its inputs, rendered
             inputs = Template.compile(_child_of(node, workflows), field=f"{where}.inputs")
         elif node.value is not None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from actorflow.definitions import events as ev
-from actorflow.definitions.models import Function, RetryPolicy, Workflow
+from actorflow.definitions.models import Connection, Function, RetryPolicy, Workflow
 from actorflow.definitions.plan import bind_inputs, compile_plan
 
 
@@ -25,13 +25,15 @@ def run_started(
     *,
     templates: Mapping[str, str] | None = None,
     workflows: Mapping[str, str] | None = None,
+    connections: Mapping[str, Connection] | None = None,
     parent: ev.ParentRef | None = None,
     depth: int = 0,
 ) -> ev.RunStarted:
     """The first event of a run of `wf` (its templates already expanded: `templates` says
     which version each reference resolved to); `functions` maps every reference the
     workflow makes (as written) to the definition it resolves to now, `workflows` every
-    sub-workflow reference to a version. A child run names its `parent` and `depth`.
+    sub-workflow reference to a version, `connections` every SQL node's connection
+    reference to its `Connection`. A child run names its `parent` and `depth`.
 
     Raises `InputError` for inputs the workflow does not accept and `DefinitionError` for
     a workflow that does not compile — here, before anything is recorded.
@@ -53,7 +55,7 @@ def run_started(
         for h in wf.spec.hooks
         if h.call in functions
     }
-    compile_plan(wf, versions, workflows=workflows)
+    compile_plan(wf, versions, workflows=workflows, connections=connections)
     return ev.RunStarted(
         run_id=run_id,
         workflow=wf.metadata.name,
@@ -65,6 +67,9 @@ def run_started(
         inputs=bound,
         templates=dict(templates or {}),
         workflows=dict(workflows or {}),
+        connections={
+            ref: c.model_dump(mode="json", by_alias=True) for ref, c in (connections or {}).items()
+        },
         parent=parent,
         depth=depth,
     )

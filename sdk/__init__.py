@@ -50,6 +50,7 @@ from actorflow.definitions.events import (
 )
 from actorflow.definitions.loader import dump, load_file, load_text
 from actorflow.definitions.models import (
+    Connection,
     ErrorPolicy,
     EventType,
     Function,
@@ -72,6 +73,7 @@ __all__ = [
     "AttemptInfo",
     "Client",
     "ClusterUnavailableError",
+    "Connection",
     "ControlAccepted",
     "ControlError",
     "DefinitionError",

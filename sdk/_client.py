@@ -52,6 +52,7 @@ from actorflow.definitions.errors import (
 from actorflow.definitions.loader import load_path
 from actorflow.definitions.models import (
     AnyDefinition,
+    Connection,
     EventType,
     Function,
     RuntimeEnv,
@@ -201,11 +202,13 @@ class AsyncClient:
             known = {f.ref for f in await self.functions()}
             templates = await self._template_catalog()
             workflows = {w.ref for w in await self.workflows()}
+            connections = {c.ref for c in await self.connections()}
             models = load_path(
                 definitions,
                 known_functions=known,
                 known_templates=templates,
                 known_workflows=workflows,
+                known_connections=connections,
             )
         else:
             models = _as_models(definitions)
@@ -226,6 +229,11 @@ class AsyncClient:
 
     async def workflows(self) -> list[Workflow]:
         return await (await Registry.open(await self._jetstream())).workflows()
+
+    async def connections(self) -> list[Connection]:
+        """Every registered version of every connection (URLs and password references:
+        a password is never stored)."""
+        return await (await Registry.open(await self._jetstream())).connections()
 
     async def functions(self) -> list[Function]:
         return await (await Registry.open(await self._jetstream())).functions()

@@ -16,7 +16,14 @@ from actorflow.actors.functions.pools import PoolStatus
 from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
-from actorflow.definitions.models import EventType, Function, RuntimeEnv, StepTemplate, Workflow
+from actorflow.definitions.models import (
+    Connection,
+    EventType,
+    Function,
+    RuntimeEnv,
+    StepTemplate,
+    Workflow,
+)
 
 _T = TypeVar("_T")
 
@@ -130,6 +137,10 @@ class Client:
 
     def templates(self) -> list[StepTemplate]:
         return self._call(self._async.templates())
+
+    def connections(self) -> list[Connection]:
+        """Every registered version of every connection (see `AsyncClient.connections`)."""
+        return self._call(self._async.connections())
 
     def functions(self) -> list[Function]:
         return self._call(self._async.functions())

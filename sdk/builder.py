@@ -33,6 +33,7 @@ from actorflow.definitions.graph import check_template, validate_workflow
 from actorflow.definitions.loader import issues_from_validation
 from actorflow.definitions.models import (
     CompensationSpec,
+    Connection,
     ErrorPolicy,
     Function,
     HookPoint,
@@ -169,6 +170,7 @@ class WorkflowBuilder:
         self._on_error: dict[str, dict[str, Any]] = {}
         self._hooks: list[dict[str, Any]] = []
         self._templates: dict[str, StepTemplate] = {}
+        self._connections: dict[str, Connection] = {}
 
     @property
     def functions(self) -> list[Function]:
@@ -300,6 +302,50 @@ class WorkflowBuilder:
             }
         )
         return NodeHandle(id)
+
+    def sql(
+        self,
+        id: str,
+        connection: str | Connection,
+        query: str,
+        *,
+        params: Mapping[str, JsonValue] | None = None,
+        max_rows: int | None = None,
+        needs: Iterable[NeedRef] = (),
+        when: str | None = None,
+        resources: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+        timeout: float | str | None = None,
+    ) -> NodeHandle:
+        """One SQL statement on `connection` (a `Connection`, or ``"name"`` /
+        ``"name@version"`` of a registered one), in one transaction. `params` values (which
+        may be ``${{ … }}`` expressions) are bound as ``:name``, never spliced into
+        `query`. Its output is the rows as a list of objects (at most `max_rows`, default
+        1000), or ``{"rowCount": n}`` for a statement."""
+        if isinstance(connection, Connection):
+            self._connections[connection.ref] = connection
+            connection = connection.ref
+        spec: dict[str, Any] = {"connection": connection, "query": query}
+        spec["params"] = dict(params or {})
+        if max_rows is not None:
+            spec["max_rows"] = max_rows
+        self._nodes.append(
+            {
+                "id": id,
+                "sql": spec,
+                "needs": [_need(n) for n in needs],
+                "when": when,
+                "resources": dict(resources) if resources is not None else None,
+                "retry": _plain(retry),
+                "timeout": timeout,
+            }
+        )
+        return NodeHandle(id)
+
+    @property
+    def connections(self) -> list[Connection]:
+        """The `Connection` models passed to `sql`, to register along with the workflow."""
+        return list(self._connections.values())
 
     def sleep(
         self,

@@ -43,7 +43,7 @@ from actorflow.definitions.errors import (
 )
 from actorflow.definitions.events import ControlAction, LogLine, RunRecord, RunStatus
 from actorflow.definitions.loader import load_path
-from actorflow.definitions.models import Function, RuntimeEnv, Workflow
+from actorflow.definitions.models import Connection, Function, RuntimeEnv, Workflow
 
 _POLL = 0.3
 
@@ -158,10 +158,11 @@ def apply(file: PathOption) -> None:
 
 
 def _apply(client: Client, file: Path) -> None:
-    known: list[Function | Workflow | RuntimeEnv] = [
+    known: list[Function | Workflow | RuntimeEnv | Connection] = [
         *client.functions(),
         *client.workflows(),
         *client.runtime_envs(),
+        *client.connections(),
     ]
     existed = {(d.kind, d.metadata.name, d.metadata.version) for d in known}
     out.print(show.applied_table(client.apply(file), existed))

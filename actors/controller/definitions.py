@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from sqlalchemy.engine import make_url
+
 from actorflow.actors.controller.plugins import Document, PluginHost
 from actorflow.actors.controller.pool_state import PoolManager
 from actorflow.actors.controller.results import Applied, Deleted
 from actorflow.actors.functions.pools import FunctionPool, check_fits
+from actorflow.actors.functions.secrets import SecretMissingError, read_secret
 from actorflow.actors.store.registry import Registry
 from actorflow.definitions.errors import DefinitionError, DefinitionIssue, InUseError, NotFoundError
 from actorflow.definitions.graph import (
@@ -19,6 +22,7 @@ from actorflow.definitions.graph import (
     validate_workflow,
 )
 from actorflow.definitions.models import (
+    Connection,
     Definition,
     Function,
     RuntimeEnv,
@@ -31,11 +35,15 @@ from actorflow.definitions.templates import as_workflow, catalog, check_uses, ex
 
 log = logging.getLogger(__name__)
 
-_KINDS: dict[str, type[Function] | type[Workflow] | type[StepTemplate] | type[RuntimeEnv]] = {
+_KINDS: dict[
+    str,
+    type[Function] | type[Workflow] | type[StepTemplate] | type[RuntimeEnv] | type[Connection],
+] = {
     "Function": Function,
     "Workflow": Workflow,
     "Template": StepTemplate,
     "RuntimeEnv": RuntimeEnv,
+    "Connection": Connection,
 }
 
 
@@ -57,7 +65,8 @@ class DefinitionService:
                 log.error("pool %s not restored: %s", function.ref, exc)
 
     async def apply(self, documents: list[Document]) -> list[Applied]:
-        """Register definitions: environments, then functions, templates, workflows.
+        """Register definitions: environments, connections, then functions, templates,
+        workflows.
 
         Every document is validated — references resolved, requests checked against the
         cluster's nodes — before any is stored: a bad batch changes nothing. A function's
@@ -70,6 +79,8 @@ class DefinitionService:
             functions = [d for d in parsed if isinstance(d, Function)]
             workflows = [d for d in parsed if isinstance(d, Workflow)]
             templates = [d for d in parsed if isinstance(d, StepTemplate)]
+            connections = [d for d in parsed if isinstance(d, Connection)]
+            _check_connections(connections)
             batch = {f.ref for f in functions}
             implicit = {
                 f.ref: f
@@ -84,12 +95,19 @@ class DefinitionService:
             known = {f.ref for f in await self._registry.functions()} | {f.ref for f in functions}
             registered = await self._registry.workflows()
             known_wfs = {w.ref for w in [*registered, *workflows]}
+            known_conns = {c.ref for c in [*await self._registry.connections(), *connections]}
             for wf in workflows:
-                validate_workflow(wf, known_functions=known, known_workflows=known_wfs)
+                validate_workflow(
+                    wf,
+                    known_functions=known,
+                    known_workflows=known_wfs,
+                    known_connections=known_conns,
+                )
             _check_recursion(workflows, registered)
-            await self._check_templates(templates, workflows, known)
+            await self._check_templates(templates, workflows, known, known_conns)
             await self._plugin.check(plugin_docs, {w.metadata.name for w in workflows})
             results = [_applied(env, await self._registry.put(env)) for env in envs]
+            results += [_applied(c, await self._registry.put(c)) for c in connections]
             for function in functions:
                 if self._pools.needs_start(function):
                     await self._pools.start(function, resolved[function.ref])
@@ -104,7 +122,11 @@ class DefinitionService:
             ]
 
     async def _check_templates(
-        self, templates: list[StepTemplate], workflows: list[Workflow], known: set[str]
+        self,
+        templates: list[StepTemplate],
+        workflows: list[Workflow],
+        known: set[str],
+        connections: set[str],
     ) -> None:
         """Templates pass a workflow's checks; every template node names a known template
         with the inputs it declares, and no chain of templates comes back to itself; what
@@ -116,7 +138,7 @@ class DefinitionService:
         lookup = catalog(registered, latest, templates).get
         issues: list[DefinitionIssue] = []
         for template in templates:
-            found = check_template(template, known_functions=known)
+            found = check_template(template, known_functions=known, known_connections=connections)
             found += check_uses(template.spec.nodes, lookup)
             issues += [_named(i, template) for i in found]
         for wf in workflows:
@@ -125,7 +147,12 @@ class DefinitionService:
                 expanded, _ = expand(wf, lookup)
                 found = [
                     DefinitionIssue(f"once its templates are expanded: {i.message}", field="spec")
-                    for i in check_workflow(expanded, known_functions=known, expanded=True)
+                    for i in check_workflow(
+                        expanded,
+                        known_functions=known,
+                        expanded=True,
+                        known_connections=connections,
+                    )
                 ]
             issues += [_named(i, wf) for i in found]
         if issues:
@@ -209,6 +236,36 @@ def _parse(doc: Document) -> Definition:
     if model is None:
         raise DefinitionError.single(f"unknown kind {doc.get('kind')!r}", field="kind")
     return model.model_validate(doc)
+
+
+def _check_connections(connections: list[Connection]) -> None:
+    """Refuse a connection this controller could not use either: its password's variable
+    or file has no value here, or its driver does not import. (Replicas read the password
+    again at each call.)"""
+    issues: list[DefinitionIssue] = []
+    for connection in connections:
+        password = connection.spec.password
+        if password is not None:
+            try:
+                read_secret(password)
+            except SecretMissingError as exc:
+                issues.append(
+                    _named(
+                        DefinitionIssue(
+                            f"the password cannot be read: {exc.reason}",
+                            field=f"spec.password.{exc.field}",
+                        ),
+                        connection,
+                    )
+                )
+        url = make_url(connection.spec.url)
+        try:
+            url.get_dialect().import_dbapi()
+        except ImportError as exc:
+            message = f"the driver of {url.drivername!r} is not installed ({exc.name or exc})"
+            issues.append(_named(DefinitionIssue(message, field="spec.url"), connection))
+    if issues:
+        raise DefinitionError(issues)
 
 
 def _check_recursion(batch: list[Workflow], registered: list[Workflow]) -> None:

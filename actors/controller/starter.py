@@ -23,8 +23,8 @@ from actorflow.actors.store.registry import Registry
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ErrorCode, NotFoundError, StepError
-from actorflow.definitions.models import Function, StepTemplate, Workflow, split_ref
-from actorflow.definitions.plan import function_refs, workflow_refs
+from actorflow.definitions.models import Connection, Function, StepTemplate, Workflow, split_ref
+from actorflow.definitions.plan import connection_refs, function_refs, workflow_refs
 from actorflow.definitions.snapshot import run_started
 from actorflow.definitions.templates import expand, gather, template_refs
 
@@ -78,6 +78,9 @@ class RunStarter:
         for ref in workflow_refs(wf):
             name, wanted = split_ref(ref)
             children[ref] = (await self._registry.workflow(name, wanted)).metadata.version
+        connections: dict[str, Connection] = {}
+        for ref in connection_refs(wf):
+            connections[ref] = await self._registry.connection(*split_ref(ref))
         run_id = run_id or ev.new_run_id(wf.metadata.name)
         started = run_started(
             run_id,
@@ -86,6 +89,7 @@ class RunStarter:
             inputs,
             templates=templates,
             workflows=children,
+            connections=connections,
             parent=parent,
             depth=depth,
         )

@@ -48,7 +48,7 @@ from actorflow.definitions.events import (
     WaitRef,
     WaitsStarted,
 )
-from actorflow.definitions.models import RetryPolicy, Workflow
+from actorflow.definitions.models import Connection, RetryPolicy, Workflow
 from actorflow.definitions.plan import TASK_KINDS, Plan, PlannedNode, compile_plan
 
 # A run with nothing in flight whose next timer is further away than this lets go of its
@@ -1173,8 +1173,13 @@ def _output_of(event: HistoryEvent, blobs: Mapping[str, Any]) -> Any:
 
 def plan_of(started: RunStarted) -> Plan:
     retries = {k: RetryPolicy.model_validate(v) for k, v in started.retries.items()}
+    connections = {k: Connection.model_validate(v) for k, v in started.connections.items()}
     return compile_plan(
-        Workflow.model_validate(started.plan), started.functions, retries, started.workflows
+        Workflow.model_validate(started.plan),
+        started.functions,
+        retries,
+        started.workflows,
+        connections=connections,
     )
 
 

@@ -10,7 +10,14 @@ from nats.js.kv import KeyValue
 from actorflow.actors.store.errors import NOT_FOUND, not_found_as
 from actorflow.actors.store.streams import read_stream
 from actorflow.definitions import events as ev
-from actorflow.definitions.models import Definition, Function, RuntimeEnv, StepTemplate, Workflow
+from actorflow.definitions.models import (
+    Connection,
+    Definition,
+    Function,
+    RuntimeEnv,
+    StepTemplate,
+    Workflow,
+)
 
 
 class Registry:
@@ -93,6 +100,19 @@ class Registry:
             for v in await self._values(ev.definitions_prefix("Template"))
         ]
 
+    async def connection(self, name: str, version: str = "latest") -> Connection:
+        if version == "latest":
+            version = await self.latest_version("Connection", name)
+        model = await self._model("Connection", name, version)
+        assert isinstance(model, Connection)
+        return model
+
+    async def connections(self) -> list[Connection]:
+        return [
+            Connection.model_validate_json(v)
+            for v in await self._values(ev.definitions_prefix("Connection"))
+        ]
+
     async def runtime_env(self, name: str, version: str) -> RuntimeEnv:
         return RuntimeEnv.model_validate_json(await self._get("RuntimeEnv", name, version))
 
@@ -157,9 +177,13 @@ class Registry:
         return [out[k][1] for k in keys]
 
 
-_KINDS: dict[str, type[Function] | type[Workflow] | type[StepTemplate] | type[RuntimeEnv]] = {
+_KINDS: dict[
+    str,
+    type[Function] | type[Workflow] | type[StepTemplate] | type[RuntimeEnv] | type[Connection],
+] = {
     "Function": Function,
     "Workflow": Workflow,
     "Template": StepTemplate,
     "RuntimeEnv": RuntimeEnv,
+    "Connection": Connection,
 }

@@ -61,6 +61,9 @@ class RunStarted(_Event):
     """Each template reference (as written) → the version expanded into `plan`."""
     workflows: dict[str, str] = Field(default_factory=dict)
     """Each sub-workflow reference (as written) → the version its child runs start."""
+    connections: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Each SQL node's connection reference (as written) → the `Connection` it resolved
+    to (its URL and password reference; a password is never part of one)."""
     parent: ParentRef | None = None
     """A child run: the run and node that started it."""
     depth: int = 0  # how many parents it has

@@ -121,7 +121,8 @@ def test_only_true_and_false_are_booleans() -> None:
             "kind:",
             "kind",
             "'Pipeline' is not a known kind "
-            "(expected one of EventType, Function, RuntimeEnv, Template, Trigger, Workflow)",
+            "(expected one of Connection, EventType, Function, RuntimeEnv, Template, Trigger, "
+            "Workflow)",
             id="unknown-kind",
         ),
         pytest.param(

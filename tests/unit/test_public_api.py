@@ -12,6 +12,7 @@ EXPECTED = [
     "AttemptInfo",
     "Client",
     "ClusterUnavailableError",
+    "Connection",
     "ControlAccepted",
     "ControlError",
     "DefinitionError",

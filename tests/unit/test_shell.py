@@ -98,5 +98,5 @@ def test_bad_shell_nodes_are_refused() -> None:
         Workflow.model_validate(wf({"shell": {"argv": []}}))
     with pytest.raises(ValueError, match="not inputs"):
         Workflow.model_validate(wf({"shell": {"argv": ["true"]}, "inputs": {"a": 1}}))
-    with pytest.raises(ValueError, match="only shell and http nodes take resources"):
+    with pytest.raises(ValueError, match="only shell, http and sql nodes take resources"):
         Workflow.model_validate(wf({"function": "f@1", "resources": {"cpus": 1}}))
