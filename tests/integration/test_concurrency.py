@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 
 import faults_support as fs
@@ -101,15 +102,13 @@ def _intervals(path: Path) -> list[tuple[str, int, int]]:
 def _assert_one_at_a_time(path: Path) -> list[str]:
     """No run's steps interleave with another's; the runs in the order they ran."""
     spans = _intervals(path)
-    for (run, _, end), (after, start, _) in zip(spans, spans[1:], strict=False):
+    for (run, _, end), (after, start, _) in pairwise(spans):
         assert end < start, f"{after} started before {run} had finished"
     return [run for run, _, _ in spans]
 
 
 def _admitted_seq(client: actorflow.Client, run_id: str) -> int:
-    [admitted] = [
-        e for e in fs.replayed(client.nats_url, run_id) if isinstance(e, ev.RunAdmitted)
-    ]
+    [admitted] = [e for e in fs.replayed(client.nats_url, run_id) if isinstance(e, ev.RunAdmitted)]
     return admitted.seq
 
 
@@ -161,9 +160,7 @@ def test_runs_started_one_after_another_run_in_that_order(
 def test_a_different_key_runs_in_parallel(applied: actorflow.Client, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     ledger = tmp_path / "ledger"
-    held = applied.run(
-        "cc-held-one", {"ledger": str(ledger), "gate": str(gate), "cluster": "east"}
-    )
+    held = applied.run("cc-held-one", {"ledger": str(ledger), "gate": str(gate), "cluster": "east"})
     fs.wait_for(lambda: fs.starts(ledger), 60, "the held step to start")
     other = tmp_path / "other"
     # While east's run holds its slot, west's runs: it finishes before east is let go.
@@ -180,9 +177,7 @@ def test_a_limit_of_two_runs_two_and_queues_the_third(
     ledger = tmp_path / "ledger"
     gates = [tmp_path / f"gate{i}" for i in range(3)]
     runs = [
-        applied.run(
-            "cc-held-two", {"ledger": str(ledger), "gate": str(gate), "cluster": "pair"}
-        )
+        applied.run("cc-held-two", {"ledger": str(ledger), "gate": str(gate), "cluster": "pair"})
         for gate in gates
     ]
     fs.wait_for(lambda: len(fs.starts(ledger)) == 2, 60, "two held steps to start")
@@ -205,9 +200,7 @@ def test_cancelling_a_waiting_run_lets_the_next_one_go(
     ledger = tmp_path / "ledger"
     gates = [tmp_path / f"gate{i}" for i in range(3)]
     runs = [
-        applied.run(
-            "cc-held-one", {"ledger": str(ledger), "gate": str(gate), "cluster": "cancel"}
-        )
+        applied.run("cc-held-one", {"ledger": str(ledger), "gate": str(gate), "cluster": "cancel"})
         for gate in gates
     ]
     fs.wait_for(lambda: fs.starts(ledger), 60, "the first held step to start")
