@@ -30,6 +30,7 @@ from actorflow.definitions.templates import INPUTS_NODE, as_workflow
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _LOOP_VAR = re.compile(r"(?<![.\w])(item|index)\b")
 _SINGLE_EXPR = re.compile(r"\s*\$\{\{.*\}\}\s*", re.DOTALL)
+_NODES_WORD = re.compile(r"(?<![.\w])nodes\b")
 
 
 def check_workflow(
@@ -268,6 +269,8 @@ class _Checker:
                     self._add(f"hook names unknown node {node_id!r}", f"spec.hooks[{i}].nodes[{k}]")
             if "@" in hook.call and self.known is not None:
                 self._check_function(f"spec.hooks[{i}].call", hook.call, self.known)
+        if self.wf.spec.concurrency is not None:
+            self._check_concurrency_key(self.wf.spec.concurrency.key)
         for code, policy in self.wf.spec.on_error.items():
             if policy.function and self.known is not None:
                 self._check_function(f"spec.onError.{code}.function", policy.function, self.known)
@@ -362,6 +365,23 @@ class _Checker:
             for var in sorted(_loop_vars(template)):
                 where = "in forEach itself" if field.endswith(".forEach") else "without forEach"
                 self._add(f"{var!r} is only defined inside forEach (used {where})", field)
+
+    def _check_concurrency_key(self, key: str) -> None:
+        """The key is rendered when the run starts, before any node has run: it may read
+        inputs and the run, never nodes."""
+        field = "spec.concurrency.key"
+        try:
+            template = Template.compile(key, field=field)
+        except ExpressionError as exc:
+            self.issues.extend(exc.issues)
+            return
+        sources = [_STRING_LITERAL.sub("''", e.source) for e in template.expressions]
+        if any(_NODES_WORD.search(source) for source in sources):
+            self._add("a concurrency key reads only inputs and run (no node has run yet)", field)
+        for name in sorted(template.input_refs - self.declared):
+            self._add(f"expression reads undeclared input {name!r}", field)
+        for var in sorted(_loop_vars(template)):
+            self._add(f"{var!r} is only defined inside forEach", field)
 
     def _check_function(
         self, field: str, ref: str, known: set[str], *, kind: str = "function"

@@ -686,6 +686,30 @@ class HookSpec(_Model):
         return v
 
 
+class Concurrency(_Model):
+    """At most `limit` unfinished runs per key: the others wait (PENDING), in start order.
+
+    `key` is a literal or a template over ``inputs`` and ``run`` (``"${{ inputs.cluster }}"``),
+    rendered once when a run starts and recorded. Keys are counted per `group`: the
+    workflow's own name unless set — workflows naming the same group share their keys (a
+    deploy and an upgrade of one cluster exclude each other). A run holds its place until it
+    finishes (SUCCEEDED, INTERRUPTED, TERMINATED); a PAUSED or WAITING run keeps it.
+    """
+
+    key: str = Field(min_length=1)
+    limit: int = Field(default=1, ge=1, le=10_000)
+    group: Name | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _key_compiles(cls, v: str) -> str:
+        try:
+            Template.compile(v)
+        except ExpressionError as exc:
+            raise ValueError(f"expression {exc.expression!r}: {exc.reason}") from None
+        return v
+
+
 class WorkflowSpec(_Model):
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     nodes: list[NodeSpec] = Field(min_length=1)
@@ -695,6 +719,8 @@ class WorkflowSpec(_Model):
     hooks: list[HookSpec] = Field(default_factory=list)
     timeout: Duration = None
     """The whole run, from its start (or its last resume); past it: RUN_TIMEOUT."""
+    concurrency: Concurrency | None = None
+    """One run at a time (or `limit`) per key; see `Concurrency`."""
 
 
 class Workflow(_Definition):

@@ -13,8 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from actorflow.definitions import events as ev
+from actorflow.definitions.errors import ExpressionError, InputError
+from actorflow.definitions.expressions import Template
 from actorflow.definitions.models import Connection, Function, RetryPolicy, Workflow
 from actorflow.definitions.plan import bind_inputs, compile_plan
+
+#: Longest rendered concurrency key: it is recorded on every run of the key, and listed.
+MAX_KEY_LENGTH = 256
 
 
 def run_started(
@@ -35,10 +40,12 @@ def run_started(
     sub-workflow reference to a version, `connections` every SQL node's connection
     reference to its `Connection`. A child run names its `parent` and `depth`.
 
-    Raises `InputError` for inputs the workflow does not accept and `DefinitionError` for
-    a workflow that does not compile — here, before anything is recorded.
+    Raises `InputError` for inputs the workflow does not accept (or from which its
+    concurrency key does not render) and `DefinitionError` for a workflow that does not
+    compile — here, before anything is recorded.
     """
     bound = bind_inputs(wf.spec.inputs, inputs)
+    concurrency = concurrency_of(wf, bound, run_id, depth)
     versions = {ref: f.metadata.version for ref, f in functions.items()}
     retries = {
         node.id: functions[node.function].spec.retry.model_dump(mode="json")
@@ -72,4 +79,48 @@ def run_started(
         },
         parent=parent,
         depth=depth,
+        concurrency=concurrency,
+    )
+
+
+def concurrency_of(
+    wf: Workflow, inputs: Mapping[str, Any], run_id: str, depth: int = 0
+) -> ev.ConcurrencyRef | None:
+    """The run's concurrency key, rendered once from its (bound) inputs and the run, with
+    its group, limit and queue; None when the workflow sets no `concurrency`.
+
+    Raises `InputError` naming the field when the key does not render to a non-empty
+    string or integer (a key that cannot be computed would put the run in no queue).
+    """
+    spec = wf.spec.concurrency
+    if spec is None:
+        return None
+    field = "spec.concurrency.key"
+    context = {
+        "inputs": dict(inputs),
+        "run": {
+            "id": run_id,
+            "workflow": wf.metadata.name,
+            "version": wf.metadata.version,
+            "depth": depth,
+        },
+    }
+    try:
+        value = Template.compile(spec.key, field=field).render(context)
+    except ExpressionError as exc:
+        raise InputError(f"{wf.ref} {field}: {spec.key!r} does not render: {exc.reason}") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise InputError(
+            f"{wf.ref} {field}: {spec.key!r} must render to a non-empty string or an "
+            f"integer, got {value!r}"
+        )
+    if len(value) > MAX_KEY_LENGTH:
+        raise InputError(
+            f"{wf.ref} {field}: the key is {len(value)} characters long (at most {MAX_KEY_LENGTH})"
+        )
+    group = spec.group or wf.metadata.name
+    return ev.ConcurrencyRef(
+        group=group, key=value, limit=spec.limit, queue=ev.queue_name(group, value)
     )

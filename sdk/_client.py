@@ -322,9 +322,13 @@ class AsyncClient:
         return AsyncRun(self, run_id)
 
     async def runs(
-        self, status: ev.RunStatus | str | None = None, workflow: str | None = None
+        self,
+        status: ev.RunStatus | str | None = None,
+        workflow: str | None = None,
+        key: str | None = None,
     ) -> list[ev.RunRecord]:
-        """Run records, newest first; one pass over the runs bucket."""
+        """Run records, newest first; one pass over the runs bucket. `key`: only the runs
+        of that concurrency key."""
         records = [r async for r in read_records(await self._jetstream())]
         wanted = ev.RunStatus(status.upper()) if isinstance(status, str) else status
         return sorted(
@@ -333,6 +337,7 @@ class AsyncClient:
                 for r in records
                 if (wanted is None or r.status == wanted)
                 and (workflow is None or r.workflow == workflow)
+                and (key is None or (r.concurrency is not None and r.concurrency.key == key))
             ),
             key=lambda r: r.created_at,
             reverse=True,

@@ -30,6 +30,7 @@ _STATUS_STYLE = {
     RunStatus.RUNNING: "cyan",
     RunStatus.WAITING: "yellow",
     RunStatus.PAUSED: "yellow",
+    RunStatus.PENDING: "yellow",
     NodeStatus.FAILED: "red",
     NodeStatus.SCHEDULED: "yellow",
 }
@@ -66,8 +67,9 @@ def as_json(value: Any) -> str:
 def runs_table(records: Iterable[RunRecord]) -> Table:
     records = list(records)
     nested = any(r.parent_run_id for r in records)
+    keyed = any(r.concurrency for r in records)
     columns = ["run", "workflow", "status", "progress", "created", "duration"]
-    table = Table(*columns, *(["parent"] if nested else []))
+    table = Table(*columns, *(["key"] if keyed else []), *(["parent"] if nested else []))
     table.columns[0].no_wrap = True
     for r in records:
         p = r.progress
@@ -79,9 +81,31 @@ def runs_table(records: Iterable[RunRecord]) -> Table:
             progress,
             when(r.created_at),
             seconds(run_duration(r)),
+            *([queue_cell(r)] if keyed else []),
             *([r.parent_run_id or ""] if nested else []),
         )
     return table
+
+
+def queue_cell(record: RunRecord) -> str:
+    """The run's concurrency key, and how many runs are ahead while it waits its turn."""
+    if record.concurrency is None:
+        return ""
+    if record.queue_ahead is None:
+        return record.concurrency.key
+    return f"{record.concurrency.key} ({record.queue_ahead} ahead)"
+
+
+def waiting_for(record: RunRecord) -> str | None:
+    """Why a PENDING run has not started: its turn under its concurrency key."""
+    ref = record.concurrency
+    if ref is None or record.queue_ahead is None:
+        return None
+    runs = "run" if ref.limit == 1 else "runs"
+    return (
+        f"waiting for concurrency key {ref.key!r} (group {ref.group}, {ref.limit} {runs} "
+        f"at a time): {record.queue_ahead} ahead"
+    )
 
 
 def nodes_table(
@@ -167,6 +191,12 @@ def run_detail(
     if record.parent_run_id:
         head.add_row("parent", record.parent_run_id)
     head.add_row("status", status_text(record.status))
+    if record.concurrency is not None:
+        ref = record.concurrency
+        head.add_row("concurrency", f"key {ref.key!r}, group {ref.group}, limit {ref.limit}")
+    why = waiting_for(record)
+    if why:
+        head.add_row("waiting", Text(why, style="yellow"))
     head.add_row("created", when(record.created_at))
     head.add_row("started", when(record.started_at))
     head.add_row("finished", when(record.finished_at))

@@ -128,9 +128,12 @@ class Client:
         return Run(self, self._async.get_run(run_id))
 
     def runs(
-        self, status: ev.RunStatus | str | None = None, workflow: str | None = None
+        self,
+        status: ev.RunStatus | str | None = None,
+        workflow: str | None = None,
+        key: str | None = None,
     ) -> list[ev.RunRecord]:
-        return self._call(self._async.runs(status, workflow))
+        return self._call(self._async.runs(status, workflow, key))
 
     def workflows(self) -> list[Workflow]:
         return self._call(self._async.workflows())

@@ -171,6 +171,7 @@ class WorkflowBuilder:
         self._hooks: list[dict[str, Any]] = []
         self._templates: dict[str, StepTemplate] = {}
         self._connections: dict[str, Connection] = {}
+        self._concurrency: dict[str, Any] | None = None
 
     @property
     def functions(self) -> list[Function]:
@@ -476,6 +477,12 @@ class WorkflowBuilder:
         ids = [n.id if isinstance(n, NodeHandle) else n for n in nodes]
         self._hooks.append({"on": on, "call": call, "nodes": ids})
 
+    def concurrency(self, key: str, *, limit: int = 1, group: str | None = None) -> None:
+        """At most `limit` unfinished runs per `key` (a literal or an expression over
+        inputs and run, e.g. ``"${{ inputs.cluster }}"``); the others wait, PENDING, in start
+        order. Workflows naming the same `group` share keys (default: this workflow's)."""
+        self._concurrency = {"key": key, "limit": limit, "group": group}
+
     def on_error(self, code: str, policy: ErrorPolicy | Mapping[str, Any]) -> None:
         """What to do when a step fails with `code` (``"default"``: any other code)."""
         self._on_error[code] = _plain(policy) or {}
@@ -499,6 +506,7 @@ class WorkflowBuilder:
                 "on_error": self._on_error,
                 "hooks": self._hooks,
                 "timeout": self._timeout,
+                "concurrency": self._concurrency,
             },
         }
         return validate_workflow(_validate(Workflow, data))

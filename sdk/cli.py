@@ -340,10 +340,13 @@ def runs_list(
     ] = None,
     workflow: Annotated[str | None, typer.Option("--workflow", "-w")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+    key: Annotated[
+        str | None, typer.Option("--key", "-k", help="Only runs of this concurrency key.")
+    ] = None,
 ) -> None:
     """Runs, newest first."""
     with _client() as client:
-        out.print(show.runs_table(client.runs(status_, workflow)[:limit]))
+        out.print(show.runs_table(client.runs(status_, workflow, key)[:limit]))
 
 
 @runs_app.command("show")

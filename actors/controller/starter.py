@@ -14,6 +14,7 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 
 from actorflow.actors.config import EngineConfig
+from actorflow.actors.run import queue
 from actorflow.actors.run.dispatch import first_decision
 from actorflow.actors.run.supervisor import RunSupervisor
 from actorflow.actors.store.blobs import BlobStore
@@ -114,6 +115,11 @@ class RunStarter:
         if ack.duplicate:
             self._resume(run_id)
             return run_id
+        if started.concurrency is not None:
+            await self._enqueue(started)
+            self._runs.drive(run_id, data, ack.seq)
+            await self._record_pending(started)
+            return run_id
         try:
             first = await first_decision(
                 self._js, self._blobs, started, ack.seq, self._config.hook_timeout
@@ -131,6 +137,17 @@ class RunStarter:
                 )
         await self._record_pending(started)
         return run_id
+
+    async def _enqueue(self, started: ev.RunStarted) -> None:
+        """Take the new run's place in its queue before the start returns, so places follow
+        start order; its driver enqueues it if this did not (same id: it lands once)."""
+        ref = started.concurrency
+        assert ref is not None
+        entry = ev.queue_entry_id(started.run_id, 0)
+        try:
+            await queue.append(self._js, ref, "enqueue", entry, started.run_id)
+        except Exception as exc:
+            log.warning("place of %s not queued here (%s); its driver queues it", entry, exc)
 
     async def _expanded(self, wf: Workflow) -> tuple[Workflow, dict[str, str]]:
         """`wf` with its template nodes expanded from the templates registered now."""
@@ -196,6 +213,7 @@ class RunStarter:
             created_at=started.at,
             updated_at=started.at,
             parent_run_id=started.parent.run_id if started.parent else None,
+            concurrency=started.concurrency,
         )
         # The run actor wrote first (its record is newer), or NATS is away: either way the
         # run actor's own record follows.

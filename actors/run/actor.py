@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -22,13 +23,14 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from actorflow.actors.config import EngineConfig
-from actorflow.actors.run import children, signals
+from actorflow.actors.run import children, queue, signals
 from actorflow.actors.run.dispatch import publish_tasks
 from actorflow.actors.run.history import DecisionLog, replay
 from actorflow.actors.run.hooks import HookRunner
 from actorflow.actors.run.node_events import already_announced, due_events, lifecycle
 from actorflow.actors.run.records import RecordWriter
 from actorflow.actors.run.state import (
+    AwaitTurn,
     EndWait,
     Expire,
     PlannedTask,
@@ -37,6 +39,7 @@ from actorflow.actors.run.state import (
     StartWaits,
     Stop,
 )
+from actorflow.actors.run.turns import Line
 from actorflow.actors.store.blobs import BlobStore
 from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import connect
@@ -143,6 +146,9 @@ class _Driver:
         self._settled: set[tuple[str, str]] = set()  # node hooks already fired here
         self._announced: dict[str, ev.NodeEventStatus] = {}  # node -> last status published
         self._touched: set[str] = set()  # nodes whose status may have changed since
+        self._queue: queue.TurnQueue | None = None  # waiting for its turn: the queue's view
+        self._holders: tuple[str, ...] = ()  # the places it last found itself waiting for
+        self._holders_since = 0.0  # … since when (monotonic)
 
     @property
     def last_control(self) -> str | None:
@@ -162,14 +168,14 @@ class _Driver:
         # Subscribe before anything is published (new run) or replayed (recovery), so no
         # result or control request can fall between the replay and the live feed; `apply`
         # is idempotent, so events seen in both are harmless.
-        async def on_msg(msg: Msg) -> None:
-            self._inbox.put_nowait(msg)
-
         subjects = [ev.results_filter(self.run_id)] + [
             ev.run_subject(self.run_id, part) for part in (ev.CONTROL, ev.PROGRESS)
         ]
         for subject in subjects:
-            self._subs.append(await self._nc.subscribe(subject, cb=on_msg))
+            self._subs.append(await self._nc.subscribe(subject, cb=self._on_msg))
+
+    async def _on_msg(self, msg: Msg) -> None:
+        self._inbox.put_nowait(msg)
 
     async def run_new(
         self, started: ev.RunStarted, seq: int, scheduled: ev.TasksScheduled | None
@@ -186,7 +192,8 @@ class _Driver:
         self._records.status_changed()
         firsts = scheduled.tasks if scheduled is not None else []
         await asyncio.gather(self._early_control(), *(self._early_result(t) for t in firsts))
-        await self._fire("before_run")
+        if not self._state.queued:
+            await self._fire("before_run")  # else once it has its turn
         return await self._loop()
 
     async def _early_result(self, ref: ev.TaskRef) -> None:
@@ -249,6 +256,8 @@ class _Driver:
         self._announced = already_announced(state)
         stopped = state.stopped
         if stopped is not None and stopped.status is not ev.RunStatus.WAITING:
+            if stopped.status.finished:
+                await self._release()  # perhaps not done before a crash; harmless again
             await self._records.stopped()  # nothing to do; make sure the record says so
             return state.status.value
         claim = ev.RunClaimed(run_id=self.run_id, incarnation=self.incarnation)
@@ -267,6 +276,9 @@ class _Driver:
         assert self._records is not None
         while True:
             decisions = state.decide(ev.now())
+            turn = decisions[0] if decisions else None
+            if isinstance(turn, AwaitTurn) and not await self._take_turn(turn):
+                decisions = []  # not yet: wait for the queue (or a control request)
             while not decisions:
                 decisive = await self._wait_for_events(state.next_due())
                 self._records.progressed()
@@ -289,6 +301,8 @@ class _Driver:
                             run_id=self.run_id, node=decision.node, outcome=decision.outcome
                         )
                     )
+                elif isinstance(decision, AwaitTurn):
+                    pass  # admitted (`_take_turn`): decide again
                 elif isinstance(decision, Stop):
                     await self._stop(decision)
                     if await self._late_controls():
@@ -310,6 +324,61 @@ class _Driver:
             await self._control_children(children.on_resume(self._state))
             return True
         return False
+
+    # --- concurrency ---------------------------------------------------------------------------
+    async def _take_turn(self, decision: AwaitTurn) -> bool:
+        """Hold the run's place and see whether it is its turn; True once it is admitted
+        (recorded: `RunAdmitted`), False while it waits — with its listing saying how many
+        runs are ahead, and the queue's feed waking the driver when one goes."""
+        state = self._state
+        assert state is not None
+        assert self._records is not None
+        ref = state.started.concurrency
+        assert ref is not None
+        if self._queue is None:
+            self._queue = queue.TurnQueue(self._js, self._nc, ref, self._on_msg)
+            await self._queue.open()
+        turn = await self._queue.take(decision.entry, self.run_id)
+        if turn is None or not turn.admitted:
+            self._records.waiting(turn.ahead if turn else None)
+            if turn is not None:
+                await self._repair_queue(turn.holders)
+            return False
+        await self._queue.close()
+        self._queue = None
+        await self._append(
+            ev.RunAdmitted(run_id=self.run_id, episode=decision.episode, seq=turn.seq)
+        )
+        self._records.admitted()
+        await self._fire("before_run")  # fires once in the run's life (recorded)
+        return True
+
+    async def _repair_queue(self, holders: tuple[Line, ...]) -> None:
+        """The same runs held it up for a whole catch-up period: make sure they have not
+        finished without giving their places back (a release lost in a crash)."""
+        assert self._queue is not None
+        entries = tuple(h.entry for h in holders)
+        now = time.monotonic()
+        if entries != self._holders:
+            self._holders, self._holders_since = entries, now
+        elif now - self._holders_since >= self._config.catch_up_after:
+            self._holders_since = now
+            await self._queue.repair(holders)
+
+    async def _release(self) -> None:
+        """A finished run gives its place back: the first run waiting behind it goes."""
+        state = self._state
+        assert state is not None
+        if self._queue is not None:
+            await self._queue.close()
+            self._queue = None
+        ref = state.started.concurrency
+        if ref is not None:
+            await queue.release(self._js, ref, state.queue_entry, self.run_id)
+
+    def _is_queue_msg(self, msg: Msg) -> bool:
+        ref = self._state.started.concurrency if self._state else None
+        return ref is not None and msg.subject == ev.queue_subject(ref.queue)
 
     async def _schedule(self, decision: Schedule) -> None:
         assert self._state is not None
@@ -380,6 +449,8 @@ class _Driver:
         )
         await self._decisions.append(event)
         self._state.apply(event)
+        if decision.status.finished:
+            await self._release()
         await self._announce_nodes(stopping=decision.status)
         await self._node_hooks()
         if decision.status.finished:
@@ -416,6 +487,8 @@ class _Driver:
 
     async def _apply_msg(self, msg: Msg) -> bool:
         """Fold one live message; True unless it was only a view (see `_wait_for_events`)."""
+        if self._is_queue_msg(msg):
+            return self._state is not None and self._state.queued  # its turn may have come
         try:
             event = ev.decode_history(msg.data)
         except ev.DecodeError as exc:
@@ -478,6 +551,8 @@ class _Driver:
                 log.debug("could not publish %s: %s", subject, exc)
 
     async def close(self) -> None:
+        if self._queue is not None:
+            await self._queue.close()
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

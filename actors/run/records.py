@@ -46,6 +46,7 @@ class RecordWriter:
         self._closed = asyncio.Event()
         self._created_at = state.started.at
         self._revision: int | None = None  # of the record as we last wrote it
+        self._ahead: int | None = None  # waiting for its turn: unfinished runs ahead of it
 
     def record(self) -> ev.RunRecord:
         state = self._state
@@ -69,6 +70,8 @@ class RecordWriter:
             wake_at=stopped.wake_at if stopped else None,
             hook_failures=list(state.hook_failures),
             parent_run_id=state.started.parent.run_id if state.started.parent else None,
+            concurrency=state.started.concurrency,
+            queue_ahead=self._ahead if state.queued else None,
         )
 
     async def _stale(self) -> bool:
@@ -151,6 +154,25 @@ class RecordWriter:
         try:
             await self._write()
             await self._announce()
+        except Exception as exc:
+            log.warning("record of %s not written: %s", self._state.started.run_id, exc)
+
+    def waiting(self, ahead: int | None) -> None:
+        """The run waits for its turn with `ahead` runs ahead of it (None: it no longer
+        waits, or cannot tell); written when that changes."""
+        if ahead != self._ahead:
+            self._ahead = ahead
+            self._background(self._write_quietly())
+
+    def admitted(self) -> None:
+        """The run had its turn: it runs now."""
+        self._ahead = None
+        self.status_changed()
+
+    async def _write_quietly(self) -> None:
+        """A change of the view only (the status is the same): no lifecycle event."""
+        try:
+            await self._write()
         except Exception as exc:
             log.warning("record of %s not written: %s", self._state.started.run_id, exc)
 

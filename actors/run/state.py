@@ -29,6 +29,7 @@ from actorflow.definitions.events import (
     HookCalled,
     NodeStatus,
     Progress,
+    RunAdmitted,
     RunClaimed,
     RunControlled,
     RunSignalled,
@@ -47,6 +48,7 @@ from actorflow.definitions.events import (
     WaitEnded,
     WaitRef,
     WaitsStarted,
+    queue_entry_id,
 )
 from actorflow.definitions.models import Connection, RetryPolicy, Workflow
 from actorflow.definitions.plan import TASK_KINDS, Plan, PlannedNode, compile_plan
@@ -200,7 +202,17 @@ class Expire:
     node: str | None = None
 
 
-Decision = Schedule | StartWaits | EndWait | Expire | Stop
+@dataclass(frozen=True)
+class AwaitTurn:
+    """The run's workflow limits runs per key and the run has not had its turn (in this
+    episode): hold `entry`'s place in the queue and wait until it is admitted — record
+    `RunAdmitted` then. Nothing else is decided meanwhile, but a stop."""
+
+    entry: str
+    episode: int
+
+
+Decision = Schedule | StartWaits | EndWait | Expire | Stop | AwaitTurn
 
 
 class RunState:
@@ -210,10 +222,14 @@ class RunState:
         self.started = started
         self.plan = plan or plan_of(started)
         self.nodes = {node_id: NodeState(node_id) for node_id in self.plan.nodes}
-        self.status = RunStatus.RUNNING
         self.stopped: RunStopped | None = None
         self.incarnations: list[str] = []
-        self.started_at: datetime = started.at
+        # A run with a concurrency key waits for its turn, once per episode: 0 from its
+        # start, one more each time a resume or retry reopens it after it finished.
+        self.episode = 0
+        self.admitted_episode: int | None = None
+        self.status = RunStatus.PENDING if self.queued else RunStatus.RUNNING
+        self.started_at: datetime | None = None if self.queued else started.at
         self.paused = False
         self.cancelled = False
         self.terminated = False
@@ -294,6 +310,8 @@ class RunState:
             self._failed(event)
         elif isinstance(event, RunStopped):
             self.status, self.stopped = event.status, event
+        elif isinstance(event, RunAdmitted):
+            self._admitted(event)
         elif isinstance(event, RunClaimed):
             self.incarnations.append(event.incarnation)
             if self.stopped is not None and self.stopped.status is RunStatus.WAITING:
@@ -328,6 +346,26 @@ class RunState:
             self._wait_ended(event)
         elif isinstance(event, TimedOut):
             self._timed_out(event)
+
+    @property
+    def queued(self) -> bool:
+        """Waiting for its turn under its concurrency key (in this episode)."""
+        return self.started.concurrency is not None and self.admitted_episode != self.episode
+
+    @property
+    def queue_entry(self) -> str:
+        """The run's place in its queue in this episode."""
+        return queue_entry_id(self.started.run_id, self.episode)
+
+    def _admitted(self, event: RunAdmitted) -> None:
+        if event.episode != self.episode or not self.queued:
+            return  # an older episode's (replayed), or seen already
+        self.admitted_episode = event.episode
+        self.deadline_from = event.at  # the workflow's timeout counts from its turn
+        if self.started_at is None:
+            self.started_at = event.at
+        if self.status is RunStatus.PENDING:
+            self.status = RunStatus.RUNNING
 
     def _timed_out(self, event: TimedOut) -> None:
         if event.node is None:
@@ -575,10 +613,12 @@ class RunState:
                 task.budget_from = task.ref.attempt  # a fresh retry budget
 
     def _reopen(self) -> None:
+        if self.stopped is not None and self.stopped.status.finished:
+            self.episode += 1  # it gave its place back when it finished: it queues again
         self.paused = self.cancelled = self.timed_out = self.cancel_compensate = False
         self.deadline_from = self.controls[-1].at if self.controls else self.deadline_from
         self.stopped = None
-        self.status = self._live_status
+        self.status = RunStatus.PENDING if self.queued else self._live_status
 
     # --- conditions ----------------------------------------------------------------------
     def _ended(self, node_id: str) -> NodeStatus:
@@ -674,6 +714,11 @@ class RunState:
             if compensate and self._compensable():
                 return [] if in_flight else self._begin_compensation()
             return [self._cause()]
+        if self.queued:
+            # Paused while it waits: it keeps its place (and its slot, once admitted).
+            if self.paused:
+                return [Stop(RunStatus.PAUSED)]
+            return [AwaitTurn(self.queue_entry, self.episode)]
         expired = self._expired(now)
         if expired:
             return expired
@@ -883,7 +928,9 @@ class RunState:
 
     def next_due(self) -> datetime | None:
         """When the earliest timer is due — a waiting retry, a sleep or wait, a deadline
-        (None: none)."""
+        (None: none; a run waiting for its turn has no timer)."""
+        if self.queued:
+            return None
         tasks = [t for n in self.nodes.values() for t in n.tasks.values()]
         tasks += self.compensations.values()
         dues = [

@@ -121,6 +121,9 @@ async def ensure_infrastructure(js: JetStreamContext, config: EngineTunables) ->
             ev.TRIGGER_SUBJECTS,
             {"max_age": week, "duplicate_window": 120.0, "allow_direct": True},
         ),
+        # Concurrency queues: never aged out (a queued run may wait for days); each queue
+        # is compacted by the runs that release their places (see actors/run/queue.py).
+        (ev.STREAM_QUEUES, ev.QUEUE_SUBJECTS, {"duplicate_window": 120.0, "allow_direct": True}),
         (
             ev.STREAM_LOGS,
             ev.LOG_SUBJECTS,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field, JsonValue
 
 from actorflow.definitions.events.values import (
+    ConcurrencyRef,
     ControlAction,
     ErrorInfo,
     Execution,
@@ -67,6 +68,8 @@ class RunStarted(_Event):
     parent: ParentRef | None = None
     """A child run: the run and node that started it."""
     depth: int = 0  # how many parents it has
+    concurrency: ConcurrencyRef | None = None
+    """Its workflow limits runs per key: the run waits for its turn (`RunAdmitted`)."""
 
 
 class RunClaimed(_Event):
@@ -74,6 +77,17 @@ class RunClaimed(_Event):
 
     type: Literal["RunClaimed"] = "RunClaimed"
     incarnation: str
+
+
+class RunAdmitted(_Event):
+    """A run with a concurrency key got its turn (in `episode`: 0 from its start, one more
+    each time a resume or retry reopens it after it finished): its entry at `seq` of the
+    key's queue had fewer than its limit of unfinished runs ahead. Until then it waits,
+    PENDING, having done nothing."""
+
+    type: Literal["RunAdmitted"] = "RunAdmitted"
+    episode: int = Field(ge=0)
+    seq: int = 0
 
 
 class TasksScheduled(_Event):
@@ -189,6 +203,7 @@ class TaskFailed(_Event):
 HistoryEvent = Annotated[
     RunStarted
     | RunClaimed
+    | RunAdmitted
     | TasksScheduled
     | RunStopped
     | RunControlled

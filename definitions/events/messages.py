@@ -1,5 +1,6 @@
 """The messages on NATS that are not a run's history: tasks, logs, records, lifecycle
-events, trigger state, control requests and replies, wait registrations.
+events, trigger state, control requests and replies, wait registrations, concurrency
+queues.
 
 Each is a `Message`: a ``type`` discriminator (its class name) and a schema version ``v``.
 Both have defaults, so a message written before they existed still decodes.
@@ -19,6 +20,7 @@ from pydantic import (
 )
 
 from actorflow.definitions.events.values import (
+    ConcurrencyRef,
     ControlAction,
     ErrorInfo,
     LogLine,
@@ -82,6 +84,8 @@ class RunRecord(Message):
     wake_at: datetime | None = None
     hook_failures: list[str] = Field(default_factory=list)
     parent_run_id: str | None = None  # a child run: the run whose `workflow:` node started it
+    concurrency: ConcurrencyRef | None = None  # its group, key and limit, if its workflow has one
+    queue_ahead: int | None = None  # PENDING for its turn: unfinished runs ahead of it
 
 
 # --- lifecycle events (stream AF_EVENTS) --------------------------------------------------------
@@ -181,6 +185,24 @@ class ControlReply(Message):
     @classmethod
     def refused(cls, error: str) -> ControlReply:
         return cls(ok=False, error=error)
+
+
+# --- concurrency queues (stream AF_QUEUES) ----------------------------------------------------
+QueueOp = Literal["enqueue", "release"]
+
+
+class QueueEntry(Message):
+    """One line of a concurrency queue, ``af.queue.<queue>``: a run takes a place
+    (``enqueue``, with its limit) or gives it back (``release``). `entry` names the place
+    (`queue_entry_id`: the run and its episode); the queue is the order of the enqueues."""
+
+    type: Literal["QueueEntry"] = "QueueEntry"
+    op: QueueOp
+    entry: str
+    run_id: str
+    limit: int = Field(default=1, ge=1)
+    key: str = ""  # the rendered key, for whoever reads the queue by hand
+    at: datetime = Field(default_factory=now)
 
 
 # --- waits (KV AF_WAITS) ----------------------------------------------------------------------

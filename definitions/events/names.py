@@ -7,6 +7,7 @@ no NATS, no models (`result_subject` reads a `TaskRef` by duck typing).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from datetime import datetime
@@ -36,6 +37,9 @@ LOG_SUBJECTS = "af.log.>"
 STREAM_TRIGGERS = "AF_TRIGGER_EVENTS"
 TRIGGER_SUBJECTS = "af.trigger.>"
 """Schedule ticks and webhook deliveries, appended before a trigger consumes them."""
+STREAM_QUEUES = "AF_QUEUES"
+QUEUE_SUBJECTS = "af.queue.>"
+"""Concurrency queues: one subject per (group, key), ``af.queue.<queue>``."""
 STREAM_INGRESS = "AF_INGRESS"
 """Captures the (non-internal) subjects that triggers listen on; its subject list is the
 union of the trigger subjects, updated when triggers are applied or deleted."""
@@ -173,6 +177,29 @@ def wait_key(signal: str, key: str, run_id: str, node: str) -> str:
 def waits_prefix(signal: str, key: str) -> str:
     """The start of every `wait_key` of (`signal`, `key`)."""
     return f"{_token(signal)}.{_token(key) or '_'}."
+
+
+# --- concurrency queues ------------------------------------------------------------------------
+def queue_name(group: str, key: str) -> str:
+    """The queue of (`group`, `key`): a hash, so any key is safe in a subject and no key
+    can reach into another's (128 bits: collisions are not a concern)."""
+    return hashlib.sha256(f"{group}\n{key}".encode()).hexdigest()[:32]
+
+
+def queue_subject(queue: str) -> str:
+    """Where a queue's `QueueEntry` lines are appended, in order."""
+    return f"af.queue.{queue}"
+
+
+def queue_entry_id(run_id: str, episode: int) -> str:
+    """A run's place in its queue for one episode (0 from its start, one more each time
+    it is reopened after it finished)."""
+    return f"{run_id}.{episode}"
+
+
+def queue_msg_id(entry: str, op: str) -> str:
+    """The ``Nats-Msg-Id`` of an enqueue or release of `entry`: a retried append lands once."""
+    return f"{entry}.{op}"
 
 
 # --- captured output --------------------------------------------------------------------------

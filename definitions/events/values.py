@@ -148,6 +148,17 @@ class ParentRef(Wire):
     on_parent_stop: OnParentStop = "cancel"
 
 
+class ConcurrencyRef(Wire):
+    """A run's place in a concurrency queue, decided when it starts: the `group` (the
+    workflow's name unless its definition names one), the rendered `key`, the run's own
+    `limit`, and `queue` — the hash of group and key that names the queue's subject."""
+
+    group: str
+    key: str
+    limit: int = Field(ge=1)
+    queue: str
+
+
 def child_run_id(parent_run_id: str, task: TaskRef, workflow: str) -> str:
     """The id of the child run one attempt of a `workflow:` node starts: derived from the
     parent and the attempt, so a start repeated after any crash starts the same run —

@@ -49,8 +49,12 @@ HISTORY: list[Any] = [
         retries={"load": {"maxAttempts": 3}},
         hooks={"notify@1": {"handler": "m:f", "code_dir": None}},
         inputs={"n": 1, "names": ["a"], "deep": {"x": None}},
+        concurrency=ev.ConcurrencyRef(
+            group="etl", key="prod", limit=2, queue=ev.queue_name("etl", "prod")
+        ),
     ),
     ev.RunClaimed(run_id="r1", at=T0, incarnation="inc-2"),
+    ev.RunAdmitted(run_id="r1", at=T0, episode=1, seq=42),
     ev.TasksScheduled(
         run_id="r1", at=T0, tasks=[TASK, ev.TaskRef(node="fix", attempt=1, remedy=True)]
     ),
@@ -280,10 +284,11 @@ def test_a_message_of_another_kind_is_not_a_history_event() -> None:
         (HISTORY[0], "plan"),
         (HISTORY[1], "incarnation"),
         (HISTORY[1], "run_id"),
-        (HISTORY[2], "tasks"),
-        (HISTORY[12], "task"),
-        (HISTORY[12], "execution"),
-        (HISTORY[13], "error"),
+        (HISTORY[2], "episode"),
+        (HISTORY[3], "tasks"),
+        (HISTORY[13], "task"),
+        (HISTORY[13], "execution"),
+        (HISTORY[14], "error"),
     ],
     ids=lambda x: x if isinstance(x, str) else type(x).__name__,
 )
@@ -300,11 +305,11 @@ def test_a_missing_field_is_a_decode_error(event: Any, missing: str) -> None:
 @pytest.mark.parametrize(
     ("event", "path", "value"),
     [
-        (HISTORY[2], ("tasks", 0, "attempt"), "third"),
-        (HISTORY[3], ("status",), "ASLEEP"),
-        (HISTORY[6], ("percent",), 101),
-        (HISTORY[8], ("outcome",), "later"),
-        (HISTORY[10], ("at",), "yesterday"),
+        (HISTORY[3], ("tasks", 0, "attempt"), "third"),
+        (HISTORY[4], ("status",), "ASLEEP"),
+        (HISTORY[7], ("percent",), 101),
+        (HISTORY[9], ("outcome",), "later"),
+        (HISTORY[11], ("at",), "yesterday"),
     ],
     ids=lambda x: type(x).__name__ if isinstance(x, BaseModel) else str(x),
 )

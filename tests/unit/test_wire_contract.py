@@ -54,6 +54,7 @@ INTERNAL_SUBJECTS = {
     "hook": ev.trigger_event_subject("nightly", "hook"),
     "rejected": ev.trigger_event_subject("nightly", "rejected"),
     "idle ingress": ev.IDLE_INGRESS_SUBJECT,
+    "queue": ev.queue_subject(ev.queue_name("deploy", "prod cluster.*")),
 }
 INTERNAL_FILTERS = {
     "history": ev.HISTORY_SUBJECTS,
@@ -61,6 +62,7 @@ INTERNAL_FILTERS = {
     "signals": ev.SIGNAL_SUBJECTS,
     "logs": ev.LOG_SUBJECTS,
     "triggers": ev.TRIGGER_SUBJECTS,
+    "queues": ev.QUEUE_SUBJECTS,
     "run history": ev.run_history_filter("r1"),
     "run results": ev.results_filter("r1"),
     "run logs": ev.logs_filter("r1"),
@@ -88,6 +90,7 @@ STREAMS = {
     ev.STREAM_SIGNALS: ev.SIGNAL_SUBJECTS,
     ev.STREAM_TRIGGERS: ev.TRIGGER_SUBJECTS,
     ev.STREAM_LOGS: ev.LOG_SUBJECTS,
+    ev.STREAM_QUEUES: ev.QUEUE_SUBJECTS,
 }
 
 
@@ -128,6 +131,7 @@ def test_every_literal_subject_lands_in_exactly_its_stream(name: str) -> None:
         "tick": [ev.STREAM_TRIGGERS],
         "hook": [ev.STREAM_TRIGGERS],
         "rejected": [ev.STREAM_TRIGGERS],
+        "queue": [ev.STREAM_QUEUES],
     }.get(name, [ev.STREAM_HISTORY])
     assert captured == expected
 
@@ -231,6 +235,22 @@ def test_message_ids() -> None:
     assert ev.tick_msg_id("t", AT) == f"t:{AT.isoformat()}"
     assert ev.webhook_msg_id("t", "d1") == "t:d1"
     assert ev.log_batch_msg_id("abc", 2) == "abc.2"
+    assert ev.queue_entry_id("r1", 0) == "r1.0"
+    assert ev.queue_msg_id(ev.queue_entry_id("r1", 2), "release") == "r1.2.release"
+
+
+@given(st.text(max_size=30), st.text(max_size=300), st.text(max_size=30), st.text(max_size=300))
+def test_any_group_and_key_make_one_safe_queue_subject_of_their_own(
+    group: str, key: str, other_group: str, other_key: str
+) -> None:
+    """A key is user data (a cluster name, a path, "*"): hashed, it is always one token,
+    and (group, key) pairs do not share queues — not even by joining differently."""
+    subject = ev.queue_subject(ev.queue_name(group, key))
+    assert check_pattern(subject) is None
+    assert matches(ev.QUEUE_SUBJECTS, subject)
+    assert len(subject.split(".")) == 3
+    if (group, key) != (other_group, other_key) and "\n" not in group + other_group:
+        assert ev.queue_name(group, key) != ev.queue_name(other_group, other_key)
 
 
 _ANY_TEXT = st.text(min_size=0, max_size=20)
@@ -306,6 +326,8 @@ SAMPLES: dict[type[ev.Message], dict[str, Any]] = {
         "inputs": {},
     },
     ev.RunClaimed: {"run_id": "r1", "incarnation": "i"},
+    ev.RunAdmitted: {"run_id": "r1", "episode": 0, "seq": 7},
+    ev.QueueEntry: {"op": "enqueue", "entry": "r1.0", "run_id": "r1", "limit": 2, "key": "k"},
     ev.TasksScheduled: {"run_id": "r1", "tasks": [TASK]},
     ev.HookCalled: {"run_id": "r1", "point": "before", "call": "h"},
     ev.RunStopped: {"run_id": "r1", "status": ev.RunStatus.SUCCEEDED},
