@@ -27,6 +27,7 @@ from pydantic.alias_generators import to_camel
 
 from actorflow.definitions.errors import ExpressionError
 from actorflow.definitions.expressions import Expression, Template, strip_braces
+from actorflow.definitions.priorities import DEFAULT_PRIORITY, Priority
 from actorflow.definitions.subjects import check_trigger_subject
 
 API_VERSION: Final = "actorflow/v1"
@@ -430,6 +431,9 @@ class NodeSpec(_Model):
     retry: RetryPolicy | None = None
     timeout: Duration = None
     """All attempts together (the function's `timeout` bounds one); past it: TIMEOUT."""
+    priority: Priority | None = None
+    """0-9: this node's tasks wait in their pool's backlog at this priority instead of the
+    run's (see `WorkflowSpec.priority`)."""
 
     @property
     def need_kinds(self) -> dict[str, NeedKind]:
@@ -464,6 +468,11 @@ class NodeSpec(_Model):
             raise ValueError(f"a {kinds[0]} node takes its values in {kinds[0]}, not inputs")
         if self.resources is not None and kinds[0] not in ("shell", "http"):
             raise ValueError("only shell and http nodes take resources (a function has its own)")
+        if self.priority is not None and not runs_task:
+            raise ValueError(
+                "only function, shell, http and workflow nodes take a priority (it orders "
+                "their tasks in a pool's backlog)"
+            )
         return self
 
     @property
@@ -543,6 +552,9 @@ class WorkflowSpec(_Model):
     hooks: list[HookSpec] = Field(default_factory=list)
     timeout: Duration = None
     """The whole run, from its start (or its last resume); past it: RUN_TIMEOUT."""
+    priority: Priority = DEFAULT_PRIORITY
+    """0-9 (9 most urgent): where this workflow's tasks wait in a busy pool's backlog —
+    higher ones start first. A run may be started at another; a node may set its own."""
 
 
 class Workflow(_Definition):

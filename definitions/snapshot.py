@@ -15,6 +15,7 @@ from typing import Any
 from actorflow.definitions import events as ev
 from actorflow.definitions.models import Function, RetryPolicy, Workflow
 from actorflow.definitions.plan import bind_inputs, compile_plan
+from actorflow.definitions.priorities import resolve_priority
 
 
 def run_started(
@@ -27,11 +28,13 @@ def run_started(
     workflows: Mapping[str, str] | None = None,
     parent: ev.ParentRef | None = None,
     depth: int = 0,
+    priority: int | None = None,
 ) -> ev.RunStarted:
     """The first event of a run of `wf` (its templates already expanded: `templates` says
     which version each reference resolved to); `functions` maps every reference the
     workflow makes (as written) to the definition it resolves to now, `workflows` every
-    sub-workflow reference to a version. A child run names its `parent` and `depth`.
+    sub-workflow reference to a version. A child run names its `parent` and `depth`; a
+    `priority` overrides the workflow's for this run.
 
     Raises `InputError` for inputs the workflow does not accept and `DefinitionError` for
     a workflow that does not compile — here, before anything is recorded.
@@ -67,4 +70,5 @@ def run_started(
         workflows=dict(workflows or {}),
         parent=parent,
         depth=depth,
+        priority=resolve_priority(None, priority, wf.spec.priority),
     )

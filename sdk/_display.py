@@ -64,7 +64,7 @@ def as_json(value: Any) -> str:
 def runs_table(records: Iterable[RunRecord]) -> Table:
     records = list(records)
     nested = any(r.parent_run_id for r in records)
-    columns = ["run", "workflow", "status", "progress", "created", "duration"]
+    columns = ["run", "workflow", "status", "priority", "progress", "created", "duration"]
     table = Table(*columns, *(["parent"] if nested else []))
     table.columns[0].no_wrap = True
     for r in records:
@@ -74,6 +74,7 @@ def runs_table(records: Iterable[RunRecord]) -> Table:
             r.run_id,
             f"{r.workflow}@{r.version}",
             status_text(r.status),
+            str(r.priority),
             progress,
             when(r.created_at),
             seconds(run_duration(r)),
@@ -137,6 +138,7 @@ def run_detail(record: RunRecord, nodes: list[NodeInfo]) -> RenderableType:
     if record.parent_run_id:
         head.add_row("parent", record.parent_run_id)
     head.add_row("status", status_text(record.status))
+    head.add_row("priority", str(record.priority))
     head.add_row("created", when(record.created_at))
     head.add_row("started", when(record.started_at))
     head.add_row("finished", when(record.finished_at))

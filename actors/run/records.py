@@ -69,6 +69,7 @@ class RecordWriter:
             wake_at=stopped.wake_at if stopped else None,
             hook_failures=list(state.hook_failures),
             parent_run_id=state.started.parent.run_id if state.started.parent else None,
+            priority=state.priority,
         )
 
     async def _stale(self) -> bool:

@@ -64,6 +64,9 @@ class RunStarted(_Event):
     parent: ParentRef | None = None
     """A child run: the run and node that started it."""
     depth: int = 0  # how many parents it has
+    priority: int | None = None
+    """The run's priority: the one it was started at, else its workflow's (None: a run
+    started before priorities existed — its workflow's, from `plan`)."""
 
 
 class RunClaimed(_Event):

@@ -31,11 +31,15 @@ from actorflow.definitions.events.values import (
     TaskRef,
     now,
 )
+from actorflow.definitions.priorities import DEFAULT_PRIORITY as _DEFAULT_PRIORITY
+from actorflow.definitions.priorities import Priority
 
 
 # --- the task queue -------------------------------------------------------------------------
 class TaskScheduled(Message):
-    """A unit of work on ``af.task.<function>.<version>``, pulled by a replica of the pool."""
+    """A unit of work on ``af.task.<function>.<version>[.p<N>]``, pulled by a replica of the
+    pool; `priority` (node > run > workflow, resolved when it is scheduled) names the
+    subject it waits on."""
 
     type: Literal["TaskScheduled"] = "TaskScheduled"
     run_id: str
@@ -45,6 +49,7 @@ class TaskScheduled(Message):
     version: str
     inputs: Payload
     at: datetime = Field(default_factory=now)
+    priority: Priority = _DEFAULT_PRIORITY
 
     @property
     def idempotency_key(self) -> str:
@@ -82,6 +87,7 @@ class RunRecord(Message):
     wake_at: datetime | None = None
     hook_failures: list[str] = Field(default_factory=list)
     parent_run_id: str | None = None  # a child run: the run whose `workflow:` node started it
+    priority: int = _DEFAULT_PRIORITY  # the run's (its nodes may set their own)
 
 
 # --- lifecycle events (stream AF_EVENTS) --------------------------------------------------------
@@ -194,6 +200,7 @@ class StartRunRequest(Message):
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     parent: ParentRef | None = None
     depth: int = 0
+    priority: Priority | None = None  # None: the workflow's
 
 
 class StartRunReply(Message):
