@@ -301,7 +301,7 @@ def functions_table(functions: Iterable[Function], pools: list[PoolStatus]) -> T
             fn.metadata.version,
             replicas,
             bounds,
-            str(pool.pending),
+            pending_text(pool),
             str(pool.in_flight),
             env,
             _resources(fn.spec.resources.model_dump(exclude_defaults=True)),
@@ -310,13 +310,21 @@ def functions_table(functions: Iterable[Function], pools: list[PoolStatus]) -> T
     return table
 
 
+def pending_text(pool: PoolStatus) -> str:
+    """Tasks waiting; by priority (most urgent first) when more than one has some."""
+    by = pool.pending_by_priority
+    if len(by) < 2:
+        return str(pool.pending)
+    return f"{pool.pending} (" + " ".join(f"p{p}:{by[p]}" for p in sorted(by, reverse=True)) + ")"
+
+
 def pools_table(pools: list[PoolStatus]) -> Table:
     table = Table("pool", "replicas", "pending", "in flight", "nodes", title="function pools")
     for p in sorted(pools, key=lambda p: (p.function, p.version)):
         table.add_row(
             p.ref,
             f"{p.replicas}/{p.desired} ({p.min}-{p.max})",
-            str(p.pending),
+            pending_text(p),
             str(p.in_flight),
             str(len(p.nodes)),
         )

@@ -269,3 +269,39 @@ def test_a_plan_takes_what_waits_and_no_more(pending: dict[int, int], slots: int
         assert takes.count(p) <= pending[p]
     if takes:
         assert takes[0] == max(p for p, n in pending.items() if n > 0)
+
+
+# --- what a person sees ---------------------------------------------------------------------
+def test_runs_list_and_show_carry_the_run_priority() -> None:
+    from rich.console import Console
+
+    from actorflow._display import run_detail, runs_table
+
+    at = ev.now()
+    record = ev.RunRecord(
+        run_id="w-1", workflow="w", version="1", status=ev.RunStatus.RUNNING,
+        created_at=at, updated_at=at, priority=8,
+    )  # fmt: skip
+    table = runs_table([record])
+    assert [c.header for c in table.columns][:4] == ["run", "workflow", "status", "priority"]
+    assert list(table.columns[3].cells) == ["8"]
+    console = Console(width=200, record=True)
+    console.print(run_detail(record, []))
+    assert "priority  8" in console.export_text()
+    assert ev.RunRecord.model_validate({**record.model_dump(), "priority": 5}).priority == 5
+    legacy = ev.encode(record).replace(b',"priority":8', b"")
+    assert ev.decode(ev.RunRecord, legacy).priority == DEFAULT_PRIORITY
+
+
+def test_functions_list_breaks_the_backlog_down_by_priority() -> None:
+    from actorflow._display import pending_text
+    from actorflow.actors.functions.pools import PoolStatus
+
+    def pool(**kw: Any) -> PoolStatus:
+        return PoolStatus.model_validate({
+            "function": "f", "version": "1", "handler": "m:f", "replicas": 1, "desired": 1,
+            "min": 1, "max": 1, "max_concurrency": 1, **kw,
+        })  # fmt: skip
+
+    assert pending_text(pool(pending=4, pending_by_priority={5: 4})) == "4"
+    assert pending_text(pool(pending=12, pending_by_priority={1: 9, 9: 3})) == "12 (p9:3 p1:9)"
