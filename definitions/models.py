@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 
 from actorflow.definitions.errors import ExpressionError
 from actorflow.definitions.expressions import Expression, Template, strip_braces
+from actorflow.definitions.priorities import DEFAULT_PRIORITY, Priority
 from actorflow.definitions.subjects import check_trigger_subject
 
 API_VERSION: Final = "actorflow/v1"
@@ -576,6 +577,9 @@ class NodeSpec(_Model):
     compensate: CompensationSpec | None = None
     """What undoes this node's effect when the run fails for good (or is cancelled with
     compensation): run once per completed step, in reverse order of completion."""
+    priority: Priority | None = None
+    """0-9: this node's tasks wait in their pool's backlog at this priority instead of the
+    run's (see `WorkflowSpec.priority`)."""
 
     @property
     def need_kinds(self) -> dict[str, NeedKind]:
@@ -613,6 +617,11 @@ class NodeSpec(_Model):
         if self.resources is not None and kinds[0] not in ("shell", "http", "sql"):
             raise ValueError(
                 "only shell, http and sql nodes take resources (a function has its own)"
+            )
+        if self.priority is not None and not runs_task:
+            raise ValueError(
+                "only function, shell, http, sql and workflow nodes take a priority (it orders "
+                "their tasks in a pool's backlog)"
             )
         return self
 
@@ -721,6 +730,9 @@ class WorkflowSpec(_Model):
     """The whole run, from its start (or its last resume); past it: RUN_TIMEOUT."""
     concurrency: Concurrency | None = None
     """One run at a time (or `limit`) per key; see `Concurrency`."""
+    priority: Priority = DEFAULT_PRIORITY
+    """0-9 (9 most urgent): where this workflow's tasks wait in a busy pool's backlog —
+    higher ones start first. A run may be started at another; a node may set its own."""
 
 
 class Workflow(_Definition):

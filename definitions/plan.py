@@ -30,6 +30,7 @@ from actorflow.definitions.models import (
     builtin_function,
     split_ref,
 )
+from actorflow.definitions.priorities import DEFAULT_PRIORITY
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -101,6 +102,8 @@ class Plan:
     """Nodes with ``continueOn: failed``."""
     dependants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     timeout: float | None = None  # the whole run's, seconds
+    priority: int = DEFAULT_PRIORITY
+    """The workflow's: its runs' tasks wait at it unless the run or the node says else."""
 
     def policy_for(self, code: str) -> PlannedPolicy | None:
         return self.on_error.get(code) or self.on_error.get("default")
@@ -168,6 +171,8 @@ def _child_of(node: NodeSpec, workflows: Mapping[str, str]) -> dict[str, Any]:
         "inputs": dict(node.inputs),
         "depth": "${{ run.depth + 1 }}",
         "on_parent_stop": node.on_parent_stop,
+        # The child is part of this node's work: it runs at the node's priority.
+        "priority": node.priority if node.priority is not None else "${{ run.priority }}",
     }
 
 
@@ -298,6 +303,7 @@ def compile_plan(
         continues=frozenset(n.id for n in wf.spec.nodes if n.continue_on == "failed"),
         dependants=_dependants(nodes),
         timeout=wf.spec.timeout,
+        priority=wf.spec.priority,
     )
 
 

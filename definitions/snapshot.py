@@ -17,6 +17,7 @@ from actorflow.definitions.errors import ExpressionError, InputError
 from actorflow.definitions.expressions import Template
 from actorflow.definitions.models import Connection, Function, RetryPolicy, Workflow
 from actorflow.definitions.plan import bind_inputs, compile_plan
+from actorflow.definitions.priorities import resolve_priority
 
 #: Longest rendered concurrency key: it is recorded on every run of the key, and listed.
 MAX_KEY_LENGTH = 256
@@ -33,12 +34,14 @@ def run_started(
     connections: Mapping[str, Connection] | None = None,
     parent: ev.ParentRef | None = None,
     depth: int = 0,
+    priority: int | None = None,
 ) -> ev.RunStarted:
     """The first event of a run of `wf` (its templates already expanded: `templates` says
     which version each reference resolved to); `functions` maps every reference the
     workflow makes (as written) to the definition it resolves to now, `workflows` every
     sub-workflow reference to a version, `connections` every SQL node's connection
-    reference to its `Connection`. A child run names its `parent` and `depth`.
+    reference to its `Connection`. A child run names its `parent` and `depth`; a
+    `priority` overrides the workflow's for this run.
 
     Raises `InputError` for inputs the workflow does not accept (or from which its
     concurrency key does not render) and `DefinitionError` for a workflow that does not
@@ -79,6 +82,7 @@ def run_started(
         },
         parent=parent,
         depth=depth,
+        priority=resolve_priority(None, priority, wf.spec.priority),
         concurrency=concurrency,
     )
 

@@ -60,6 +60,7 @@ from actorflow.definitions.models import (
     Trigger,
     Workflow,
 )
+from actorflow.definitions.priorities import check_priority
 from actorflow.definitions.subjects import check_pattern
 from actorflow.definitions.subjects import matches as subject_matches
 from actorflow.definitions.templates import catalog
@@ -260,8 +261,14 @@ class AsyncClient:
         *,
         version: str | None = None,
         run_id: str | None = None,
+        priority: int | None = None,
     ) -> AsyncRun:
-        """Start a run and return at once; with `run_id`, starting twice starts one run."""
+        """Start a run and return at once; with `run_id`, starting twice starts one run.
+
+        `priority` (0-9, 9 most urgent) overrides the workflow's for this run: where its
+        tasks wait in a busy pool's backlog (a node's own ``priority`` still wins).
+        """
+        priority = check_priority(priority)
         controller = await self._engine()
         name = workflow if isinstance(workflow, str) else workflow.metadata.name
         if isinstance(workflow, Workflow):
@@ -275,12 +282,13 @@ class AsyncClient:
             version,
             run_id,
             timeout=self.settings.connect_timeout,
+            priority=priority,
         )
         if started is None:
             # Refused, or NATS could not carry it: over Ray, the controller's own error is
             # raised here (a start that did happen is not repeated: same run id).
             started = await _call(
-                controller.start_run.remote(name, dict(inputs or {}), version, run_id)
+                controller.start_run.remote(name, dict(inputs or {}), version, run_id, priority)
             )
         return AsyncRun(self, started)
 

@@ -68,7 +68,7 @@ def runs_table(records: Iterable[RunRecord]) -> Table:
     records = list(records)
     nested = any(r.parent_run_id for r in records)
     keyed = any(r.concurrency for r in records)
-    columns = ["run", "workflow", "status", "progress", "created", "duration"]
+    columns = ["run", "workflow", "status", "priority", "progress", "created", "duration"]
     table = Table(*columns, *(["key"] if keyed else []), *(["parent"] if nested else []))
     table.columns[0].no_wrap = True
     for r in records:
@@ -78,6 +78,7 @@ def runs_table(records: Iterable[RunRecord]) -> Table:
             r.run_id,
             f"{r.workflow}@{r.version}",
             status_text(r.status),
+            str(r.priority),
             progress,
             when(r.created_at),
             seconds(run_duration(r)),
@@ -191,6 +192,7 @@ def run_detail(
     if record.parent_run_id:
         head.add_row("parent", record.parent_run_id)
     head.add_row("status", status_text(record.status))
+    head.add_row("priority", str(record.priority))
     if record.concurrency is not None:
         ref = record.concurrency
         head.add_row("concurrency", f"key {ref.key!r}, group {ref.group}, limit {ref.limit}")
@@ -359,7 +361,7 @@ def functions_table(functions: Iterable[Function], pools: list[PoolStatus]) -> T
             fn.metadata.version,
             replicas,
             bounds,
-            str(pool.pending),
+            pending_text(pool),
             str(pool.in_flight),
             env,
             _resources(fn.spec.resources.model_dump(exclude_defaults=True)),
@@ -368,13 +370,21 @@ def functions_table(functions: Iterable[Function], pools: list[PoolStatus]) -> T
     return table
 
 
+def pending_text(pool: PoolStatus) -> str:
+    """Tasks waiting; by priority (most urgent first) when more than one has some."""
+    by = pool.pending_by_priority
+    if len(by) < 2:
+        return str(pool.pending)
+    return f"{pool.pending} (" + " ".join(f"p{p}:{by[p]}" for p in sorted(by, reverse=True)) + ")"
+
+
 def pools_table(pools: list[PoolStatus]) -> Table:
     table = Table("pool", "replicas", "pending", "in flight", "nodes", title="function pools")
     for p in sorted(pools, key=lambda p: (p.function, p.version)):
         table.add_row(
             p.ref,
             f"{p.replicas}/{p.desired} ({p.min}-{p.max})",
-            str(p.pending),
+            pending_text(p),
             str(p.in_flight),
             str(len(p.nodes)),
         )

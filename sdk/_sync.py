@@ -92,8 +92,12 @@ class Client:
         *,
         version: str | None = None,
         run_id: str | None = None,
+        priority: int | None = None,
     ) -> Run:
-        handle = self._call(self._async.run(workflow, inputs, version=version, run_id=run_id))
+        """Start a run and return at once; see `AsyncClient.run` (`priority`: 0-9)."""
+        handle = self._call(
+            self._async.run(workflow, inputs, version=version, run_id=run_id, priority=priority)
+        )
         return Run(self, handle)
 
     def control(

@@ -279,6 +279,17 @@ def run(
     timeout: Annotated[
         float | None, typer.Option("--timeout", min=0, help="Seconds to wait (with --wait).")
     ] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option(
+            "--priority",
+            "-p",
+            min=0,
+            max=9,
+            help="0-9, 9 most urgent: where its tasks wait in a busy pool (default: the "
+            "workflow's).",
+        ),
+    ] = None,
 ) -> None:
     """Start a run; prints its id, or with --wait its progress and outputs."""
     inputs = parse_inputs(input_, inputs_json)
@@ -288,7 +299,7 @@ def run(
     with _client() as client:
         if file:
             _apply(client, file)
-        handle = client.run(name, inputs, version=version)
+        handle = client.run(name, inputs, version=version, priority=priority)
         if not wait:
             out.print(handle.run_id, highlight=False)
             if not (settings.ray_address or wiring.read_state(settings).get("ray")):

@@ -131,8 +131,9 @@ class Controller:
         inputs: dict[str, Any],
         version: str | None = None,
         run_id: str | None = None,
+        priority: int | None = None,
     ) -> str:
-        return await self._s.starter.start(workflow, inputs, version, run_id)
+        return await self._s.starter.start(workflow, inputs, version, run_id, priority=priority)
 
     async def control(self, run_id: str, request: dict[str, Any]) -> ControlAccepted:
         return await self._s.control.control(run_id, request)

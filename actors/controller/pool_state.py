@@ -65,6 +65,8 @@ class PoolManager:
         if pool is None:
             return
         await pool.stop()
+        with contextlib.suppress(Exception):  # NATS away: they are re-created by a re-apply
+            await pool.delete_consumers()
         level = _level_of(pool)
         if level:
             await self._levels.release(level, pool.key)

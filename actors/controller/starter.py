@@ -26,6 +26,7 @@ from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ErrorCode, NotFoundError, StepError
 from actorflow.definitions.models import Connection, Function, StepTemplate, Workflow, split_ref
 from actorflow.definitions.plan import connection_refs, function_refs, workflow_refs
+from actorflow.definitions.priorities import DEFAULT_PRIORITY, check_priority
 from actorflow.definitions.snapshot import run_started
 from actorflow.definitions.templates import expand, gather, template_refs
 
@@ -56,13 +57,16 @@ class RunStarter:
         *,
         parent: ev.ParentRef | None = None,
         depth: int = 0,
+        priority: int | None = None,
     ) -> str:
         """Record the run's first event, make its first decision, hand it to a run actor;
         returns its id once the first steps are queued.
 
         With a `run_id` this is idempotent: starting the same id twice starts one run. A
-        child run (of a `workflow:` node) names its `parent` and how deep it nests.
+        child run (of a `workflow:` node) names its `parent` and how deep it nests; a
+        `priority` (0-9) overrides the workflow's for this run.
         """
+        priority = check_priority(priority)
         if depth > self._config.max_run_depth:
             raise StepError(
                 ErrorCode.SUBWORKFLOW_DEPTH,
@@ -93,6 +97,7 @@ class RunStarter:
             connections=connections,
             parent=parent,
             depth=depth,
+            priority=priority,
         )
         data = ev.encode(started)
         try:
@@ -189,6 +194,7 @@ class RunStarter:
                     req.run_id,
                     parent=req.parent,
                     depth=req.depth,
+                    priority=req.priority,
                 )
                 reply = ev.StartRunReply(ok=True, run_id=run_id)
             except Exception as exc:  # the caller repeats it over Ray to get the error itself
@@ -214,6 +220,7 @@ class RunStarter:
             updated_at=started.at,
             parent_run_id=started.parent.run_id if started.parent else None,
             concurrency=started.concurrency,
+            priority=started.priority if started.priority is not None else DEFAULT_PRIORITY,
         )
         # The run actor wrote first (its record is newer), or NATS is away: either way the
         # run actor's own record follows.
@@ -230,6 +237,7 @@ async def request_start(
     run_id: str,
     *,
     timeout: float,
+    priority: int | None = None,
 ) -> str | None:
     """Start a run with one NATS request to the controller (the fast way in, for the SDK
     and the trigger host). None when it did not start the run — refused, not JSON, no
@@ -237,7 +245,13 @@ async def request_start(
     own error (a start that did happen is not repeated: same run id)."""
     try:
         request = ev.encode(
-            ev.StartRunRequest(run_id=run_id, workflow=workflow, version=version, inputs=inputs)
+            ev.StartRunRequest(
+                run_id=run_id,
+                workflow=workflow,
+                version=version,
+                inputs=inputs,
+                priority=priority,
+            )
         )
     except (ValueError, TypeError):
         return None

@@ -1,9 +1,9 @@
 """Function pools: the replica actors of one (function, version), sized by the autoscaler.
 
-Every replica pulls from the pool's one durable consumer, so the queue — not the pool — owns
-the tasks: a replica that dies, is drained or was never started loses nothing, and a pool
-scaled to zero leaves its tasks waiting durably until the first replica of a cold start
-pulls them.
+Every replica pulls from the pool's durable consumers (one per priority, `intake.py`), so
+the queue — not the pool — owns the tasks: a replica that dies, is drained or was never
+started loses nothing, and a pool scaled to zero leaves its tasks waiting durably until the
+first replica of a cold start pulls them.
 
 A pool whose replicas cannot start at all (the runtime environment fails to install, the
 handler stops importing) does not leave runs hanging: it answers every task with a
@@ -29,9 +29,14 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.functions.autoscaler import Scaler, needed
 from actorflow.actors.functions.handlers import HandlerImportError
+from actorflow.actors.functions.intake import (
+    Intake,
+    delete_consumers,
+    ensure_consumers,
+    read_backlog,
+)
 from actorflow.actors.functions.placement import cluster_nodes
-from actorflow.actors.functions.replica import FunctionReplica, ensure_consumer_config
-from actorflow.actors.store.errors import NOT_FOUND
+from actorflow.actors.functions.replica import FunctionReplica
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ErrorCode, FunctionPoolError
@@ -81,6 +86,7 @@ class PoolStatus(BaseModel):
     min: int
     max: int
     pending: int = 0
+    pending_by_priority: dict[int, int] = Field(default_factory=dict)  # those with any
     in_flight: int = 0
     max_concurrency: int
     resources: dict[str, Any] = Field(default_factory=dict)
@@ -114,6 +120,7 @@ class FunctionPool:
         self._scaler = Scaler(desired=0)
         self._pending = 0
         self._in_flight = 0
+        self._waiting: dict[int, int] = {}  # pending per priority (those with any)
         self._stopping = False
         self._retry_after = 0.0
         self.failure: _PoolBrokenError | None = None
@@ -131,12 +138,7 @@ class FunctionPool:
         its environment, so a bad path is an error of `apply`, not of the first run; the
         autoscaler lets it go after ``downDelay`` when no work comes.
         """
-        cfg = ensure_consumer_config(self.function, self._config)
-        try:
-            await self._js.consumer_info(ev.STREAM_TASKS, cfg.durable_name or "")
-            await self._js.add_consumer(ev.STREAM_TASKS, cfg)  # updates ack_wait & co.
-        except NOT_FOUND:
-            await self._js.add_consumer(ev.STREAM_TASKS, cfg)
+        await ensure_consumers(self._js, self.function, self._config)  # one per priority
         first = max(self.function.spec.replicas.min, 1)
         self._scaler = Scaler(desired=first)
         starting = asyncio.gather(*(self._add_replica() for _ in range(first)))
@@ -185,16 +187,14 @@ class FunctionPool:
         if self._stopping or self.failure is not None:
             return
         try:
-            info = await self._js.consumer_info(
-                ev.STREAM_TASKS,
-                ev.pool_consumer(self.function.metadata.name, self.function.metadata.version),
-            )
+            backlog = await read_backlog(self._js, self.function)  # every priority's
         except Exception as exc:  # NATS away for a moment: keep the size we have
             log.debug("pool %s not observed: %s", self.key, exc)
             self._unobserved = f"{type(exc).__name__}: {exc}"
             return
         self._unobserved = ""
-        self._pending, self._in_flight = info.num_pending, info.num_ack_pending
+        self._pending, self._in_flight = backlog.total, backlog.in_flight
+        self._waiting = {p: n for p, n in backlog.pending.items() if n}
         bounds = self.function.spec.replicas
         need = needed(self._pending, self._in_flight, self.function.spec.target_per_replica, bounds)
         self._scaler = self._scaler.step(need, now, bounds)
@@ -328,25 +328,28 @@ class FunctionPool:
         self._spawn(self._refuse_tasks())
 
     async def _refuse_tasks(self) -> None:
-        """Answer each queued task with the pool's error, so its run stops and says why."""
+        """Answer each queued task (of every priority) with the pool's error, so its run
+        stops and says why."""
         assert self.failure is not None
-        cfg = ensure_consumer_config(self.function, self._config)
-        sub = await self._js.pull_subscribe(
-            cfg.filter_subject or "", durable=cfg.durable_name, stream=ev.STREAM_TASKS, config=cfg
-        )
-        while not self._stopping:
-            try:
-                msgs = await sub.fetch(32, timeout=2.0)
-            except TimeoutError:
-                continue
-            except Exception as exc:
-                log.debug("pool %s: fetch failed: %s", self.key, exc)
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                await self._refuse(msg.data)
-                await msg.ack()
-        await sub.unsubscribe()
+        intake = Intake(self._js, self.function, self._config)
+        await intake.open()
+        try:
+            while not self._stopping:
+                try:
+                    msgs = await intake.pull(32)
+                except Exception as exc:
+                    log.debug("pool %s: fetch failed: %s", self.key, exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    await self._refuse(msg.data)
+                    await msg.ack()
+        finally:
+            await intake.close()
+
+    async def delete_consumers(self) -> None:
+        """A deleted version: its consumers go too (queued tasks stay in the stream)."""
+        await delete_consumers(self._js, self.function)
 
     async def _refuse(self, data: bytes) -> None:
         assert self.failure is not None
@@ -386,6 +389,7 @@ class FunctionPool:
             min=spec.replicas.min,
             max=spec.replicas.max,
             pending=self._pending,
+            pending_by_priority=dict(self._waiting),
             in_flight=self._in_flight,
             max_concurrency=spec.max_concurrency,
             resources=spec.resources.model_dump(exclude_defaults=True),

@@ -22,13 +22,13 @@ import ray
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.functions import capture, engine_link
 from actorflow.actors.functions.accounting import CpuMeter, RssSampler, gpu_ids
 from actorflow.actors.functions.context import StepContext
 from actorflow.actors.functions.handlers import Handler
+from actorflow.actors.functions.intake import WATCH_TIMEOUT, Intake
 from actorflow.actors.functions.log_shipper import LogShipper
 from actorflow.actors.store.blobs import BlobStore
 from actorflow.actors.store.errors import NOT_FOUND
@@ -40,21 +40,7 @@ from actorflow.definitions.models import Function
 
 log = logging.getLogger(__name__)
 
-_FETCH_TIMEOUT = 2.0  # also the longest a drain waits for the pull loop to notice
-
-
-def ensure_consumer_config(function: Function, config: EngineConfig) -> ConsumerConfig:
-    name, version = function.metadata.name, function.metadata.version
-    ack_wait = max(config.task_ack_wait, 3.0)
-    return ConsumerConfig(
-        durable_name=ev.pool_consumer(name, version),
-        filter_subject=ev.task_subject(name, version),
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=ack_wait,
-        max_deliver=-1,
-        max_ack_pending=max(1000, function.spec.replicas.max * function.spec.max_concurrency * 4),
-        max_waiting=512,
-    )
+_DRAIN_WAIT = WATCH_TIMEOUT * 2 + 1.0  # the pull loop notices a stop and closes its fetches
 
 
 class FunctionReplica:
@@ -101,11 +87,9 @@ class FunctionReplica:
         self._js = self._nc.jetstream()
         engine_link.connect(self._nc, self._config)
         self._blobs = BlobStore(self._js, self._config.inline_limit)
-        cfg = ensure_consumer_config(self._function, self._config)
-        sub = await self._js.pull_subscribe(
-            cfg.filter_subject or "", durable=cfg.durable_name, stream=ev.STREAM_TASKS, config=cfg
-        )
-        self._loop_task = asyncio.create_task(self._pull_loop(sub))
+        intake = Intake(self._js, self._function, self._config)
+        await intake.open()
+        self._loop_task = asyncio.create_task(self._pull_loop(intake))
         return {"replica": self._name, "node_id": self._node_id, "pid": os.getpid()}
 
     async def _reconnected(self) -> None:
@@ -134,7 +118,7 @@ class FunctionReplica:
         self._stopped.set()
         if self._loop_task:
             try:
-                await asyncio.wait_for(asyncio.shield(self._loop_task), _FETCH_TIMEOUT * 2)
+                await asyncio.wait_for(asyncio.shield(self._loop_task), _DRAIN_WAIT)
             except TimeoutError:
                 self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -150,42 +134,41 @@ class FunctionReplica:
                 await self._nc.close()
         self._pool.shutdown(wait=False)
 
-    async def _pull_loop(self, sub: JetStreamContext.PullSubscription) -> None:
-        """Pull as many tasks as there are free slots while a backlog is known, else one.
+    async def _pull_loop(self, intake: Intake) -> None:
+        """Pull as many tasks as there are free slots while a backlog is known, else one;
+        the intake picks which priority each comes from (`intake.py`).
 
         A pull for one task returns the moment it arrives; a pull for several first probes
         the server and then waits for more, which costs a chain of short steps a round trip
         each. The last message's `num_pending` says whether more are already queued.
         """
         capacity = self._function.spec.max_concurrency
-        backlog = 0
-        while not self._stopped.is_set():
-            await self._slots.acquire()
-            free = 1
-            while backlog and free < capacity and not self._slots.locked():
+        try:
+            while not self._stopped.is_set():
                 await self._slots.acquire()
-                free += 1
-            try:
-                msgs = await sub.fetch(free, timeout=_FETCH_TIMEOUT)
-            except TimeoutError:
-                msgs = []
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # reconnecting, server restarting: back off briefly
-                log.debug("fetch failed on %s: %s", self._name, exc)
-                msgs = []
-                await asyncio.sleep(0.2)
-            if self._stopped.is_set():  # draining: somebody else runs these, now
-                await asyncio.gather(*(m.nak() for m in msgs), return_exceptions=True)
-                msgs = []
-            for _ in range(free - len(msgs)):
-                self._slots.release()
-            if msgs:
-                backlog = msgs[-1].metadata.num_pending
-            for msg in msgs:
-                task = asyncio.create_task(self._run(msg))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+                free = 1
+                while intake.backlog and free < capacity and not self._slots.locked():
+                    await self._slots.acquire()
+                    free += 1
+                try:
+                    msgs = await intake.pull(free)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # reconnecting, server restarting: back off briefly
+                    log.debug("pull failed on %s: %s", self._name, exc)
+                    msgs = []
+                    await asyncio.sleep(0.2)
+                if self._stopped.is_set():  # draining: somebody else runs these, now
+                    await asyncio.gather(*(m.nak() for m in msgs), return_exceptions=True)
+                    msgs = []
+                for _ in range(free - len(msgs)):
+                    self._slots.release()
+                for msg in msgs:
+                    task = asyncio.create_task(self._run(msg))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+        finally:
+            await intake.close()
 
     async def _run(self, msg: Msg) -> None:
         done = False

@@ -32,6 +32,7 @@ async def run(  # noqa: PLR0917 - the node's task inputs, by name
     depth: int,
     on_parent_stop: ev.OnParentStop,
     ctx: StepContext,
+    priority: int | None = None,
 ) -> Any:
     """The child run's outputs; a child that does not succeed fails the node with its own
     error code (else CHILD_FAILED) and the child's id in the details."""
@@ -53,6 +54,7 @@ async def run(  # noqa: PLR0917 - the node's task inputs, by name
             inputs=inputs,
             parent=parent,
             depth=depth,
+            priority=priority,  # the node's (a task queued before priorities: the workflow's)
         )
         await _start(link, request)
         ctx.logger.info("child run %s (%s@%s)", child, workflow, version)

@@ -25,8 +25,8 @@ from actorflow.definitions import events as ev
 async def publish_tasks(
     js: JetStreamContext, blobs: BlobStore, started: ev.RunStarted, tasks: list[PlannedTask]
 ) -> None:
-    """Queue a run's `tasks` on their functions' subjects; publishing one again is harmless
-    (the server deduplicates on its idempotency key)."""
+    """Queue a run's `tasks` on their functions' subjects (one per priority); publishing one
+    again is harmless (the server deduplicates on its idempotency key)."""
     run_id, workflow = started.run_id, started.workflow
 
     async def publish(task: PlannedTask) -> None:
@@ -37,8 +37,9 @@ async def publish_tasks(
             function=task.function,
             version=task.version,
             inputs=await blobs.to_payload(task.inputs),
+            priority=task.priority,
         )
-        subject = ev.task_subject(task.function, task.version)
+        subject = ev.task_subject(task.function, task.version, task.priority)
         data = ev.encode(message)
         headers = {ev.MSG_ID: message.idempotency_key}
         await with_retries(lambda: js.publish(subject, data, headers=headers), f"publish {subject}")

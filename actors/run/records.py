@@ -72,6 +72,7 @@ class RecordWriter:
             parent_run_id=state.started.parent.run_id if state.started.parent else None,
             concurrency=state.started.concurrency,
             queue_ahead=self._ahead if state.queued else None,
+            priority=state.priority,
         )
 
     async def _stale(self) -> bool:

@@ -52,6 +52,7 @@ from actorflow.definitions.events import (
 )
 from actorflow.definitions.models import Connection, RetryPolicy, Workflow
 from actorflow.definitions.plan import TASK_KINDS, Plan, PlannedNode, compile_plan
+from actorflow.definitions.priorities import DEFAULT_PRIORITY, resolve_priority
 
 # A run with nothing in flight whose next timer is further away than this lets go of its
 # run actor (WAITING) and is woken by the controller's timer.
@@ -159,6 +160,7 @@ class PlannedTask:
     function: str
     version: str
     inputs: Any
+    priority: int = DEFAULT_PRIORITY  # node > run > workflow (`RunState.priority_of`)
 
 
 @dataclass(frozen=True)
@@ -1010,7 +1012,7 @@ class RunState:
                     node.render_error = _error(ErrorCode.EXPRESSION_ERROR, exc)
                     self._resolve(self.plan.dependants.get(node.id, ()))
                     continue
-                out.append(PlannedTask(ref, planned.function, planned.version, inputs))
+                out.append(self._task(planned, ref, inputs))
         return out
 
     def _remedies(self) -> list[PlannedTask]:
@@ -1024,7 +1026,11 @@ class RunState:
                     ref = task.ref.model_copy(update={"remedy": True})
                     out.append(
                         PlannedTask(
-                            ref, planned.function, planned.version, self._remedy_input(task)
+                            ref,
+                            planned.function,
+                            planned.version,
+                            self._remedy_input(task),
+                            self.priority_of(task.ref.node),
                         )
                     )
         return out
@@ -1073,11 +1079,23 @@ class RunState:
                 settled.append(node_id)
                 continue
             taken.add(node_id)
-            out.extend(
-                PlannedTask(ref, planned.function, planned.version, inputs)
-                for ref, inputs in rendered
-            )
+            out.extend(self._task(planned, ref, inputs) for ref, inputs in rendered)
         return settled
+
+    @property
+    def priority(self) -> int:
+        """The run's priority: the one it was started at, else its workflow's."""
+        return resolve_priority(None, self.started.priority, self.plan.priority)
+
+    def priority_of(self, node_id: str) -> int:
+        """What a node's tasks (and their remediations) are queued at: node > run > workflow."""
+        planned = self.plan.nodes.get(node_id)
+        return resolve_priority(planned.spec.priority if planned else None, self.priority, None)
+
+    def _task(self, planned: PlannedNode, ref: TaskRef, inputs: Any) -> PlannedTask:
+        return PlannedTask(
+            ref, planned.function, planned.version, inputs, self.priority_of(planned.id)
+        )
 
     @staticmethod
     def _render(
@@ -1116,6 +1134,7 @@ class RunState:
                 "workflow": self.started.workflow,
                 "version": self.started.version,
                 "depth": self.started.depth,
+                "priority": self.priority,
             },
         }
 
@@ -1147,12 +1166,13 @@ class RunState:
                             planned_policy.function,
                             planned_policy.version,
                             self._remedy_input(task),
+                            self.priority_of(task.ref.node),
                         )
                     )
                 continue
             planned = self.plan.nodes[task.ref.node]
             inputs = self._render_one(planned, task.ref, context)
-            out.append(PlannedTask(task.ref, planned.function, planned.version, inputs))
+            out.append(self._task(planned, task.ref, inputs))
         return out
 
     def progress(self) -> Progress:

@@ -70,6 +70,9 @@ class RunStarted(_Event):
     depth: int = 0  # how many parents it has
     concurrency: ConcurrencyRef | None = None
     """Its workflow limits runs per key: the run waits for its turn (`RunAdmitted`)."""
+    priority: int | None = None
+    """The run's priority: the one it was started at, else its workflow's (None: a run
+    started before priorities existed — its workflow's, from `plan`)."""
 
 
 class RunClaimed(_Event):

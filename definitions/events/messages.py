@@ -33,11 +33,15 @@ from actorflow.definitions.events.values import (
     TaskRef,
     now,
 )
+from actorflow.definitions.priorities import DEFAULT_PRIORITY as _DEFAULT_PRIORITY
+from actorflow.definitions.priorities import Priority
 
 
 # --- the task queue -------------------------------------------------------------------------
 class TaskScheduled(Message):
-    """A unit of work on ``af.task.<function>.<version>``, pulled by a replica of the pool."""
+    """A unit of work on ``af.task.<function>.<version>[.p<N>]``, pulled by a replica of the
+    pool; `priority` (node > run > workflow, resolved when it is scheduled) names the
+    subject it waits on."""
 
     type: Literal["TaskScheduled"] = "TaskScheduled"
     run_id: str
@@ -47,6 +51,7 @@ class TaskScheduled(Message):
     version: str
     inputs: Payload
     at: datetime = Field(default_factory=now)
+    priority: Priority = _DEFAULT_PRIORITY
 
     @property
     def idempotency_key(self) -> str:
@@ -86,6 +91,7 @@ class RunRecord(Message):
     parent_run_id: str | None = None  # a child run: the run whose `workflow:` node started it
     concurrency: ConcurrencyRef | None = None  # its group, key and limit, if its workflow has one
     queue_ahead: int | None = None  # PENDING for its turn: unfinished runs ahead of it
+    priority: int = _DEFAULT_PRIORITY  # the run's (its nodes may set their own)
 
 
 # --- lifecycle events (stream AF_EVENTS) --------------------------------------------------------
@@ -217,6 +223,7 @@ class StartRunRequest(Message):
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     parent: ParentRef | None = None
     depth: int = 0
+    priority: Priority | None = None  # None: the workflow's
 
 
 class StartRunReply(Message):

@@ -13,6 +13,8 @@ import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING, Final, Literal
 
+from actorflow.definitions.priorities import DEFAULT_PRIORITY as _DEFAULT
+
 if TYPE_CHECKING:
     from actorflow.definitions.events.values import TaskRef
 
@@ -221,12 +223,38 @@ def log_batch_msg_id(execution: str, batch: int) -> str:
 
 
 # --- the task queue ---------------------------------------------------------------------------
-def task_subject(function: str, version: str) -> str:
-    return f"af.task.{_token(function)}.{_token(version)}"
+# One subject and one durable consumer per (function, version, priority). The default
+# priority keeps the subject and consumer every task had before priorities existed, so a
+# queue written by an older engine is served as it stands; priority N adds a ``.p<N>`` token
+# (subject) / a ``~p<N>`` suffix (consumer: '~' is in no function name or version).
+def task_subject(function: str, version: str, priority: int = _DEFAULT) -> str:
+    """Where a task of `function`@`version` waits: ``af.task.<function>.<version>`` at the
+    default priority, ``af.task.<function>.<version>.p<N>`` at priority N."""
+    base = f"af.task.{_token(function)}.{_token(version)}"
+    return base if priority == _DEFAULT else f"{base}.p{priority}"
 
 
-def pool_consumer(function: str, version: str) -> str:
-    return f"pool-{_token(function)}-{_token(version)}"
+def task_bands_filter(function: str, version: str) -> str:
+    """Every `task_subject` of a pool but the default priority's (one token more)."""
+    return f"af.task.{_token(function)}.{_token(version)}.*"
+
+
+def task_subject_priority(subject: str, function: str, version: str) -> int | None:
+    """The priority of one of `function`@`version`'s `task_subject`s; None for a subject
+    that is not one."""
+    base = task_subject(function, version)
+    if subject == base:
+        return _DEFAULT
+    tail = subject.removeprefix(base + ".p")
+    if tail != subject and tail.isdigit() and len(tail) == 1:
+        return int(tail)
+    return None
+
+
+def pool_consumer(function: str, version: str, priority: int = _DEFAULT) -> str:
+    """The durable consumer every replica of a pool pulls one priority's tasks from."""
+    base = f"pool-{_token(function)}-{_token(version)}"
+    return base if priority == _DEFAULT else f"{base}~p{priority}"
 
 
 # --- lifecycle events -------------------------------------------------------------------------

@@ -57,6 +57,7 @@ def test_the_plan_carries_what_the_child_needs() -> None:
         "inputs": {"x": 1},
         "depth": 1,
         "on_parent_stop": "cancel",
+        "priority": 5,  # the run's: the child runs at its parent node's priority
     }
 
 

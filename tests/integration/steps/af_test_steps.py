@@ -183,3 +183,17 @@ def burn(seconds: float) -> int:
     while time.thread_time() < end:
         n += 1
     return n
+
+
+def ordered(ledger: str, label: str, gate: str | None = None, timeout: float = 120.0) -> str:
+    """Append `label` to `ledger` when the step starts (the start order is what priority
+    tests check), then hold until the file `gate` exists (bounded), so a backlog forms."""
+    with open(ledger, "a") as fh:
+        fh.write(label + "\n")
+    if gate:
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(gate):
+            if time.monotonic() > deadline:
+                raise StepError("GATE_TIMEOUT", f"{gate} never appeared")
+            time.sleep(0.02)
+    return label
