@@ -143,7 +143,7 @@ def _walk_render(
 ) -> Any:
     if isinstance(value, str):
         whole = _EXPR.fullmatch(value.strip())
-        if whole:
+        if whole and "${{" not in whole.group(1):  # not "${{ a }}-${{ b }}", which is text
             return compiled[whole.group(1).strip()].evaluate(ctx, field=field)
 
         def text(m: re.Match[str]) -> str:

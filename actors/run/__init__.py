@@ -2,7 +2,8 @@
 
 ``state.py`` is the pure run state machine (a fold of the history into decisions);
 ``actor.py`` hosts run drivers in warm Ray actors; ``supervisor.py`` hands runs to them and
-re-drives runs whose actor died; ``history.py`` appends under the fence and replays.
+re-drives runs whose actor died; ``history.py`` appends under the fence and replays;
+``turns.py`` (pure) and ``queue.py`` decide and keep whose turn it is under a concurrency key.
 May import ``actorflow.actors.store`` and the handler loader of ``functions``.
 """
 

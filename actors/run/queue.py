@@ -99,9 +99,10 @@ async def compact(js: JetStreamContext, subject: str) -> None:
 async def finished(js: JetStreamContext, run_id: str) -> bool:
     """Has the run finished (its last decision a finished `RunStopped`), or does it not
     exist? Then no place of its may hold anyone up."""
+    subject = ev.run_subject(run_id, ev.DECISIONS)
     try:
-        msg = await js.get_last_msg(
-            ev.STREAM_HISTORY, ev.run_subject(run_id, ev.DECISIONS), direct=True
+        msg = await with_retries(
+            lambda: js.get_last_msg(ev.STREAM_HISTORY, subject, direct=True), f"read {subject}"
         )
     except NOT_FOUND:
         return True
@@ -169,13 +170,7 @@ class TurnQueue:
         """Fold the lines appended since the last look: one direct get each."""
         while True:
             try:
-                msg = await self._js.get_msg(
-                    ev.STREAM_QUEUES,
-                    seq=self._log.last_seq + 1,
-                    subject=self.subject,
-                    direct=True,
-                    next=True,
-                )
+                msg = await self._next(self._log.last_seq + 1)
             except NOT_FOUND:
                 return
             _fold(self._log, int(msg.seq or 0), msg.data)
@@ -184,13 +179,20 @@ class TurnQueue:
 
     async def _forget_purged(self) -> None:
         try:
-            first = await self._js.get_msg(
-                ev.STREAM_QUEUES, seq=1, subject=self.subject, direct=True, next=True
-            )
+            first = await self._next(1)
         except NOT_FOUND:
             self._log.forget_before(self._log.last_seq + 1)
             return
         self._log.forget_before(int(first.seq or 0))
+
+    async def _next(self, seq: int) -> Any:
+        """The queue's first line at or after `seq` (one direct get; NOT_FOUND: none)."""
+        return await with_retries(
+            lambda: self._js.get_msg(
+                ev.STREAM_QUEUES, seq=seq, subject=self.subject, direct=True, next=True
+            ),
+            f"read {self.subject}",
+        )
 
     async def close(self) -> None:
         if self._sub is not None:

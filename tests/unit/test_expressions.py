@@ -77,3 +77,8 @@ def test_an_expression_sees_the_nodes_it_names_and_a_computed_key_sees_all() -> 
     assert computed._narrowed(context)["nodes"] == context["nodes"]
     quoted = Expression.compile("size(nodes) > 2 && 'nodes' != ''")
     assert quoted.evaluate(context) is True
+
+
+def test_a_string_that_starts_and_ends_with_expressions_is_text() -> None:
+    template = Template.compile("${{ inputs.a }}-${{ inputs.b }}")
+    assert template.render({"inputs": {"a": "x", "b": 2}}) == "x-2"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import actorflow
@@ -239,6 +239,7 @@ def test_message_ids() -> None:
     assert ev.queue_msg_id(ev.queue_entry_id("r1", 2), "release") == "r1.2.release"
 
 
+@settings(deadline=None)  # a busy, shared machine
 @given(st.text(max_size=30), st.text(max_size=300), st.text(max_size=30), st.text(max_size=300))
 def test_any_group_and_key_make_one_safe_queue_subject_of_their_own(
     group: str, key: str, other_group: str, other_key: str
