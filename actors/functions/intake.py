@@ -20,7 +20,11 @@ With everything at one priority (the default) the pull is what it always was: a 
 pull on one consumer, a batch when ``num_pending`` says more are queued.
 
 A task handed to a watch while the replica has no free slot is handed back at once (a nak:
-the server redelivers it first, to whichever replica asks) and remembered as waiting.
+the server redelivers it first, to whichever replica asks) and remembered as waiting. The
+server counts a handed-back task as delivered, not pending, so only the replica that handed
+it back knows it waits: until some replica pulls from its priority again — at the latest
+when that one frees a slot — other replicas may start lower-priority tasks before it. (A
+single replica's order is exact; watches that outlive an idle moment last `WATCH_TIMEOUT`.)
 """
 
 from __future__ import annotations
@@ -154,7 +158,7 @@ class _Band:
     pull: asyncio.Task[list[Msg]] | None = None  # an open fetch (a watch, or a planned take)
     pending: int = 0  # waiting, as last seen
     seen_at: float = -math.inf  # when
-    handed_back: int = 0  # naked by this replica since it last pulled here (not in num_pending)
+    handed_back: int = 0  # nak'd by this replica since it last pulled here (not in num_pending)
 
     @property
     def waiting(self) -> int:
@@ -177,17 +181,15 @@ class Intake:
         self._backoff = False
 
     async def open(self) -> None:
-        """Bind to every priority's consumer (created by the pool; created here if not)."""
-        cfgs = [consumer_config(self._function, self._config, p) for p in PRIORITIES]
+        """Bind to every priority's consumer — the pool created them all before its first
+        replica (`ensure_consumers`), so binding costs no round trip."""
+        name, version = self._function.metadata.name, self._function.metadata.version
         subs = await asyncio.gather(
             *(
-                self._js.pull_subscribe(
-                    cfg.filter_subject or "",
-                    durable=cfg.durable_name,
-                    stream=ev.STREAM_TASKS,
-                    config=cfg,
+                self._js.pull_subscribe_bind(
+                    durable=ev.pool_consumer(name, version, p), stream=ev.STREAM_TASKS
                 )
-                for cfg in cfgs
+                for p in PRIORITIES
             )
         )
         self._bands = {p: _Band(p, sub) for p, sub in zip(PRIORITIES, subs, strict=True)}
