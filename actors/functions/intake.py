@@ -179,6 +179,8 @@ class Intake:
         self._planned: set[_Band] = set()  # this pull's takes from priorities seen waiting
         self._naks: set[asyncio.Task[None]] = set()
         self._backoff = False
+        name, version = function.metadata.name, function.metadata.version
+        self._priority_of = {ev.task_subject(name, version, p): p for p in PRIORITIES}
 
     async def open(self) -> None:
         """Bind to every priority's consumer — the pool created them all before its first
@@ -293,8 +295,9 @@ class Intake:
         if band.pull is not task:
             return  # already collected by `pull`
         if self._accepting:
-            if self._wake is not None and not self._wake.done() and self._ready():
-                self._wake.set_result(None)
+            wake = self._wake
+            if wake is not None and not wake.done() and (not self._planned or self._ready()):
+                wake.set_result(None)
             return
         # Nobody is taking: a watch brought a task while the replica is busy (or closing).
         msgs = self._collect(band)
@@ -349,12 +352,18 @@ class Intake:
 
     def _keep(self, msgs: list[Msg], free: int, waiting: dict[int, int]) -> list[Msg]:
         """At most `free` of `msgs`, in the policy's order; the rest go back (nak)."""
+        if (
+            len(msgs) <= free
+            and not waiting
+            and not self._picker.passed
+            and len({m.subject for m in msgs}) <= 1
+        ):
+            # One priority's, nothing else waiting, none passed over: all of them, as
+            # they came (the policy's state stays empty) — the common case, kept cheap.
+            return msgs
         by_band: dict[int, list[Msg]] = {}
         for msg in msgs:
-            priority = ev.task_subject_priority(
-                msg.subject, self._function.metadata.name, self._function.metadata.version
-            )
-            by_band.setdefault(DEFAULT_PRIORITY if priority is None else priority, []).append(msg)
+            by_band.setdefault(self._priority_of.get(msg.subject, DEFAULT_PRIORITY), []).append(msg)
         seen = {p: max(waiting.get(p, 0), len(m)) for p, m in by_band.items()}
         seen |= {p: n for p, n in waiting.items() if p not in seen}
         kept: list[Msg] = []
