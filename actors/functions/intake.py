@@ -20,7 +20,11 @@ With everything at one priority (the default) the pull is what it always was: a 
 pull on one consumer, a batch when ``num_pending`` says more are queued.
 
 A task handed to a watch while the replica has no free slot is handed back at once (a nak:
-the server redelivers it first, to whichever replica asks) and remembered as waiting.
+the server redelivers it first, to whichever replica asks) and remembered as waiting. The
+server counts a handed-back task as delivered, not pending, so only the replica that handed
+it back knows it waits: until some replica pulls from its priority again — at the latest
+when that one frees a slot — other replicas may start lower-priority tasks before it. (A
+single replica's order is exact; watches that outlive an idle moment last `WATCH_TIMEOUT`.)
 """
 
 from __future__ import annotations
@@ -154,7 +158,7 @@ class _Band:
     pull: asyncio.Task[list[Msg]] | None = None  # an open fetch (a watch, or a planned take)
     pending: int = 0  # waiting, as last seen
     seen_at: float = -math.inf  # when
-    handed_back: int = 0  # naked by this replica since it last pulled here (not in num_pending)
+    handed_back: int = 0  # nak'd by this replica since it last pulled here (not in num_pending)
 
     @property
     def waiting(self) -> int:
@@ -175,19 +179,19 @@ class Intake:
         self._planned: set[_Band] = set()  # this pull's takes from priorities seen waiting
         self._naks: set[asyncio.Task[None]] = set()
         self._backoff = False
+        name, version = function.metadata.name, function.metadata.version
+        self._priority_of = {ev.task_subject(name, version, p): p for p in PRIORITIES}
 
     async def open(self) -> None:
-        """Bind to every priority's consumer (created by the pool; created here if not)."""
-        cfgs = [consumer_config(self._function, self._config, p) for p in PRIORITIES]
+        """Bind to every priority's consumer — the pool created them all before its first
+        replica (`ensure_consumers`), so binding costs no round trip."""
+        name, version = self._function.metadata.name, self._function.metadata.version
         subs = await asyncio.gather(
             *(
-                self._js.pull_subscribe(
-                    cfg.filter_subject or "",
-                    durable=cfg.durable_name,
-                    stream=ev.STREAM_TASKS,
-                    config=cfg,
+                self._js.pull_subscribe_bind(
+                    durable=ev.pool_consumer(name, version, p), stream=ev.STREAM_TASKS
                 )
-                for cfg in cfgs
+                for p in PRIORITIES
             )
         )
         self._bands = {p: _Band(p, sub) for p, sub in zip(PRIORITIES, subs, strict=True)}
@@ -291,8 +295,9 @@ class Intake:
         if band.pull is not task:
             return  # already collected by `pull`
         if self._accepting:
-            if self._wake is not None and not self._wake.done() and self._ready():
-                self._wake.set_result(None)
+            wake = self._wake
+            if wake is not None and not wake.done() and (not self._planned or self._ready()):
+                wake.set_result(None)
             return
         # Nobody is taking: a watch brought a task while the replica is busy (or closing).
         msgs = self._collect(band)
@@ -347,12 +352,18 @@ class Intake:
 
     def _keep(self, msgs: list[Msg], free: int, waiting: dict[int, int]) -> list[Msg]:
         """At most `free` of `msgs`, in the policy's order; the rest go back (nak)."""
+        if (
+            len(msgs) <= free
+            and not waiting
+            and not self._picker.passed
+            and len({m.subject for m in msgs}) <= 1
+        ):
+            # One priority's, nothing else waiting, none passed over: all of them, as
+            # they came (the policy's state stays empty) — the common case, kept cheap.
+            return msgs
         by_band: dict[int, list[Msg]] = {}
         for msg in msgs:
-            priority = ev.task_subject_priority(
-                msg.subject, self._function.metadata.name, self._function.metadata.version
-            )
-            by_band.setdefault(DEFAULT_PRIORITY if priority is None else priority, []).append(msg)
+            by_band.setdefault(self._priority_of.get(msg.subject, DEFAULT_PRIORITY), []).append(msg)
         seen = {p: max(waiting.get(p, 0), len(m)) for p, m in by_band.items()}
         seen |= {p: n for p, n in waiting.items() if p not in seen}
         kept: list[Msg] = []

@@ -305,3 +305,14 @@ def test_functions_list_breaks_the_backlog_down_by_priority() -> None:
 
     assert pending_text(pool(pending=4, pending_by_priority={5: 4})) == "4"
     assert pending_text(pool(pending=12, pending_by_priority={1: 9, 9: 3})) == "12 (p9:3 p1:9)"
+
+
+@pytest.mark.parametrize("bad", ["10", "-1", "high"])
+def test_the_cli_refuses_a_bad_priority_before_connecting(bad: str) -> None:
+    from typer.testing import CliRunner
+
+    from actorflow.cli import app
+
+    result = CliRunner().invoke(app, ["run", "some-workflow", "--priority", bad])
+    assert result.exit_code == 2  # a usage error: nothing was started, nothing connected
+    assert "priority" in result.output
