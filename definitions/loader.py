@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +37,8 @@ from actorflow.definitions.models import (
     Workflow,
 )
 from actorflow.definitions.templates import catalog, check_uses
+from actorflow.definitions.yaml_source import FieldPath, compose, line_of, parse_field, render
 
-_Path = tuple[str | int, ...]
 _MODELS: dict[str, type[AnyDefinition]] = {
     "Function": Function,
     "Workflow": Workflow,
@@ -49,9 +48,7 @@ _MODELS: dict[str, type[AnyDefinition]] = {
     "EventType": EventType,
     "Connection": Connection,
 }
-_MERGE_TAG = "tag:yaml.org,2002:merge"
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
-_FIELD_PART = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
 _PATTERN_HINTS = {
     "name": "name (lowercase letters, digits, '-' or '_'; at most 64; starts and ends "
     "with a letter or digit)",
@@ -62,25 +59,6 @@ _PATTERN_HINTS = {
     "function": "function reference ('name@version' or 'name')",
     "connection": "connection reference ('name@version' or 'name')",
 }
-
-
-class _SafeLoader(yaml.SafeLoader):
-    """Our own SafeLoader subclass, so constructors we might add never leak into PyYAML's.
-
-    Booleans are YAML 1.2's (``true`` / ``false`` only): YAML 1.1 also reads ``on``, ``off``,
-    ``yes`` and ``no`` as booleans, which would turn the key of ``on: before_run`` (hooks,
-    lifecycle sources) into ``True``.
-    """
-
-
-_BOOL = "tag:yaml.org,2002:bool"
-_SafeLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_SafeLoader.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -104,7 +82,7 @@ _Dumper.add_representer(str, _represent_str)
 class _Document:
     model: AnyDefinition
     file: str
-    lines: Mapping[_Path, int]
+    lines: Mapping[FieldPath, int]
 
 
 def load_text(
@@ -220,7 +198,7 @@ def issues_from_validation(
     data: Any,
     *,
     file: str | None = None,
-    lines: Mapping[_Path, int] | None = None,
+    lines: Mapping[FieldPath, int] | None = None,
 ) -> list[DefinitionIssue]:
     """Translate pydantic's errors into issues with field paths (and lines, when known).
 
@@ -230,9 +208,9 @@ def issues_from_validation(
     issues = []
     for err in error.errors():
         path, value, found = _resolve(data, err["loc"])
-        line = _line_of(path, lines) if lines is not None else None
+        line = line_of(path, lines) if lines is not None else None
         message = _message(err, path, value, found)
-        issues.append(DefinitionIssue(message, file=file, line=line, field=_render(path)))
+        issues.append(DefinitionIssue(message, file=file, line=line, field=render(path)))
     return issues
 
 
@@ -273,72 +251,21 @@ def _anchor_code_dir(doc: _Document, base: Path) -> _Document:
 
 def _parse(text: str, file: str) -> tuple[list[_Document], list[DefinitionIssue]]:
     """Every document that validates as a model, and every issue of the others."""
+    sources, issues = compose(text, file)
     docs: list[_Document] = []
-    issues: list[DefinitionIssue] = []
-    loader = _SafeLoader(text)
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                break
-            lines: dict[_Path, int] = {}
-            issues += _index(node, (), lines, file, set())
-            data = loader.construct_document(node)
-            if data is None:
-                continue
-            model = _validate(data, node, file, lines, issues)
-            if model is not None:
-                docs.append(_Document(model, file, lines))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        reason = exc.problem or exc.context or "invalid YAML"
-        issues.append(DefinitionIssue(f"invalid YAML: {reason}", file=file, line=line))
-    except yaml.YAMLError as exc:
-        issues.append(DefinitionIssue(f"YAML error: {exc}", file=file))
-    finally:
-        loader.dispose()
+    for source in sources:
+        model = _validate(source.data, source.node, file, source.lines, issues)
+        if model is not None:
+            docs.append(_Document(model, file, source.lines))
     return docs, issues
 
 
-def _index(
-    node: yaml.Node, path: _Path, lines: dict[_Path, int], file: str, seen: set[int]
-) -> list[DefinitionIssue]:
-    """Record the line of every field path under `node`; report duplicate keys."""
-    lines.setdefault(path, node.start_mark.line + 1)
-    if id(node) in seen:  # an alias: its content was indexed where it was anchored
-        return []
-    seen.add(id(node))
-    issues: list[DefinitionIssue] = []
-    if isinstance(node, yaml.MappingNode):
-        first_line: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                continue
-            key = str(key_node.value)
-            child = (*path, key)
-            line = key_node.start_mark.line + 1
-            if key in first_line:
-                issues.append(
-                    DefinitionIssue(
-                        f"duplicate key {key!r} (first at line {first_line[key]})",
-                        file=file,
-                        line=line,
-                        field=_render(child),
-                    )
-                )
-            else:
-                first_line[key] = line
-            lines[child] = line
-            issues += _index(value_node, child, lines, file, seen)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            issues += _index(item, (*path, i), lines, file, seen)
-    return issues
-
-
 def _validate(
-    data: Any, node: yaml.Node, file: str, lines: Mapping[_Path, int], issues: list[DefinitionIssue]
+    data: Any,
+    node: yaml.Node,
+    file: str,
+    lines: Mapping[FieldPath, int],
+    issues: list[DefinitionIssue],
 ) -> AnyDefinition | None:
     line = node.start_mark.line + 1
     if not isinstance(data, dict):
@@ -350,14 +277,12 @@ def _validate(
     if api_version != API_VERSION:
         what = "required field is missing" if api_version is None else "unsupported"
         message = f"{what} (expected {API_VERSION!r}, got {api_version!r})"
-        header.append(
-            DefinitionIssue(message, file, _line_of(("apiVersion",), lines), "apiVersion")
-        )
+        header.append(DefinitionIssue(message, file, line_of(("apiVersion",), lines), "apiVersion"))
     model = _MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
         what = "required field is missing" if kind is None else f"{kind!r} is not a known kind"
         message = f"{what} (expected one of {', '.join(sorted(_MODELS))})"
-        header.append(DefinitionIssue(message, file, _line_of(("kind",), lines), "kind"))
+        header.append(DefinitionIssue(message, file, line_of(("kind",), lines), "kind"))
     if header or model is None:  # another schema altogether: its fields would only be noise
         issues += header
         return None
@@ -409,10 +334,10 @@ def _finish(
     first: dict[tuple[str, str], _Document] = {}
     for doc in docs:
         key = (doc.model.kind, doc.model.ref)
-        name_line = _line_of(("metadata", "name"), doc.lines)
+        name_line = line_of(("metadata", "name"), doc.lines)
         if key in first:
             other = first[key]
-            where = f"{other.file}:{_line_of(('metadata', 'name'), other.lines)}"
+            where = f"{other.file}:{line_of(('metadata', 'name'), other.lines)}"
             message = f"duplicate {key[0]} {key[1]!r} (first at {where})"
             issues.append(DefinitionIssue(message, doc.file, name_line, "metadata.name"))
         else:
@@ -433,7 +358,7 @@ def _finish(
                 uses = [i for i in uses if not i.message.startswith("unknown template")]
             found += uses
         for issue in found:
-            line = _line_of(_parse_field(issue.field), doc.lines)
+            line = line_of(parse_field(issue.field), doc.lines)
             issues.append(DefinitionIssue(issue.message, doc.file, line, issue.field))
     if issues:
         raise DefinitionError(_sorted(issues))
@@ -449,30 +374,7 @@ def _sorted(issues: list[DefinitionIssue]) -> list[DefinitionIssue]:
 # --- paths and messages -------------------------------------------------------------------
 
 
-def _render(path: _Path) -> str:
-    """('spec', 'nodes', 2, 'function') -> 'spec.nodes[2].function'."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
-def _parse_field(field: str | None) -> _Path:
-    if not field:
-        return ()
-    return tuple(int(index) if index else key for index, key in _FIELD_PART.findall(field))
-
-
-def _line_of(path: _Path, lines: Mapping[_Path, int] | None) -> int | None:
-    """The line of `path`, or of its nearest parent that the source spells out."""
-    if lines is None:
-        return None
-    while path not in lines and path:
-        path = path[:-1]
-    return lines.get(path)
-
-
-def _resolve(data: Any, loc: tuple[str | int, ...]) -> tuple[_Path, Any, bool]:
+def _resolve(data: Any, loc: tuple[str | int, ...]) -> tuple[FieldPath, Any, bool]:
     """Follow `loc` through `data`; return the real path, the value there, and whether the
     last step was found (a missing field's path still names it)."""
     path: list[str | int] = []
@@ -490,7 +392,7 @@ def _resolve(data: Any, loc: tuple[str | int, ...]) -> tuple[_Path, Any, bool]:
     return tuple(path), current, found
 
 
-def _message(err: Mapping[str, Any], path: _Path, value: Any, found: bool) -> str:
+def _message(err: Mapping[str, Any], path: FieldPath, value: Any, found: bool) -> str:
     kind = err["type"]
     if kind == "missing":
         return "required field is missing"
