@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from actorflow.definitions.convert import ConvertOptions, convert_documents
 from actorflow.definitions.errors import DefinitionError, DefinitionIssue
 from actorflow.definitions.graph import check_template, check_workflow
 from actorflow.definitions.models import (
@@ -37,7 +38,14 @@ from actorflow.definitions.models import (
     Workflow,
 )
 from actorflow.definitions.templates import catalog, check_uses
-from actorflow.definitions.yaml_source import FieldPath, compose, line_of, parse_field, render
+from actorflow.definitions.yaml_source import (
+    FieldPath,
+    SourceDocument,
+    compose,
+    line_of,
+    parse_field,
+    render,
+)
 
 _MODELS: dict[str, type[AnyDefinition]] = {
     "Function": Function,
@@ -93,6 +101,7 @@ def load_text(
     known_templates: Mapping[str, StepTemplate] | None = None,
     known_workflows: Collection[str] | None = None,
     known_connections: Collection[str] | None = None,
+    convert: ConvertOptions | None = None,
 ) -> list[AnyDefinition]:
     """Parse and validate every document of a multi-document YAML text.
 
@@ -108,11 +117,13 @@ def load_text(
             defined in `text`. (Without, only templates defined here are checked.)
         known_connections: when given, ``name@version`` refs of registered connections
             that SQL nodes may name (besides those defined in `text`).
+        convert: how to read Argo and Fission documents (detected per document by
+            default and converted to native ones before validation).
 
     Raises:
         DefinitionError: with one issue per problem found in the whole text.
     """
-    docs, issues = _parse(text, file)
+    docs, issues = _parse(text, file, convert)
     return _finish(
         docs,
         issues,
@@ -130,9 +141,10 @@ def load_file(
     known_templates: Mapping[str, StepTemplate] | None = None,
     known_workflows: Collection[str] | None = None,
     known_connections: Collection[str] | None = None,
+    convert: ConvertOptions | None = None,
 ) -> list[AnyDefinition]:
     """`load_text` on a file's content; issues name the file as given."""
-    docs, issues = _parse_file(Path(path))
+    docs, issues = _parse_file(Path(path), convert)
     return _finish(
         docs,
         issues,
@@ -150,6 +162,7 @@ def load_path(
     known_templates: Mapping[str, StepTemplate] | None = None,
     known_workflows: Collection[str] | None = None,
     known_connections: Collection[str] | None = None,
+    convert: ConvertOptions | None = None,
 ) -> list[AnyDefinition]:
     """Load a file, or every ``*.yaml`` / ``*.yml`` directly in a directory (sorted by name).
 
@@ -165,7 +178,7 @@ def load_path(
     docs: list[_Document] = []
     issues: list[DefinitionIssue] = []
     for file in files:
-        more_docs, more_issues = _parse_file(file)
+        more_docs, more_issues = _parse_file(file, convert)
         docs += more_docs
         issues += more_issues
     return _finish(
@@ -217,12 +230,14 @@ def issues_from_validation(
 # --- parsing ------------------------------------------------------------------------------
 
 
-def _parse_file(path: Path) -> tuple[list[_Document], list[DefinitionIssue]]:
+def _parse_file(
+    path: Path, convert: ConvertOptions | None
+) -> tuple[list[_Document], list[DefinitionIssue]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return [], [DefinitionIssue(f"cannot read: {exc}", file=str(path))]
-    docs, issues = _parse(text, str(path))
+    docs, issues = _parse(text, str(path), convert)
     return [_anchor_code_dir(doc, path.parent) for doc in docs], issues
 
 
@@ -249,12 +264,18 @@ def _anchor_code_dir(doc: _Document, base: Path) -> _Document:
     return _Document(model.model_copy(update={"spec": spec}), doc.file, doc.lines)
 
 
-def _parse(text: str, file: str) -> tuple[list[_Document], list[DefinitionIssue]]:
-    """Every document that validates as a model, and every issue of the others."""
+def _parse(
+    text: str, file: str, options: ConvertOptions | None
+) -> tuple[list[_Document], list[DefinitionIssue]]:
+    """Every document that validates as a model (Argo and Fission ones converted first),
+    and every issue of the others."""
     sources, issues = compose(text, file)
+    converted, more = convert_documents(sources, options)
+    issues += more
     docs: list[_Document] = []
-    for source in sources:
-        model = _validate(source.data, source.node, file, source.lines, issues)
+    for source in converted:
+        node = source.node if isinstance(source, SourceDocument) else None
+        model = _validate(source.data, node, file, source.lines, issues)
         if model is not None:
             docs.append(_Document(model, file, source.lines))
     return docs, issues
@@ -262,12 +283,12 @@ def _parse(text: str, file: str) -> tuple[list[_Document], list[DefinitionIssue]
 
 def _validate(
     data: Any,
-    node: yaml.Node,
+    node: yaml.Node | None,
     file: str,
     lines: Mapping[FieldPath, int],
     issues: list[DefinitionIssue],
 ) -> AnyDefinition | None:
-    line = node.start_mark.line + 1
+    line = node.start_mark.line + 1 if node is not None else line_of((), lines)
     if not isinstance(data, dict):
         got = type(data).__name__
         issues.append(DefinitionIssue(f"a document must be a mapping, got {got}", file, line))
@@ -286,7 +307,8 @@ def _validate(
     if header or model is None:  # another schema altogether: its fields would only be noise
         issues += header
         return None
-    _keep_version_text(data, node)
+    if node is not None:
+        _keep_version_text(data, node)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -133,10 +133,10 @@ def test_only_true_and_false_are_booleans() -> None:
             id="missing-kind",
         ),
         pytest.param(
-            FUNCTION.replace("actorflow/v1", "argoproj.io/v1alpha1"),
+            FUNCTION.replace("actorflow/v1", "tekton.dev/v1"),
             "apiVersion",
             "apiVersion",
-            "unsupported (expected 'actorflow/v1', got 'argoproj.io/v1alpha1')",
+            "unsupported (expected 'actorflow/v1', got 'tekton.dev/v1')",
             id="wrong-api-version",
         ),
         pytest.param(

@@ -1,0 +1,11 @@
+"""Fission Workflows → native definitions (being written)."""
+
+from __future__ import annotations
+
+from actorflow.definitions.convert import ConvertOptions, NativeDocument
+from actorflow.definitions.errors import DefinitionError
+from actorflow.definitions.yaml_source import SourceDocument
+
+
+def convert(doc: SourceDocument, options: ConvertOptions) -> list[NativeDocument]:
+    raise DefinitionError([doc.issue(("apiVersion",), "Fission workflows are not converted yet")])
