@@ -213,7 +213,7 @@ def _builtin_values(node: NodeSpec | CompensationSpec, base: str) -> list[tuple[
             (f"{base}.http.headers.{k}", v) for k, v in http.headers.items() if isinstance(v, str)
         ]
         out.append((f"{base}.http.body", http.body))
-    if isinstance(node, NodeSpec) and node.sql is not None:  # params only: never the query
+    if node.sql is not None:  # params only: never the query
         out += [(f"{base}.sql.params.{k}", v) for k, v in node.sql.params.items()]
     return out
 
@@ -343,6 +343,13 @@ class _Checker:
             self._check_template(where, value, owner=None, loop_ok=True)
         if self.known is not None and spec.function is not None:
             self._check_function(f"{base}.function", spec.function, self.known)
+        if self.known_connections is not None and spec.sql is not None:
+            self._check_function(
+                f"{base}.sql.connection",
+                spec.sql.connection,
+                self.known_connections,
+                kind="connection",
+            )
 
     def _check_template(
         self, field: str, value: object, *, owner: str | None, loop_ok: bool

@@ -472,34 +472,36 @@ def builtin_function(kind: BuiltinKind, resources: Resources) -> Function:
 class CompensationSpec(_Model):
     """The step that undoes a node's effect (a saga's compensation): exactly one of a
     `function` (given `inputs`; by default ``{inputs, output}`` of the compensated step), a
-    `shell` command or an `http` call. Its expressions also see ``step.inputs``,
+    `shell` command, an `http` call or a `sql` statement. Its expressions also see ``step.inputs``,
     ``step.output`` and ``step.index`` — the compensated step's rendered inputs, its output
     and its forEach item's index. `retry` is its own (default: the default policy)."""
 
     function: FunctionRef | None = None
     shell: ShellSpec | None = None
     http: HttpSpec | None = None
+    sql: SqlSpec | None = None
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     retry: RetryPolicy | None = None
     resources: Resources | None = None
 
     @model_validator(mode="after")
     def _one_step(self) -> CompensationSpec:
-        kinds = [k for k in ("function", "shell", "http") if getattr(self, k) is not None]
+        kinds = [k for k in ("function", "shell", "http", "sql") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
-                "compensate needs exactly one of function, shell, http"
+                "compensate needs exactly one of function, shell, http, sql"
                 + (f" (got {', '.join(kinds)})" if kinds else "")
             )
         if self.function is None and self.inputs:
             raise ValueError(f"a {kinds[0]} compensation takes its values in {kinds[0]}")
         if self.function is not None and self.resources is not None:
-            raise ValueError("only shell and http compensations take resources")
+            raise ValueError("only shell, http and sql compensations take resources")
         return self
 
     @property
     def builtin(self) -> BuiltinKind | None:
-        return "shell" if self.shell is not None else "http" if self.http is not None else None
+        kinds: tuple[BuiltinKind, ...] = ("shell", "http", "sql")
+        return next((k for k in kinds if getattr(self, k) is not None), None)
 
     @property
     def function_ref(self) -> str:

@@ -249,8 +249,10 @@ class AsyncClient:
         return [RuntimeEnv.model_validate(e) for e in raw]
 
     async def delete(self, kind: str, ref: str) -> None:
-        """Delete one version (``name@version``) of a Function or RuntimeEnv; refused with
-        an `InUseError` while registered definitions still name it."""
+        """Delete one version (``name@version``) of a Function, RuntimeEnv, Workflow,
+        Template or Connection; refused with an `InUseError` while registered definitions
+        (or, for a workflow, triggers) still name it. Runs already started are unaffected:
+        they run what they resolved when they started."""
         await _call((await self._engine()).delete.remote(kind, ref))
 
     # --- runs ----------------------------------------------------------------------------

@@ -70,6 +70,12 @@ app.add_typer(workflows_app, name="workflows")
 app.add_typer(functions_app, name="functions")
 envs_app = typer.Typer(help="Registered runtime environments.", no_args_is_help=True)
 app.add_typer(envs_app, name="envs")
+templates_app = typer.Typer(
+    help="Registered templates (reusable node groups).", no_args_is_help=True
+)
+app.add_typer(templates_app, name="templates")
+connections_app = typer.Typer(help="Registered database connections.", no_args_is_help=True)
+app.add_typer(connections_app, name="connections")
 # triggers and events live in their own module
 app.add_typer(cli_triggers.triggers_app, name="triggers")
 app.add_typer(cli_triggers.events_app, name="events")
@@ -199,6 +205,45 @@ def functions_delete(ref: RefArg) -> None:
     with _client() as client:
         client.delete("Function", ref)
     out.print(f"deleted function {ref}")
+
+
+@workflows_app.command("delete")
+def workflows_delete(ref: RefArg) -> None:
+    """Delete one workflow version (refused while another workflow or a trigger names it;
+    runs already started finish as they began)."""
+    with _client() as client:
+        client.delete("Workflow", ref)
+    out.print(f"deleted workflow {ref}")
+
+
+@templates_app.command("list")
+def templates_list() -> None:
+    """Every registered template version."""
+    with _client() as client:
+        out.print(show.templates_table(client.templates()))
+
+
+@templates_app.command("delete")
+def templates_delete(ref: RefArg) -> None:
+    """Delete one template version (refused while a workflow or template uses it)."""
+    with _client() as client:
+        client.delete("Template", ref)
+    out.print(f"deleted template {ref}")
+
+
+@connections_app.command("list")
+def connections_list() -> None:
+    """Every registered connection version: its URL and where its password is read from."""
+    with _client() as client:
+        out.print(show.connections_table(client.connections()))
+
+
+@connections_app.command("delete")
+def connections_delete(ref: RefArg) -> None:
+    """Delete one connection version (refused while a workflow's SQL step uses it)."""
+    with _client() as client:
+        client.delete("Connection", ref)
+    out.print(f"deleted connection {ref}")
 
 
 @envs_app.command("list")

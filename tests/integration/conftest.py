@@ -6,6 +6,7 @@ and the test functions below are registered once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -209,6 +210,25 @@ def wait_status() -> WaitStatus:
         raise AssertionError(f"{run.run_id} never became {wanted}: {run.status().status}")
 
     return wait
+
+
+@pytest.fixture
+def remove_applied(client: actorflow.Client) -> Iterator[None]:
+    """Delete the workflows, then the functions and environments, each test registered:
+    their replicas hold logical CPUs of the session's shared cluster, which every later
+    module needs for its own pools."""
+    before = {(d.kind, d.ref) for d in [*client.workflows(), *client.functions()]}
+    envs = {e.ref for e in client.runtime_envs()}
+    yield
+    for kind, defs in (("Workflow", client.workflows()), ("Function", client.functions())):
+        for d in defs:
+            if (kind, d.ref) not in before:
+                with contextlib.suppress(actorflow.ActorflowError):
+                    client.delete(kind, d.ref)
+    for e in client.runtime_envs():
+        if e.ref not in envs:
+            with contextlib.suppress(actorflow.ActorflowError):
+                client.delete("RuntimeEnv", e.ref)
 
 
 @pytest.fixture(scope="module")

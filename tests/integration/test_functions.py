@@ -81,6 +81,9 @@ def history(client: actorflow.Client, run_id: str) -> list[Any]:
     return client._call(read())
 
 
+pytestmark = pytest.mark.usefixtures("remove_applied")
+
+
 # --- placement ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("resources", "labels", "role"),
