@@ -212,23 +212,39 @@ def wait_status() -> WaitStatus:
     return wait
 
 
+def _removing_new_definitions(client: actorflow.Client) -> Iterator[None]:
+    """Delete the workflows, templates, then the functions, connections and environments
+    registered meanwhile: their replicas hold logical CPUs of the session's shared
+    cluster, which every later test needs for its own pools."""
+    kinds = ("Workflow", "Template", "Function", "Connection", "RuntimeEnv")
+
+    def registered() -> list[tuple[str, str]]:
+        listed = (
+            client.workflows(),
+            client.templates(),
+            client.functions(),
+            client.connections(),
+            client.runtime_envs(),
+        )
+        return [(kind, d.ref) for kind, defs in zip(kinds, listed, strict=True) for d in defs]
+
+    before = set(registered())
+    yield
+    for kind, ref in registered():  # in `kinds` order: users before what they use
+        if (kind, ref) not in before:
+            with contextlib.suppress(actorflow.ActorflowError):
+                client.delete(kind, ref)
+
+
 @pytest.fixture
 def remove_applied(client: actorflow.Client) -> Iterator[None]:
-    """Delete the workflows, then the functions and environments, each test registered:
-    their replicas hold logical CPUs of the session's shared cluster, which every later
-    module needs for its own pools."""
-    before = {(d.kind, d.ref) for d in [*client.workflows(), *client.functions()]}
-    envs = {e.ref for e in client.runtime_envs()}
-    yield
-    for kind, defs in (("Workflow", client.workflows()), ("Function", client.functions())):
-        for d in defs:
-            if (kind, d.ref) not in before:
-                with contextlib.suppress(actorflow.ActorflowError):
-                    client.delete(kind, d.ref)
-    for e in client.runtime_envs():
-        if e.ref not in envs:
-            with contextlib.suppress(actorflow.ActorflowError):
-                client.delete("RuntimeEnv", e.ref)
+    """Per test, for modules whose tests each start pools of their own."""
+    yield from _removing_new_definitions(client)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_removes_what_it_applied(client: actorflow.Client) -> Iterator[None]:
+    yield from _removing_new_definitions(client)
 
 
 @pytest.fixture(scope="module")
