@@ -40,6 +40,7 @@ from actorflow.actors.store.streams import read_record, read_records
 from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
+from actorflow.definitions.convert import ConvertOptions
 from actorflow.definitions.errors import (
     ActorflowError,
     ClusterUnavailableError,
@@ -192,10 +193,13 @@ class AsyncClient:
         return self._controller
 
     # --- definitions ---------------------------------------------------------------------
-    async def apply(self, definitions: Definitions) -> list[Applied]:
+    async def apply(
+        self, definitions: Definitions, *, convert: ConvertOptions | None = None
+    ) -> list[Applied]:
         """Register definitions (runtime envs, functions, workflows, triggers, event types)
         from a YAML path (file or folder) or models. A batch with a bad definition changes
-        nothing (`DefinitionError` names the file, line and field)."""
+        nothing (`DefinitionError` names the file, line and field). Argo and Fission
+        documents in a path are converted first (`convert` says how; detected by default)."""
         controller = await self._engine()
         if isinstance(definitions, str | Path):
             # Check against the registry here, so an unknown function is reported with
@@ -210,6 +214,7 @@ class AsyncClient:
                 known_templates=templates,
                 known_workflows=workflows,
                 known_connections=connections,
+                convert=convert,
             )
         else:
             models = _as_models(definitions)

@@ -30,11 +30,12 @@ from rich.console import Console
 from rich.live import Live
 
 from actorflow import _display as show
-from actorflow import cli_triggers
+from actorflow import cli_convert, cli_triggers
 from actorflow._sync import Client, Run
 from actorflow._views import NodeInfo
 from actorflow.cluster import lifecycle, wiring
 from actorflow.cluster.settings import Settings
+from actorflow.definitions.convert import ConvertOptions
 from actorflow.definitions.errors import (
     ActorflowError,
     NotFoundError,
@@ -156,14 +157,23 @@ PathOption = Annotated[
 
 
 @app.command()
-def apply(file: PathOption) -> None:
-    """Register the runtime envs, functions and workflows of a YAML file or folder."""
-    load_path(file)  # validate before connecting: a bad file fails fast
+def apply(
+    file: PathOption,
+    source: cli_convert.FromOption = None,
+    image_map: cli_convert.ImageMapOption = None,
+) -> None:
+    """Register the definitions of a YAML file or folder — native, Argo or Fission (those
+    converted on the way)."""
+    convert = cli_convert.options(source, image_map)
+    load_path(file, convert=convert)  # validate before connecting: a bad file fails fast
     with _client() as client:
-        _apply(client, file)
+        _apply(client, file, convert)
 
 
-def _apply(client: Client, file: Path) -> None:
+app.command("convert")(cli_convert.convert)
+
+
+def _apply(client: Client, file: Path, convert: ConvertOptions | None = None) -> None:
     known: list[Function | Workflow | RuntimeEnv | Connection] = [
         *client.functions(),
         *client.workflows(),
@@ -171,7 +181,7 @@ def _apply(client: Client, file: Path) -> None:
         *client.connections(),
     ]
     existed = {(d.kind, d.metadata.name, d.metadata.version) for d in known}
-    out.print(show.applied_table(client.apply(file), existed))
+    out.print(show.applied_table(client.apply(file, convert=convert), existed))
 
 
 @workflows_app.command("list")
