@@ -217,6 +217,8 @@ class ErrorCode(StrEnum):
     HANDLER_ERROR = "HANDLER_ERROR"  # the handler raised an exception that is no StepError
     TIMEOUT = "TIMEOUT"  # the handler ran past its function's `timeout`, or a node its own
     OUTPUT_NOT_JSON = "OUTPUT_NOT_JSON"  # the handler returned a value JSON cannot carry
+    INPUT_INVALID = "INPUT_INVALID"  # the step's inputs do not fit its function's inputSchema
+    OUTPUT_INVALID = "OUTPUT_INVALID"  # the handler's output does not fit its outputSchema
     # --- a function's pool that cannot serve (every task sent to it fails) ---
     HANDLER_IMPORT_FAILED = "HANDLER_IMPORT_FAILED"  # the handler does not import in a replica
     RUNTIME_ENV_FAILED = "RUNTIME_ENV_FAILED"  # Ray could not set up the runtime environment

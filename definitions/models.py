@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from actorflow.definitions.errors import ExpressionError
 from actorflow.definitions.expressions import Expression, Template, strip_braces
 from actorflow.definitions.priorities import DEFAULT_PRIORITY, Priority
+from actorflow.definitions.schemas import check_schema
 from actorflow.definitions.subjects import check_trigger_subject
 
 API_VERSION: Final = "actorflow/v1"
@@ -199,6 +200,10 @@ class FunctionSpec(_Model):
     max_concurrency: int = Field(default=1, ge=1, le=10_000)
     timeout: Duration = None
     code_dir: str | None = None
+    input_schema: Annotated[dict[str, JsonValue], AfterValidator(check_schema)] | None = None
+    """A JSON Schema its inputs must fit, checked before each call (`INPUT_INVALID`)."""
+    output_schema: Annotated[dict[str, JsonValue], AfterValidator(check_schema)] | None = None
+    """A JSON Schema its output must fit, checked after each call (`OUTPUT_INVALID`)."""
 
     @property
     def target_per_replica(self) -> int:

@@ -171,6 +171,7 @@ def apply(
 
 
 app.command("convert")(cli_convert.convert)
+functions_app.command("init")(cli_convert.functions_init)
 
 
 def _apply(client: Client, file: Path, convert: ConvertOptions | None = None) -> None:
