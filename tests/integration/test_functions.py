@@ -310,7 +310,7 @@ def test_functions_cli_lists_and_refuses_bad_deletes(
     assert "serving" in row
     refused = cli("functions", "delete", "cli-del@1")
     assert refused.returncode == 1
-    assert "is used by workflow(s) cli-del-wf@1" in refused.stderr
+    assert "is used by workflow cli-del-wf@1" in refused.stderr
     bad = cli("functions", "delete", "cli-del")
     assert bad.returncode == 2
     assert "NAME@VERSION" in bad.stderr
