@@ -546,7 +546,7 @@ class _Converter:
         ipath = path + ("inputs",) + (("default",) if _is_task_or_map(inputs) else ())
         child = self.build_flow(default, ipath, self.unique_name(_slug(f"{flow.name}--{tid}")))
         node = self.base(nid, when, needs)
-        node["workflow"] = child.name
+        node["workflow"] = f"{child.name}@1"
         passed = {k: _wrap(f"inputs.{k}") for k in child.inputs}
         for key, spec in child.inputs.items():
             flow.inputs.setdefault(key, spec)
@@ -801,7 +801,9 @@ class _Converter:
         )
         each = f"{nid}__each"
         node = self.base(each, when, needs)
-        node.update(workflow=child.name, forEach=_wrap(items.text), inputs={"_item": _wrap("item")})
+        node.update(
+            workflow=f"{child.name}@1", forEach=_wrap(items.text), inputs={"_item": _wrap("item")}
+        )
         self.add(flow, node, path)
         node = self.base(nid, when, [each])
         node["value"] = _wrap(f"nodes.{each}.output.map(o, o.output)" if collect else "null")
@@ -828,7 +830,7 @@ class _Converter:
         again = self.base("next", [], ["do"])
         again["when"] = _wrap("inputs._times > 1")
         again.update(
-            workflow=child.name,
+            workflow=f"{child.name}@1",
             inputs={"_prev": _wrap(do.output), "_times": _wrap("inputs._times - 1")},
         )
         self.add(child, again, (*ipath, "do"))
@@ -839,7 +841,7 @@ class _Converter:
         node = self.base(loop, when, [times_id])
         node["when"] = _when([*when, f"nodes.{times_id}.output > 0"])
         node.update(
-            workflow=child.name,
+            workflow=f"{child.name}@1",
             inputs={"_prev": _wrap(first), "_times": _wrap(f"nodes.{times_id}.output")},
         )
         self.add(flow, node, path)
@@ -888,7 +890,7 @@ class _Converter:
             "id": "next",
             "needs": ["do"],
             "when": _wrap(go),
-            "workflow": child.name,
+            "workflow": f"{child.name}@1",
             "inputs": {
                 "_prev": _wrap(do.output),
                 "_count": _wrap("inputs._count + 1"),
@@ -901,7 +903,7 @@ class _Converter:
         )
         node = self.base(nid, when, needs)
         node.update(
-            workflow=child.name,
+            workflow=f"{child.name}@1",
             inputs={"_prev": _wrap(first), "_count": 0, "_limit": _wrap(f"int({limit.text})")},
         )
         self.add(flow, node, path)
@@ -975,7 +977,10 @@ class _Converter:
                     vpath,
                     f"input name {key!r} is no valid native input name (letters, digits and _)",
                 )
-            out[key] = self.value_of(value, vpath, env)
+            try:  # one issue per input: the others are still checked
+                out[key] = self.value_of(value, vpath, env)
+            except _RefusedError as exc:
+                self.issue(exc.path, exc.message)
         return out
 
     def value_of(self, value: Any, path: FieldPath, env: _Env) -> Any:
