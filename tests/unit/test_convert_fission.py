@@ -103,7 +103,8 @@ def test_functions_inputs_requires_and_output() -> None:
 
 def test_a_scalar_input_is_the_default_input_and_namespaces_join_the_name() -> None:
     (data,) = _data(
-        "output: t\ntasks:\n  t:\n    run: fission://ns/dump\n    inputs: '{ $.Invocation.Inputs }'\n"
+        "output: t\ntasks:\n  t:\n    run: fission://ns/dump\n"
+        "    inputs: '{ $.Invocation.Inputs }'\n"
     )
     (node,) = data["spec"]["nodes"]
     assert node == {"id": "t", "function": "ns__dump", "inputs": {"default": "${{ inputs }}"}}
