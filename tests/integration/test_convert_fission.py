@@ -1,0 +1,86 @@
+"""Fission Workflows examples from the shared corpus, converted and run on the real Ray
+and nats-server: each ends as Fission's would (outputs, or the failure of `fail`), with
+the Fission functions `fortune` and `whalesay` stood in for by small test functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import actorflow
+from actorflow import RunStatus
+from actorflow.definitions.loader import load_file
+
+TIMEOUT = 120
+CORPUS = Path("/work/shared/corpus/fission")
+STEPS_DIR = Path(__file__).parent / "steps"
+FORTUNE = "You will convert many workflows."
+LONG = "far too complex for a whale!"
+
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared corpus is not here")
+
+
+def _fn(name: str) -> actorflow.Function:
+    return actorflow.Function.model_validate(
+        {
+            "metadata": {"name": name, "version": "1"},
+            "spec": {
+                "handler": f"af_fission_steps:{name}",
+                "codeDir": str(STEPS_DIR),
+                "resources": {"cpus": 0.1},
+                "nodeLabels": {"af-role": "head"},
+                "maxConcurrency": 8,
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def fission(client: actorflow.Client) -> actorflow.Client:
+    client.apply([_fn("fortune"), _fn("whalesay")])
+    return client
+
+
+def _run(client: actorflow.Client, *files: str, inputs: dict[str, Any] | None = None) -> Any:
+    models = [m for f in files for m in load_file(CORPUS / f"{f}.wf.yaml")]
+    client.apply(models)
+    return client.run(files[-1], inputs or {})
+
+
+@pytest.mark.parametrize(
+    ("files", "inputs", "output"),
+    [
+        (("fortunewhale",), {}, f"whale says: {FORTUNE}"),
+        (("echowhale",), {"default": "Whale you ship me?"}, "whale says: Whale you ship me?"),
+        (("echowhale", "nestedwhale"), {}, f"whale says: {FORTUNE}"),  # a workflow by name
+        (("scopedwhale",), {}, f"whale says: {FORTUNE}"),  # an inline workflow
+        (("maybewhale",), {"default": "a whale can say it!"}, "whale says: a whale can say it!"),
+        (("maybewhale",), {"default": LONG}, LONG),
+        (("switchwhale",), {"default": "hello"}, "world!"),
+        (("switchwhale",), {"default": "acme"}, "right..."),
+        (("foreachwhale",), {}, "whale says: [10, 20, 30, 40, 50]"),
+        (("fibonacci",), {"default": 5}, 8),  # repeat: five steps of (fn1, fn2)
+        (("whilewhale",), {}, 5),  # while: counts to 5 through nested child runs
+    ],
+    ids=lambda v: "-".join(v) if isinstance(v, tuple) else None,
+)
+def test_a_converted_example_runs_to_fissions_output(
+    fission: actorflow.Client, files: tuple[str, ...], inputs: dict[str, Any], output: Any
+) -> None:
+    run = _run(fission, *files, inputs=inputs)
+    assert run.result(timeout=TIMEOUT) == {"output": output}
+
+
+def test_failwhale_fails_at_its_fail_task_and_never_reaches_the_next(
+    fission: actorflow.Client,
+) -> None:
+    run = _run(fission, "failwhale")
+    record = run.wait(timeout=TIMEOUT)
+    assert record.status is RunStatus.INTERRUPTED
+    assert record.node == "FailHere"
+    assert record.error is not None
+    assert (record.error.code, record.error.message) == ("FAIL", "all has failed")
+    nodes = {n.node: n.status for n in run.nodes()}
+    assert nodes.get("NeverReached") is not actorflow.NodeStatus.SUCCEEDED
