@@ -365,7 +365,9 @@ class _Converter:
             flow.tasks[tid] = self.info(flow, tid, task, (*path, "tasks", tid))
         for tid, task in tasks.items():
             tpath = (*path, "tasks", tid)
-            needs = [flow.tasks[r].nid for r in task.get("requires") or []]
+            requires = task.get("requires") or []
+            requires = requires if isinstance(requires, list) else []
+            needs = [flow.tasks[r].nid for r in requires if isinstance(r, str) and r in flow.tasks]
             self.guarded(tpath, self.later(flow, tid, task, tpath, needs))
         if isinstance(output, str):
             flow.outputs["output"] = _wrap(flow.tasks[output].output)
@@ -381,8 +383,10 @@ class _Converter:
         return convert_task
 
     def check_tasks(self, tasks: dict[str, Any], path: FieldPath) -> bool:
-        """Shapes, requires and cycles; False when the tasks cannot be converted."""
-        before = len(self.issues)
+        """Shapes, requires and cycles (all reported); False when a task is no task at all,
+        so that the tasks cannot be converted (their inputs are still checked otherwise)."""
+        shapes_ok = True
+        edges: dict[str, list[str]] = {}
         nids: dict[str, str] = {}
         for tid, task in tasks.items():
             tpath = (*path, tid)
@@ -395,7 +399,8 @@ class _Converter:
                     f"task id {tid!r} becomes node id {nid!r}, like {what}: rename one of them",
                 )
             nids[str(tid)] = nid
-            self.check_task(task, tpath)
+            shapes_ok = self.check_task(task, tpath) and shapes_ok
+            edges[tid] = []
             if isinstance(task, dict):
                 requires = task.get("requires") or []
                 if not isinstance(requires, list):
@@ -406,14 +411,16 @@ class _Converter:
                         self.issue((*tpath, "requires", i), f"unknown task {dep!r} in requires")
                     elif dep == tid:
                         self.issue((*tpath, "requires", i), f"task {tid!r} requires itself")
-        if len(self.issues) == before:
-            self.check_cycles(tasks, path)
-        return len(self.issues) == before
+                    else:
+                        edges[tid].append(dep)
+        self.check_cycles(edges, path)
+        return shapes_ok
 
-    def check_task(self, task: Any, path: FieldPath) -> None:
+    def check_task(self, task: Any, path: FieldPath) -> bool:
+        """Whether `task` is a task (a map with a `run`); its unknown fields reported."""
         if not isinstance(task, dict):
             self.issue(path, "a task is a map with run (and inputs, requires)")
-            return
+            return False
         for key in task:
             if key not in _TASK_FIELDS:
                 self.issue(
@@ -425,15 +432,17 @@ class _Converter:
             self.issue(
                 (*path, "run"), "run must name a function, a workflow or an internal function"
             )
+            return False
+        return True
 
-    def check_cycles(self, tasks: dict[str, Any], path: FieldPath) -> None:
+    def check_cycles(self, edges: dict[str, list[str]], path: FieldPath) -> None:
         state: dict[str, int] = {}
         stack: list[str] = []
 
         def visit(tid: str) -> None:
             state[tid] = 1
             stack.append(tid)
-            for dep in tasks[tid].get("requires") or []:
+            for dep in edges[tid]:
                 if state.get(dep) == 1:
                     cycle = [*stack[stack.index(dep) :], dep]
                     self.issue(
@@ -445,7 +454,7 @@ class _Converter:
             stack.pop()
             state[tid] = 2
 
-        for tid in tasks:
+        for tid in edges:
             if tid not in state:
                 visit(tid)
 
@@ -765,7 +774,8 @@ class _Converter:
         """A branch's value as CEL: a task (converted under `when`) or a value."""
         flow, env = c.flow, c.env
         if _is_task(value):
-            self.check_task(value, path)
+            if not self.check_task(value, path):
+                return "null"  # reported
             flow.tasks.setdefault(nid, self.info(flow, nid, value, path))
             self.task(c.flow, c.tid, value, path, when=when, needs=needs, nid=nid)
             branches.append(nid)
@@ -944,7 +954,9 @@ class _Converter:
         when: list[str],
         needs: list[str],
     ) -> None:
-        self.check_task(body, path)
+        if not self.check_task(body, path):
+            child.tasks["do"] = _Info("do", "null", "{}", None, path)  # reported
+            return
         if body.get("requires"):
             raise _RefusedError((*path, "requires"), "a loop body has no requires (it runs alone)")
         child.tasks["do"] = self.info(child, "do", body, path)
