@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from run_support import complete, only_stop, schedule, started
 
 from actorflow.actors.run.state import RunState
@@ -471,3 +473,57 @@ tasks:
         (4, "tasks.B.inputs.sequential"),
         (5, "tasks.C.inputs.body"),
     }
+
+
+# --- properties ---------------------------------------------------------------------------
+
+
+@st.composite
+def _dags(draw: st.DrawFn) -> dict[str, list[str]]:
+    """Task ids with requires on earlier tasks only: always a DAG."""
+    n = draw(st.integers(min_value=1, max_value=8))
+    ids = [f"T{i}" for i in range(n)]
+    return {
+        tid: draw(st.lists(st.sampled_from(ids[:i]), unique=True)) if i else []
+        for i, tid in enumerate(ids)
+    }
+
+
+def _text(dag: dict[str, list[str]]) -> str:
+    lines = [f"output: {next(iter(dag))}", "tasks:"]
+    for tid, requires in dag.items():
+        lines += [
+            f"  {tid}:",
+            "    run: noop",
+            f"    inputs: \"{{ '{tid}' }}\"",
+            f"    requires: {requires}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(_dags())
+def test_requires_become_needs_exactly(dag: dict[str, list[str]]) -> None:
+    (wf,) = _load(_text(dag))
+    assert {n.id: n.need_ids for n in wf.spec.nodes} == dag
+    assert {n.id: n.value for n in wf.spec.nodes} == {t: f'${{{{ "{t}" }}}}' for t in dag}
+
+
+@settings(max_examples=60, deadline=None)
+@given(_dags().filter(lambda d: len(d) > 1), st.data())
+def test_a_back_edge_is_always_a_reported_cycle(
+    dag: dict[str, list[str]], data: st.DataObject
+) -> None:
+    ids = list(dag)
+    last = ids[-1]
+    ancestors = {last}
+    for tid in reversed(ids):  # everything `last` reaches through requires
+        if tid in ancestors:
+            ancestors |= set(dag[tid])
+    target = data.draw(st.sampled_from(sorted(ancestors - {last}) or [ids[0]]))
+    if target not in ancestors:
+        dag[last] = [*dag[last], target]  # make sure last reaches target
+    dag[target] = [*dag[target], last]
+    messages = [m for _, _, m in _refused(_text(dag))]
+    assert messages
+    assert all(m.startswith("dependency cycle: ") for m in messages)
