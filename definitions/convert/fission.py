@@ -48,7 +48,7 @@ BUILTINS = frozenset(
     {"if", "switch", "foreach", "repeat", "while", "compose", "noop", "nop", "sleep", "fail"}
     | {"javascript", "http"}
 )
-_TOP_FIELDS = frozenset({"apiVersion", "description", "output", "tasks", "name", "version"})
+_TOP_FIELDS = frozenset({"apiVersion", "description", "output", "tasks"})
 _TASK_FIELDS = frozenset({"run", "inputs", "requires"})
 _INVOCATION_DEFAULTS: dict[str, Any] = {"headers": {}, "query": {}}
 _NODE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -88,6 +88,7 @@ class _Flow:
     outputs: dict[str, Any] = field(default_factory=dict)
     tasks: dict[str, _Info] = field(default_factory=dict)
     loop_vars: frozenset[str] = frozenset()
+    var_exprs: dict[str, str] = field(default_factory=dict)  # loop variables computed
     scope_note: str = ""  # why outer tasks are out of reach (loop bodies)
 
     def document(self) -> NativeDocument:
@@ -231,6 +232,8 @@ class _Env:
         return self.conv.cel_of(_input_map(info.inputs), (*info.path, "inputs"), env)
 
     def current_input(self, key: str | None, pos: int) -> Cel:
+        if key is not None and key in self.flow.var_exprs:
+            return Cel(self.flow.var_exprs[key])
         if key is not None and key in self.flow.loop_vars:
             return Cel(f"inputs.{key}")
         if self.depth > 4:
@@ -308,13 +311,6 @@ class _Converter:
         if not isinstance(data, dict):
             self.issue((), "a Fission workflow is a map with output and tasks")
             return []
-        for key in data:
-            if key not in _TOP_FIELDS:
-                self.issue(
-                    (str(key),),
-                    f"unknown field {key!r} (a Fission workflow has apiVersion, description, "
-                    "output and tasks)",
-                )
         api = data.get("apiVersion")
         if api is not None and str(api) not in ("1", "1.0"):
             self.issue(("apiVersion",), f"unsupported Fission apiVersion {api!r} (expected 1)")
@@ -345,6 +341,13 @@ class _Converter:
         """A Fission workflow spec (the file's, or an inline one) as a native Workflow."""
         flow = self.new_flow(name, path, description=description)
         flow.inputs["default"] = {"type": "any", "required": False}
+        for key in spec:
+            if key not in _TOP_FIELDS:
+                self.issue(
+                    (*path, str(key)),
+                    f"unknown field {key!r} (a Fission workflow has apiVersion, description, "
+                    "output and tasks)",
+                )
         tasks = spec.get("tasks")
         if not isinstance(tasks, dict) or not tasks:
             self.issue((*path, "tasks"), "tasks must be a non-empty map of task id to task")
@@ -798,14 +801,15 @@ class _Converter:
         body = values.get("do")
         if not _is_task(body):
             raise _RefusedError((*ipath, "do"), "foreach needs do: the task run for each item")
-        if values.get("sequential") not in (None, False):
-            raise _RefusedError(
-                (*ipath, "sequential"),
-                "a sequential foreach is not converted: "
-                "drop sequential (items then run in parallel) or use repeat",
-            )
+        sequential = values.get("sequential", False)
         collect = values.get("collect", True)
+        for flag, given in (("sequential", sequential), ("collect", collect)):
+            if not isinstance(given, bool):
+                raise _RefusedError((*ipath, flag), f"{flag} must be true or false")
         items = self.cel_of(values[key], (*ipath, key), env)
+        if sequential:
+            self.sequential_foreach(c, items, body, collect)
+            return
         child = self.body_flow(
             flow, tid, body, (*ipath, "do"), variables={"_item": None}, what="foreach"
         )
@@ -817,6 +821,48 @@ class _Converter:
         self.add(flow, node, path)
         node = self.base(nid, when, [each])
         node["value"] = _wrap(f"nodes.{each}.output.map(o, o.output)" if collect else "null")
+        self.add(flow, node, path)
+
+    def sequential_foreach(self, c: _Ctx, items: Cel, body: Any, collect: bool) -> None:
+        """One item after the other: a sub-workflow runs the body on item `_index` and then
+        itself on the next, gathering the outputs in `_acc`."""
+        flow, tid, nid, _inputs, path, _env, when, needs = c.unpack()
+        dpath = (*path, "inputs", "do")
+        child = self.new_flow(
+            self.unique_name(_slug(f"{flow.name}--{tid}")),
+            dpath,
+            loop_vars=frozenset({"_items", "_index", "_acc"}),
+            var_exprs={"_item": "inputs._items[inputs._index]"},
+            scope_note="(a foreach body runs as a sub-workflow and sees only its own inputs)",
+        )
+        child.inputs["_items"] = {"type": "array", "default": []}
+        child.inputs["_index"] = {"type": "integer", "default": 0}
+        child.inputs["_acc"] = {"type": "array", "default": []}
+        go = "inputs._index < size(inputs._items)"
+        self.body_task(child, tid, body, dpath, when=[go], needs=[])
+        do = child.tasks["do"]
+        again: dict[str, Any] = {
+            "id": "next",
+            "needs": ["do"],
+            "when": _wrap(go),
+            "workflow": f"{child.name}@1",
+            "inputs": {
+                "_items": _wrap("inputs._items"),
+                "_index": _wrap("inputs._index + 1"),
+                "_acc": _wrap(f"inputs._acc + [{do.output}]"),
+            },
+        }
+        self.add(child, again, dpath)
+        child.outputs["output"] = _wrap(f"{go} ? nodes.next.output.output : inputs._acc")
+        loop = f"{nid}__loop"
+        node = self.base(loop, when, needs)
+        node.update(
+            workflow=f"{child.name}@1",
+            inputs={"_items": _wrap(items.text), "_index": 0, "_acc": []},
+        )
+        self.add(flow, node, path)
+        node = self.base(nid, when, [loop])
+        node["value"] = _wrap(f"nodes.{loop}.output.output" if collect else "null")
         self.add(flow, node, path)
 
     def task_repeat(self, c: _Ctx) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 import actorflow
 from actorflow import RunStatus
-from actorflow.definitions.loader import load_file
+from actorflow.definitions.loader import load_file, load_text
 
 TIMEOUT = 120
 CORPUS = Path("/work/shared/corpus/fission")
@@ -71,6 +71,27 @@ def test_a_converted_example_runs_to_fissions_output(
 ) -> None:
     run = _run(fission, *files, inputs=inputs)
     assert run.result(timeout=TIMEOUT) == {"output": output}
+
+
+SEQUENTIAL = """\
+output: Say
+tasks:
+  Say:
+    run: foreach
+    inputs:
+      foreach: "{ param() }"
+      sequential: true
+      do: {run: whalesay, inputs: {body: "{ task().Inputs._item }"}}
+"""
+
+
+def test_a_sequential_foreach_runs_its_items_in_turn(fission: actorflow.Client) -> None:
+    fission.apply(load_text(SEQUENTIAL, file="fission-sequential.wf.yaml"))
+    run = fission.run("fission-sequential", {"default": ["a", "b", "c"]})
+    said = [f"whale says: {x}" for x in "abc"]
+    assert run.result(timeout=TIMEOUT) == {"output": said}
+    children = [r for r in fission.runs() if r.parent_run_id == run.run_id]
+    assert len(children) == 1  # one child, which starts the next: one item at a time
 
 
 def test_failwhale_fails_at_its_fail_task_and_never_reaches_the_next(

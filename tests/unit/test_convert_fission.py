@@ -343,6 +343,39 @@ tasks:
     assert stop.outputs == {"output": {"sum": 22, "big": True}}
 
 
+def test_a_sequential_foreach_takes_one_item_per_level() -> None:
+    text = """\
+output: M
+tasks:
+  M:
+    run: foreach
+    inputs:
+      foreach: "{ param() }"
+      sequential: true
+      do: {run: shout, inputs: "{ task().Inputs._item }"}
+"""
+    main, loop = _load(text, "seq.wf.yaml")
+    assert _nodes(main)["M__loop"].inputs == {
+        "_items": "${{ inputs.default }}",
+        "_index": 0,
+        "_acc": [],
+    }
+    assert _nodes(main)["M"].value == "${{ nodes.M__loop.output.output }}"
+
+    def level(**inputs: Any) -> RunState:
+        first = started(loop, **inputs).model_copy(update={"workflows": {"seq--m@1": "1"}})
+        return RunState(first)
+
+    state = level(_items=["a", "b"], _index=1, _acc=["A"])
+    (task,) = schedule(state)
+    assert (task.ref.node, task.inputs) == ("do", {"default": "b"})
+    complete(state, task, "B")
+    (task,) = schedule(state)
+    assert task.inputs["inputs"] == {"_items": ["a", "b"], "_index": 2, "_acc": ["A", "B"]}
+    stop = only_stop(level(_items=["a", "b"], _index=2, _acc=["A", "B"]))
+    assert stop.outputs == {"output": ["A", "B"]}
+
+
 def test_repeat_and_while_call_themselves_under_a_condition() -> None:
     text = """\
 output: W
@@ -464,13 +497,13 @@ def test_a_construct_without_a_counterpart_is_one_issue_each() -> None:
 output: A
 tasks:
   A: {run: sleep, inputs: soon}
-  B: {run: foreach, inputs: {foreach: [1], sequential: true, do: {run: noop}}}
+  B: {run: foreach, inputs: {foreach: [1], collect: maybe, do: {run: noop}}}
   C: {run: whalesay, inputs: {body: "{ $.Workflow.Id }"}}
 """
     issues = _refused(text)
     assert {(line, field) for line, field, _ in issues} == {
         (3, "tasks.A.inputs"),
-        (4, "tasks.B.inputs.sequential"),
+        (4, "tasks.B.inputs.collect"),
         (5, "tasks.C.inputs.body"),
     }
 
