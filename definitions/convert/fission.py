@@ -23,11 +23,13 @@ Every problem of the file is collected (file, line, field, what to do) and raise
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from actorflow.definitions.convert import ConvertOptions, NativeDocument
 from actorflow.definitions.convert.fission_expr import (
@@ -650,18 +652,25 @@ class _Converter:
         flow, _tid, nid, inputs, path, env, when, needs = c.unpack()
         values = _input_map(inputs)
         ipath = (*path, "inputs")
-        known = {"url", "default", "method", "headers", "body", "content-type"}
+        known = {"url", "default", "method", "headers", "query", "body", "content-type"}
         for key in values:
             if key not in known:
                 raise _RefusedError(
                     (*ipath, key),
                     f"http input {key!r} is not converted "
-                    "(http takes url, method, headers, body, content-type)",
+                    "(http takes url, method, headers, query, body, content-type)",
                 )
-        url = values.get("url", values.get("default"))
-        if url is None:
+        url_key = "url" if "url" in values else "default"
+        if url_key not in values:
             raise _RefusedError(ipath, "http needs url (or a default input holding the URL)")
-        spec: dict[str, Any] = {"url": self.value_of(url, (*ipath, "url"), env)}
+        upath = (*ipath, url_key) if _is_task_or_map(inputs) else ipath
+        query = values.get("query") or {}
+        if not isinstance(query, dict) or any(_is_expression(v) for v in query.values()):
+            raise _RefusedError(
+                (*ipath, "query"),
+                "http query must be a map of literal values (put computed ones in the url)",
+            )
+        spec: dict[str, Any] = {"url": self.http_url(values[url_key], upath, env, query)}
         method = values.get("method")
         if method is not None:
             if not isinstance(method, str) or _is_expression(method):
@@ -669,7 +678,12 @@ class _Converter:
                     (*ipath, "method"), "http method must be a literal such as POST"
                 )
             spec["method"] = method.upper()
-        headers = dict(self.values(values.get("headers") or {}, (*ipath, "headers"), env, {}))
+        given = values.get("headers") or {}
+        if not isinstance(given, dict):
+            raise _RefusedError((*ipath, "headers"), "http headers must be a map")
+        headers = {
+            str(k): self.value_of(v, (*ipath, "headers", str(k)), env) for k, v in given.items()
+        }
         if "content-type" in values:
             headers["Content-Type"] = self.value_of(
                 values["content-type"], (*ipath, "content-type"), env
@@ -681,6 +695,24 @@ class _Converter:
         node = self.base(nid, when, needs)
         node["http"] = spec
         self.add(flow, node, path)
+
+    def http_url(self, url: Any, path: FieldPath, env: _Env, query: dict[str, Any]) -> Any:
+        """Fission's URL rules: `http://` is assumed when no scheme is given; a `query`
+        map is appended."""
+        suffix = (
+            ("?" + urlencode({str(k): _query_value(v) for k, v in query.items()})) if query else ""
+        )
+        if _is_expression(url):
+            u = self.cel_of(url, path, env).text
+            full = f'({u}.startsWith("http") ? {u} : "http://" + {u})'
+            return _wrap(f"{full} + {cel_string(suffix)}" if suffix else full)
+        if not isinstance(url, str):
+            raise _RefusedError(path, "the http url must be a string")
+        text = self.value_of(url, path, env)
+        text = text if text.startswith("http") else "http://" + text
+        if suffix:
+            text += ("&" + suffix[1:]) if "?" in text else suffix
+        return text
 
     def task_if(self, c: _Ctx) -> None:
         flow, _tid, nid, inputs, path, env, when, needs = c.unpack()
@@ -1107,6 +1139,12 @@ class _Converter:
 
 
 _SUFFIXES = ("__if", "__then", "__else", "__switch", "__default", "__each", "__times", "__loop")
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _is_task_or_map(inputs: Any) -> bool:

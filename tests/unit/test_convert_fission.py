@@ -163,6 +163,25 @@ tasks:
     assert body == "${{ (nodes.H.output.body + nodes.H.output.headers.Date) }}"
 
 
+def test_http_urls_follow_fissions_rules() -> None:
+    text = """\
+output: A
+tasks:
+  A: {run: http, inputs: example.com}
+  B:
+    run: http
+    inputs: {url: "{ param() }", query: {q: a b, n: 2}, headers: {X-Token: "{ param('t') }"}}
+"""
+    (data,) = _data(text)
+    a, b = data["spec"]["nodes"]
+    assert a["http"] == {"url": "http://example.com"}
+    assert b["http"] == {
+        "url": '${{ (inputs.default.startsWith("http") ? inputs.default : "http://" + '
+        'inputs.default) + "?q=a+b&n=2" }}',
+        "headers": {"X-Token": "${{ inputs.t }}"},
+    }
+
+
 def test_a_workflow_beside_the_file_is_a_sub_workflow(tmp_path: Path) -> None:
     (tmp_path / "echowhale.wf.yaml").write_text("output: a\ntasks: {a: {run: noop}}\n")
     text = "output: W\ntasks:\n  W: {run: echowhale, inputs: '{ param() }'}\n"
