@@ -4,6 +4,9 @@ the Fission functions `fortune` and `whalesay` stood in for by small test functi
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +95,46 @@ def test_a_sequential_foreach_runs_its_items_in_turn(fission: actorflow.Client) 
     assert run.result(timeout=TIMEOUT) == {"output": said}
     children = [r for r in fission.runs() if r.parent_run_id == run.run_id]
     assert len(children) == 1  # one child, which starts the next: one item at a time
+
+
+class _MyIp(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"203.0.113.7"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("X-Note", "from the test server")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        del args
+
+
+@pytest.fixture(scope="module")
+def my_ip() -> Iterator[str]:
+    """A stand-in for ifconfig.co on this machine (the replicas run here too)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _MyIp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"  # no scheme: Fission assumes http://
+    server.shutdown()
+    thread.join(10)
+
+
+def test_httpwhale_passes_the_response_body_and_headers_on(
+    fission: actorflow.Client, my_ip: str
+) -> None:
+    text = (CORPUS / "httpwhale.wf.yaml").read_text().replace("http://ifconfig.co", my_ip)
+    text = text.replace(
+        "body: \"{ output('FetchMyIp') }\"",
+        "body: \"{ output('FetchMyIp') + ' ' + outputHeaders('FetchMyIp')['X-Note'] }\"",
+    )
+    assert "X-Note" in text
+    fission.apply(load_text(text, file="fission-httpwhale.wf.yaml"))
+    run = fission.run("fission-httpwhale", {})
+    expected = "whale says: 203.0.113.7 from the test server"
+    assert run.result(timeout=TIMEOUT) == {"output": expected}
 
 
 def test_failwhale_fails_at_its_fail_task_and_never_reaches_the_next(
