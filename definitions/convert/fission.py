@@ -908,7 +908,7 @@ class _Converter:
             raise _RefusedError((*ipath, "do"), "repeat needs do: the task to repeat")
         times_id = f"{nid}__times"
         node = self.base(times_id, when, needs)
-        node["value"] = _wrap(f"int({self.cel_of(values['times'], (*ipath, 'times'), env).text})")
+        node["value"] = _as_int(self.cel_of(values["times"], (*ipath, "times"), env))
         self.add(flow, node, (*path, "inputs", "times"))
         first = self.initial_prev(flow, tid, body, (*ipath, "do"))
         child = self.body_flow(
@@ -992,7 +992,7 @@ class _Converter:
         node = self.base(nid, when, needs)
         node.update(
             workflow=f"{child.name}@1",
-            inputs={"_prev": _wrap(first), "_count": 0, "_limit": _wrap(f"int({limit.text})")},
+            inputs={"_prev": _wrap(first), "_count": 0, "_limit": _as_int(limit)},
         )
         self.add(flow, node, path)
 
@@ -1139,6 +1139,13 @@ class _Converter:
 
 
 _SUFFIXES = ("__if", "__then", "__else", "__switch", "__default", "__each", "__times", "__loop")
+
+
+def _as_int(value: Cel) -> Any:
+    """An integer input: a literal stays one (`10`), an expression is cast (`int(…)`)."""
+    if value.kind == "number" and re.fullmatch(r"-?\d+", value.text):
+        return int(value.text)
+    return _wrap(f"int({value.text})")
 
 
 def _query_value(value: Any) -> str:
