@@ -468,6 +468,12 @@ class _Converter:
         run = task["run"].strip()
         out, headers = f"nodes.{nid}.output", "{}"
         kind = self.kind(run, task.get("inputs"))
+        values = _input_map(task.get("inputs"))
+        if kind in ("noop", "nop", "compose") and set(values) == {"default"}:
+            inner = values["default"]
+            if _is_task(inner) and isinstance(inner.get("run"), str):  # run in the noop's place
+                nested = self.info(flow, tid, inner, path)
+                return _Info(nid, nested.output, nested.headers, task.get("inputs"), path)
         if kind == "http":
             out, headers = f"nodes.{nid}.output.body", f"nodes.{nid}.output.headers"
         elif kind in ("workflow", "inline", "while"):

@@ -579,3 +579,17 @@ def test_a_back_edge_is_always_a_reported_cycle(
     messages = [m for _, _, m in _refused(_text(dag))]
     assert messages
     assert all(m.startswith("dependency cycle: ") for m in messages)
+
+
+def test_a_task_returned_by_noop_runs_in_its_place_with_its_own_output() -> None:
+    text = """\
+output: N
+tasks:
+  N:
+    run: noop
+    inputs:
+      default: {run: http, inputs: "example.com/ip"}
+"""
+    (data,) = _data(text)
+    assert data["spec"]["nodes"] == [{"id": "N", "http": {"url": "http://example.com/ip"}}]
+    assert data["spec"]["outputs"] == {"output": "${{ nodes.N.output.body }}"}
