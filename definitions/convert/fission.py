@@ -1064,17 +1064,26 @@ class _Converter:
     def values(
         self, values: dict[str, Any], path: FieldPath, env: _Env, raw: Any
     ) -> dict[str, Any]:
-        """Named inputs as native values (a scalar input was stored under `default`)."""
+        """Named inputs as native values (a scalar input was stored under `default`); a
+        name that is no Python keyword argument (`content-type`) gets `_` for the rest
+        (`content_type`)."""
         out: dict[str, Any] = {}
+        origin: dict[str, str] = {}
         for key, value in values.items():
-            vpath = (*path, key) if _is_task_or_map(raw) or raw == {} else path
-            if not isinstance(key, str) or not _NODE_ID.fullmatch(key):
-                raise _RefusedError(
+            vpath = (*path, key) if _is_task_or_map(raw) else path
+            name = re.sub(r"[^A-Za-z0-9_]", "_", str(key))
+            if not _NODE_ID.fullmatch(name) or name in out:
+                self.issue(
                     vpath,
-                    f"input name {key!r} is no valid native input name (letters, digits and _)",
+                    f"input name {key!r} is no valid native input name (letters, digits and _)"
+                    if name not in out
+                    else f"inputs {origin[name]!r} and {key!r} are both the native input "
+                    f"{name!r}: rename one",
                 )
+                continue
+            origin[name] = str(key)
             try:  # one issue per input: the others are still checked
-                out[key] = self.value_of(value, vpath, env)
+                out[name] = self.value_of(value, vpath, env)
             except _RefusedError as exc:
                 self.issue(exc.path, exc.message)
         return out

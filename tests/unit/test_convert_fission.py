@@ -112,6 +112,29 @@ def test_a_scalar_input_is_the_default_input_and_namespaces_join_the_name() -> N
     assert node == {"id": "t", "function": "ns__dump", "inputs": {"default": "${{ inputs }}"}}
 
 
+def test_fission_function_inputs_become_keyword_arguments() -> None:
+    text = """\
+output: T
+tasks:
+  T:
+    run: dump
+    inputs: {body: "{ param('body') }", content-type: text/plain, content_type: x}
+"""
+    assert _refused(text) == {
+        (
+            5,
+            "tasks.T.inputs.content_type",
+            "inputs 'content-type' and 'content_type' are both the native input 'content_type': "
+            "rename one",
+        ),
+    }
+    (data,) = _data(text.replace(", content_type: x", ""))
+    assert data["spec"]["nodes"][0]["inputs"] == {
+        "body": "${{ inputs.body }}",
+        "content_type": "text/plain",
+    }
+
+
 def test_native_source_lines_point_at_the_fission_task() -> None:
     (doc,), _ = compose(FORTUNE, "f.wf.yaml")
     (native,) = convert(doc, "fission")
