@@ -231,7 +231,7 @@ class _Env:
         if self.depth > 4:
             raise JsError("task inputs that read each other in a circle", pos)
         env = _Env(self.conv, self.flow, task, info.inputs, depth=self.depth + 1)
-        return self.conv.cel_of(_input_map(info.inputs), (*info.path, "inputs"), env)
+        return self.nested(_input_map(info.inputs), env)
 
     def current_input(self, key: str | None, pos: int) -> Cel:
         if key is not None and key in self.flow.var_exprs:
@@ -250,10 +250,20 @@ class _Env:
             depth=self.depth + 1,
         )
         if key is None:
-            return self.conv.cel_of(inputs, (), env)
+            return self.nested(inputs, env)
         if key not in inputs:
             return Cel("null", "null")
-        return self.conv.cel_of(inputs[key], (), env)
+        return self.nested(inputs[key], env)
+
+    def nested(self, value: Any, env: _Env) -> Cel:
+        """A value read from another place (a task's inputs), as CEL; its problems are
+        reported where the reading expression is."""
+        try:
+            return self.conv.cel_of(value, (), env)
+        except _RefusedError as exc:
+            if isinstance(exc.__cause__, JsError):  # the innermost reason, not a chain
+                raise exc.__cause__ from None
+            raise JsError(exc.message) from exc
 
     def invocation_input(self, key: str | None, pos: int) -> Cel:
         if key is None:

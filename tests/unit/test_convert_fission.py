@@ -616,3 +616,25 @@ tasks:
     (data,) = _data(text)
     assert data["spec"]["nodes"] == [{"id": "N", "http": {"url": "http://example.com/ip"}}]
     assert data["spec"]["outputs"] == {"output": "${{ nodes.N.output.body }}"}
+
+
+def test_another_tasks_inputs_are_read_in_that_tasks_place() -> None:
+    text = """\
+output: B
+tasks:
+  A: {run: shout, inputs: {text: "{ param() }", times: 2}}
+  B:
+    run: compose
+    inputs: "{ input('A', 'times') + $.Tasks.A.Inputs.times }"
+    requires: [A]
+  C: {run: compose, inputs: "{ task().Inputs.default }"}
+"""
+    with pytest.raises(DefinitionError) as caught:
+        _load(text)
+    (issue,) = caught.value.issues
+    assert (issue.line, issue.field) == (8, "tasks.C.inputs")
+    assert "read each other in a circle" in issue.message
+    (data,) = _data(text.replace('  C: {run: compose, inputs: "{ task().Inputs.default }"}\n', ""))
+    value = data["spec"]["nodes"][1]["value"]
+    a_inputs = '{"text": inputs.default, "times": 2}'
+    assert value == f"${{{{ ({a_inputs}.times + {a_inputs}.times) }}}}"
