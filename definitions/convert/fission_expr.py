@@ -686,55 +686,6 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-def references(node: Node) -> list[str]:
-    """The task ids an expression reads (`$.Tasks.X`, `output('X')`, `task('X')` …)."""
-    out: list[str] = []
-
-    def walk(n: Node) -> None:
-        if isinstance(n, Member):
-            if (
-                n.name is not None
-                and isinstance(n.obj, Member)
-                and n.obj.name == "Tasks"
-                and isinstance(n.obj.obj, Ident)
-                and n.obj.obj.name == "$"
-            ):
-                out.append(n.name)
-            walk(n.obj)
-            if n.index is not None:
-                walk(n.index)
-        elif isinstance(n, Call):
-            if (
-                isinstance(n.callee, Ident)
-                and n.callee.name in ("output", "outputHeaders", "input", "task")
-                and n.args
-                and isinstance(n.args[0], Lit)
-                and isinstance(n.args[0].value, str)
-            ):
-                out.append(n.args[0].value)
-            walk(n.callee)
-            for a in n.args:
-                walk(a)
-        elif isinstance(n, Unary):
-            walk(n.arg)
-        elif isinstance(n, Binary):
-            walk(n.left)
-            walk(n.right)
-        elif isinstance(n, Cond):
-            walk(n.test)
-            walk(n.then)
-            walk(n.other)
-        elif isinstance(n, Obj):
-            for _, v in n.items:
-                walk(v)
-        elif isinstance(n, Arr):
-            for v in n.items:
-                walk(v)
-
-    walk(node)
-    return out
-
-
 __all__ = [
     "Cel",
     "Env",
@@ -743,7 +694,6 @@ __all__ = [
     "cel_literal",
     "cel_string",
     "parse",
-    "references",
     "to_cel",
     "truthy",
 ]
