@@ -239,6 +239,7 @@ class ErrorCode(StrEnum):
     RUN_TIMEOUT = "RUN_TIMEOUT"  # the run ran past its workflow's `timeout`
     WAIT_TIMEOUT = "WAIT_TIMEOUT"  # a wait / approval node's timeout passed before a signal
     EXPRESSION_ERROR = "EXPRESSION_ERROR"  # a node's inputs, `forEach` or wait key do not render
+    FAIL = "FAIL"  # a `fail` node was reached (its message is the error's)
     OUTPUT_ERROR = "OUTPUT_ERROR"  # every node is done but the workflow's outputs do not render
     HOOK_ERROR = "HOOK_ERROR"  # a workflow hook raised (recorded; the run goes on)
     HOOK_TIMEOUT = "HOOK_TIMEOUT"  # a workflow hook ran past ACTORFLOW_HOOK_TIMEOUT

@@ -185,6 +185,8 @@ def _templates(
     sources += _builtin_values(node, base)
     if node.value is not None:
         sources.append((f"{base}.value", node.value))
+    if node.fail is not None:
+        sources.append((f"{base}.fail", node.fail))
     if node.for_each is not None:
         sources.append((f"{base}.forEach", node.for_each))
     if node.when is not None:
@@ -305,6 +307,8 @@ class _Checker:
             self._check_template(where, templated, owner=node.id, loop_ok=loop_ok)
         if node.value is not None:
             self._check_template(f"{base}.value", node.value, owner=node.id, loop_ok=False)
+        if node.fail is not None:
+            self._check_template(f"{base}.fail", node.fail, owner=node.id, loop_ok=False)
         if node.for_each is not None:
             field = f"{base}.forEach"
             if not _SINGLE_EXPR.fullmatch(node.for_each) or node.for_each.count("${{") != 1:

@@ -282,7 +282,17 @@ class ApprovalSpec(_Model):
 
 
 NodeKind = Literal[
-    "function", "shell", "http", "sql", "workflow", "sleep", "wait", "approval", "value", "template"
+    "function",
+    "shell",
+    "http",
+    "sql",
+    "workflow",
+    "sleep",
+    "wait",
+    "approval",
+    "value",
+    "template",
+    "fail",
 ]
 _NODE_KINDS: Final = (
     "function",
@@ -295,6 +305,7 @@ _NODE_KINDS: Final = (
     "approval",
     "value",
     "template",
+    "fail",
 )
 
 
@@ -571,6 +582,9 @@ class NodeSpec(_Model):
     a node that computes nothing writes ``value: {}``."""
     template: FunctionRef | None = None
     """``name@version`` of a `StepTemplate`, expanded into this workflow when a run starts."""
+    fail: str | None = None
+    """A message (expressions allowed): when its needs end, the node fails with error code
+    ``FAIL`` and this message, as a step would (Fission's ``fail``; an explicit dead end)."""
     resources: Resources | None = None
     """A shell, HTTP or SQL node's replica: what it reserves (default: a tenth of a CPU)."""
     needs: list[NeedItem] = Field(default_factory=list)

@@ -253,6 +253,8 @@ def compile_plan(
             inputs = Template.compile(_child_of(node, workflows), field=f"{where}.inputs")
         elif node.value is not None:
             inputs = Template.compile(node.value, field=f"{where}.value")
+        elif node.fail is not None:  # its message, rendered when it is reached
+            inputs = Template.compile(node.fail, field=f"{where}.fail")
         elif node.template is not None:
             raise DefinitionError.single(
                 f"template node {node.id!r} was not expanded", field=f"{where}.template"

@@ -88,7 +88,8 @@ def load_image_map(path: str | Path) -> dict[str, ImageTarget]:
 
 def detect(doc: SourceDocument) -> Format:
     """Argo documents name Argo's apiVersion; a Fission workflow is `apiVersion: 1` (a
-    number or the string) with `tasks`; everything else is read as native (whose loader
+    number or the string) with `tasks`, or a document with a `tasks` map and neither
+    apiVersion nor kind; everything else is read as native (whose loader
     says what is wrong with it)."""
     data = doc.data
     if not isinstance(data, dict):
@@ -98,6 +99,8 @@ def detect(doc: SourceDocument) -> Format:
         return "argo"
     if str(api) in ("1", "1.0") and "tasks" in data:
         return "fission"
+    if api is None and "kind" not in data and isinstance(data.get("tasks"), dict):
+        return "fission"  # apiVersion is optional in Fission (half the examples omit it)
     return "native"
 
 
