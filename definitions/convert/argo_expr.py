@@ -165,8 +165,10 @@ class _WhenParser:
         if tok is not None and tok.text == "(":
             self.take()
             inner = self.disjunction()
-            if self.take().text != ")":
+            closing = self.peek()
+            if closing is None or closing.text != ")":
                 raise ArgoExprError("a '(' is not closed")
+            self.take()
             return f"({inner})"
         left = self.operand()
         op = self.peek()
@@ -179,7 +181,12 @@ class _WhenParser:
     def operand(self) -> _Operand:
         tok = self.take()
         if tok.kind == "str":
-            return _Operand(_cel_string(tok.text[1:-1]), "text")
+            operand = self.word(tok.text[1:-1])
+            return (
+                operand
+                if operand.kind in ("tagged", "text")
+                else _Operand(_cel_string(tok.text[1:-1]), "text")
+            )
         if tok.kind != "word":
             raise ArgoExprError(f"expected a value, got {tok.text!r}")
         return self.word(tok.text)
