@@ -28,6 +28,7 @@ Resolver = Callable[[list[str]], str]
 
 _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _PLACE = "\x00"
+_PLAIN_STRING = re.compile(r"'([^'\\]*)'")
 
 
 class ArgoExprError(ValueError):
@@ -58,7 +59,11 @@ def template_text(text: str, resolve: Resolver) -> str:
     """A string with Argo tags as a native templated string (``${{ … }}`` per tag)."""
 
     def sub(match: re.Match[str]) -> str:
-        return wrap(tag_to_cel(match.group(1), resolve))
+        cel = tag_to_cel(match.group(1), resolve)
+        literal = _PLAIN_STRING.fullmatch(cel)
+        if literal and "${{" not in literal.group(1):  # a constant argument: its text
+            return literal.group(1)
+        return wrap(cel)
 
     return _TAG.sub(sub, text)
 

@@ -310,12 +310,18 @@ class Graph:
             if isinstance(task, dict) and str(task.get("name")) in ids:
                 scope.steps[str(task["name"])] = self._ref_of(task, ids[str(task["name"])])
         out: list[Node] = []
+        edges: dict[str, tuple[list[str], FieldPath]] = {}
         for i, task in enumerate(tasks):
             if not isinstance(task, dict) or str(task.get("name")) not in ids:
                 continue
             tpath = (*dpath, "tasks", i)
             node_id = ids[str(task["name"])]
             needs, condition = self._edges(task, tpath, ids, scope)
+            key = "depends" if "depends" in task else "dependencies"
+            edges[node_id] = (
+                [n if isinstance(n, str) else n["node"] for n in needs],
+                (*tpath, key),
+            )
             nodes, _ = self.call(task, tpath, scope, node_id, taken=taken, extra_when=condition)
             if nodes:
                 nodes[0].data["needs"] = needs + nodes[0].data.get("needs", [])
@@ -323,7 +329,31 @@ class Graph:
                     key = "depends" if "depends" in task else "dependencies"
                     nodes[0].fields["needs"] = (*tpath, key)
             out += nodes
+        self._check_cycles(edges, {v: k for k, v in ids.items()})
         return out
+
+    def _check_cycles(
+        self, edges: dict[str, tuple[list[str], FieldPath]], names: dict[str, str]
+    ) -> None:
+        """A dependency cycle, reported once at the task that closes it, in Argo's names."""
+        state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+
+        def walk(node: str, path: list[str]) -> bool:
+            state[node] = 1
+            for dep in edges.get(node, ([], ()))[0]:
+                if state.get(dep) == 1:
+                    cycle = [*path[path.index(dep) :], node, dep] if dep in path else [node, dep]
+                    text = " -> ".join(names.get(c, c) for c in reversed(cycle))
+                    self.issues.add(edges[node][1], f"dependency cycle: {text}")
+                    return True
+                if state.get(dep) is None and walk(dep, [*path, node]):
+                    return True
+            state[node] = 2
+            return False
+
+        for node in edges:
+            if state.get(node) is None and walk(node, []):
+                return
 
     def _edges(
         self, task: dict[str, Any], tpath: FieldPath, ids: dict[str, str], scope: Scope

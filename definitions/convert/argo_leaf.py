@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,12 @@ def is_leaf(template: dict[str, Any]) -> bool:
     return any(k in template for k in _LEAF_BODIES)
 
 
+def _as_value(cel: str) -> str:
+    """A CEL argument as a native value: a constant string as itself."""
+    literal = re.fullmatch(r"'([^'\\]*)'", cel)
+    return literal.group(1) if literal else wrap(cel)
+
+
 class _Values:
     """The runner's positional values: every templated value is one argv element."""
 
@@ -94,7 +101,7 @@ def leaf_node(
         inputs = dict(scope.params)
         return {
             "function": target.function,
-            "inputs": {k: wrap(v) for k, v in inputs.items()},
+            "inputs": {k: _as_value(v) for k, v in inputs.items()},
         }, "function"
     if target is not None and target.runtime_env:
         issues.add(

@@ -189,7 +189,9 @@ class Issues:
     found: list[DefinitionIssue] = field(default_factory=list)
 
     def add(self, path: FieldPath, message: str) -> None:
-        self.found.append(self.doc.issue(path, message))
+        issue = self.doc.issue(path, message)
+        if issue not in self.found:  # a template inlined twice is one problem
+            self.found.append(issue)
 
     def text(self, value: Any, path: FieldPath, scope: Scope) -> Any:
         """A value with Argo tags as a native templated value (strings only; a literal
