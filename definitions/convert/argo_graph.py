@@ -153,11 +153,7 @@ class Graph:
         inputs[ARGO_INPUT] = {"type": "object"}
         if is_leaf(tpl):
             nodes = self.leaf_call("main", tpl, tpath, scope, arg_arts={}, epath=tpath)
-            outputs: dict[str, Any] = (
-                {k: f"${{{{ nodes.main.output.{k} }}}}" for k in _LEAF_OUTPUTS}
-                if nodes[0].data.get("shell")
-                else {"result": "${{ nodes.main.output }}"}
-            )
+            outputs = _leaf_outputs(nodes[0].data if nodes else {})
         else:
             nodes = self.body(tpl, tpath, scope)
             outputs = self.group_outputs(tpl, tpath, scope)
@@ -833,6 +829,18 @@ class Graph:
 
 
 _LEAF_OUTPUTS = ("result", "exitCode", "parameters", "artifacts", "json")
+
+
+def _leaf_outputs(node: dict[str, Any]) -> dict[str, Any]:
+    """A leaf template's sub-workflow outputs, shaped as its node's (`Ref.output` reads
+    them alike): a runner's as they are, an approval's input as its parameters."""
+    if "shell" in node:
+        return {k: f"${{{{ nodes.main.output.{k} }}}}" for k in _LEAF_OUTPUTS}
+    if "approval" in node:
+        return {"parameters": "${{ nodes.main.output }}"}
+    if "sleep" in node:
+        return {}
+    return {"result": "${{ nodes.main.output }}"}
 
 
 def _input_names(tpl: dict[str, Any]) -> list[str]:

@@ -11,7 +11,8 @@ a file and appends its path to the command, places input artifacts, runs the com
 artifacts in a folder store (``$ACTORFLOW_ARGO_ARTIFACTS``, default
 ``/tmp/actorflow-argo-artifacts``), keyed by their ``s3``/``gcs`` key or a fresh one. It
 prints one JSON object, the step's output: ``{result, exitCode, parameters, artifacts}``,
-``result`` being stdout trimmed as Argo trims it. The command's stdout is copied to
+``result`` being stdout less one
+trailing newline, as Argo's executor trims it. The command's stdout is copied to
 stderr, so the run's logs show it. A failing command's exit code is the step's.
 
 This module is never imported by the engine: its source is embedded in the definition.
@@ -160,7 +161,7 @@ def main(argv: list[str]) -> int:
         _copy(path, os.path.join(store, _text(key).rstrip("/")))
         artifacts[a["name"]] = _text(key)
     out = {
-        "result": stdout.strip(),
+        "result": stdout[:-1] if stdout.endswith("\n") else stdout,  # one newline, as Argo
         "exitCode": 0,
         "parameters": parameters,
         "artifacts": artifacts,

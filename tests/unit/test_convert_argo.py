@@ -301,3 +301,54 @@ def test_every_problem_of_a_file_is_reported_at_once() -> None:
     messages = [(i.line, i.field) for i in err.value.issues]
     assert (11, "spec.templates[0].steps[0][0].when") in messages
     assert (14, "spec.templates[1].sidecars") in messages
+
+
+TEMPLATES = """apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: lib}
+spec:
+  templates:
+  - name: say
+    inputs: {parameters: [{name: msg}]}
+    container: {image: busybox, command: [echo, "{{inputs.parameters.msg}}"]}
+  - name: gate
+    suspend: {}
+    outputs:
+      parameters:
+      - {name: approver, valueFrom: {supplied: {}}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: user}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: ask
+        templateRef: {name: lib, template: gate}
+    - - name: hello
+        templateRef: {name: lib, template: say}
+        arguments: {parameters: [{name: msg, value: "{{steps.ask.outputs.parameters.approver}}"}]}
+"""
+
+
+def test_template_refs_call_a_workflow_templates_templates_as_sub_workflows() -> None:
+    models = load_text(TEMPLATES, file="lib.yaml")
+    names = sorted(m.metadata.name for m in models)
+    assert names == ["lib--gate", "lib--say", "user"]
+    by_name = {m.metadata.name: m for m in models if isinstance(m, Workflow)}
+    say = by_name["lib--say"]
+    assert set(say.spec.inputs) == {"msg", "argo"}
+    assert say.spec.outputs["result"] == "${{ nodes.main.output.result }}"
+    gate = by_name["lib--gate"].spec.nodes[0]
+    assert gate.approval is not None
+    assert gate.approval.json_schema == {
+        "type": "object",
+        "required": ["approver"],
+        "properties": {"approver": {"type": "string"}},
+    }
+    hello = by_name["user"].spec.nodes[1]
+    assert hello.workflow in ("lib--say", "lib--say@latest")
+    assert by_name["lib--gate"].spec.outputs == {"parameters": "${{ nodes.main.output }}"}
+    assert hello.inputs["msg"] == "${{ nodes.ask.output.parameters.approver }}"
