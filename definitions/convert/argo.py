@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from actorflow.definitions.convert import ConvertOptions, NativeDocument
-from actorflow.definitions.convert.argo_graph import Graph, Node
+from actorflow.definitions.convert.argo_graph import Graph, Node, fail_after
 from actorflow.definitions.convert.argo_leaf import is_leaf
 from actorflow.definitions.convert.argo_names import definition_name, ident, seconds, wrap
 from actorflow.definitions.convert.argo_scope import Issues, Scope
@@ -355,15 +355,7 @@ def _main_and_exit(
     )
     for node in exit_nodes[:1]:
         node.data["needs"] = [{"node": "main", "on": "finished"}]
-    fail = Node(
-        {
-            "id": "argo_failed",
-            "shell": {"argv": ["sh", "-c", "echo 'the entrypoint failed' >&2; exit 1"]},
-            "needs": [{"node": "main", "on": "finished"}, {"node": "on_exit", "on": "finished"}],
-            "when": "${{ nodes.main.status == 'FAILED' }}",
-        },
-        exit_path,
-    )
+    fail = fail_after("argo_failed", "main", "on_exit", exit_path)
     return nodes + exit_nodes + ([fail] if exit_nodes else [])
 
 

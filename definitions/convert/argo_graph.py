@@ -399,7 +399,9 @@ class Graph:
         kind = "container" if "container" in tpl else "script"
         image = (tpl.get(kind) or {}).get("image") if kind in tpl else None
         target = self.options.image_map.get(image) if isinstance(image, str) else None
-        if "http" in tpl or (target is not None and target.function):
+        if "http" in tpl:
+            return Ref(node_id, "http", loop)
+        if target is not None and target.function:
             return Ref(node_id, "function", loop)
         return Ref(node_id, "runner", loop)
 
@@ -771,6 +773,7 @@ class Graph:
         nodes, _ = self.call(call, path, hook_scope, hook_id, taken=taken)
         if nodes:
             nodes[0].data["needs"] = [{"node": node_id, "on": "finished"}]
+            nodes.append(fail_after(unique(f"{node_id}_failed", taken), node_id, hook_id, path))
         return nodes
 
     # --- outputs of steps / dag templates -----------------------------------------------
@@ -829,6 +832,20 @@ class Graph:
 
 
 _LEAF_OUTPUTS = ("result", "exitCode", "parameters", "artifacts", "json")
+
+
+def fail_after(fail_id: str, step: str, hook: str, src: FieldPath) -> Node:
+    """A node that fails the run when `step` failed, once its exit `hook` ran: the hook's
+    ``finished`` need takes the step's failure in its stride, Argo's does not."""
+    return Node(
+        {
+            "id": fail_id,
+            "shell": {"argv": ["sh", "-c", f"echo 'step {step} failed' >&2; exit 1"]},
+            "needs": [{"node": step, "on": "finished"}, {"node": hook, "on": "finished"}],
+            "when": f"${{{{ nodes.{step}.status == 'FAILED' }}}}",
+        },
+        src,
+    )
 
 
 def _leaf_outputs(node: dict[str, Any]) -> dict[str, Any]:

@@ -348,4 +348,4 @@ def _http(
             (*path, "successCondition"),
             "successCondition is not translated: the native http step succeeds on a 2xx status",
         )
-    return {"http": out}, "function"
+    return {"http": out}, "http"

@@ -20,7 +20,7 @@ from actorflow.definitions.yaml_source import FieldPath, SourceDocument
 
 #: What a converted step's output looks like: a runner's / sub-workflow's
 #: ``{result, parameters, artifacts}``, a function's return value, an approval's input.
-RefKind = Literal["runner", "workflow", "function", "approval", "sleep"]
+RefKind = Literal["runner", "workflow", "function", "approval", "sleep", "http"]
 RETRIES_MARK = "@@argo.retries@@"  #: replaced by the runner with the attempts before
 DURATION_MARK = "@@argo.duration@@"  #: replaced by the runner with the seconds so far
 ARGO_INPUT = "argo"  #: the sub-workflow input carrying the workflow-level variables
@@ -50,7 +50,11 @@ class Ref:
             sel = (["json"] if json and head == "parameters" else []) + [head, rest[0]]
         else:
             raise ArgoExprError(f"unknown output {'.'.join(path)!r}")
-        if self.kind == "function":
+        if self.kind == "http":
+            if head != "result":
+                raise ArgoExprError("an http step has only its result (the response body)")
+            sel = ["body"]
+        elif self.kind == "function":
             sel = [] if head == "result" else sel[-1:]
         elif self.kind == "approval":
             if head != "parameters":

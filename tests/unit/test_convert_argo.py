@@ -352,3 +352,39 @@ def test_template_refs_call_a_workflow_templates_templates_as_sub_workflows() ->
     assert hello.workflow in ("lib--say", "lib--say@latest")
     assert by_name["lib--gate"].spec.outputs == {"parameters": "${{ nodes.main.output }}"}
     assert hello.inputs["msg"] == "${{ nodes.ask.output.parameters.approver }}"
+
+
+HTTP = """apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: w}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: a, template: t}
+    - - name: b
+        template: u
+        arguments: {parameters: [{name: r, value: "{{steps.a.outputs.result}}"}]}
+  - name: t
+    http: {url: "https://example.com/{{workflow.name}}", method: post, body: x}
+  - name: u
+    inputs: {parameters: [{name: r}]}
+    container: {image: i, command: [echo, "{{inputs.parameters.r}}"]}
+"""
+
+
+def test_an_http_template_is_an_http_node_whose_result_is_the_body() -> None:
+    text = HTTP
+    models = load_text(text, file="wf.yaml")
+    (wf,) = models
+    assert isinstance(wf, Workflow)
+    a, b = wf.spec.nodes
+    assert a.http is not None
+    assert (a.http.url, a.http.method, a.http.body) == (
+        "https://example.com/${{ run.id }}",
+        "POST",
+        "x",
+    )
+    assert b.shell is not None
+    assert b.shell.argv[4:] == ["${{ nodes.a.output.body }}"]
