@@ -252,6 +252,7 @@ class Graph:
                 self.issues.add((*spath, i), "a stage must be a list of steps")
                 continue
             current: list[str] = []
+            conditional: list[bool] = []
             refs: dict[str, Ref] = {}
             for j, entry in enumerate(stage):
                 epath = (*spath, i, j)
@@ -264,10 +265,13 @@ class Graph:
                     nodes[0].data["needs"] = list(previous) + nodes[0].data.get("needs", [])
                 out += nodes
                 current.append(node_id)
+                conditional.append(bool(nodes) and "when" in nodes[0].data)
                 if ref is not None:
                     refs[str(entry["name"])] = ref
             scope.steps.update(refs)  # a stage reads the stages before it, not its own
-            previous = current or previous
+            # A stage whose every step has a `when` may be skipped whole; Argo still runs
+            # the next, which natively needs one need met: it also needs the stage before.
+            previous = current + (previous if all(conditional) else []) if current else previous
         return out
 
     def _dag(self, dag: dict[str, Any], dpath: FieldPath, scope: Scope) -> list[Node]:
@@ -326,6 +330,8 @@ class Graph:
                     nodes[0].fields["needs"] = (*tpath, key)
             out += nodes
         self._check_cycles(edges, {v: k for k, v in ids.items()})
+        if not self.issues.found:
+            _anchor_skippable_needs(out)
         return out
 
     def _check_cycles(
@@ -832,6 +838,31 @@ class Graph:
 
 
 _LEAF_OUTPUTS = ("result", "exitCode", "parameters", "artifacts", "json")
+
+
+def _anchor_skippable_needs(nodes: list[Node]) -> None:
+    """A task whose plain needs all have a `when` may see them all skipped; Argo runs it
+    (a skipped dependency counts as done), the native gate wants one need met: give it
+    the needs of those tasks too (which ran, or it is skipped anyway), transitively."""
+    by_id = {n.data["id"]: n.data for n in nodes}
+
+    def anchors(node_id: str, seen: frozenset[str]) -> list[str]:
+        plain = [n for n in by_id.get(node_id, {}).get("needs", []) if isinstance(n, str)]
+        if not plain or not all("when" in by_id.get(p, {}) for p in plain):
+            return []
+        out: list[str] = []
+        for p in plain:
+            if p in seen:
+                continue
+            for a in [*by_id[p].get("needs", []), *anchors(p, seen | {p})]:
+                if isinstance(a, str) and a not in out and a not in plain:
+                    out.append(a)
+        return out
+
+    for data in by_id.values():
+        extra = anchors(data["id"], frozenset({data["id"]}))
+        if extra:
+            data["needs"] = [*data.get("needs", []), *extra]
 
 
 def fail_after(fail_id: str, step: str, hook: str, src: FieldPath) -> Node:

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from actorflow.actors.run.gates import Gate, gate
 from actorflow.definitions.convert import ConvertOptions, ImageTarget, NativeDocument, convert
 from actorflow.definitions.convert.argo_leaf import runner_source
 from actorflow.definitions.errors import DefinitionError
+from actorflow.definitions.events import NodeStatus
 from actorflow.definitions.expressions import Template
 from actorflow.definitions.loader import load_text
 from actorflow.definitions.models import Trigger, Workflow
@@ -388,3 +390,39 @@ def test_an_http_template_is_an_http_node_whose_result_is_the_body() -> None:
     )
     assert b.shell is not None
     assert b.shell.argv[4:] == ["${{ nodes.a.output.body }}"]
+
+
+SKIPPED_STAGE = """apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: w}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: a, template: t}
+    - - {name: b, template: t, when: "1 == 2"}
+      - {name: c, template: t, when: "1 == 3"}
+    - - {name: d, template: t}
+  - name: t
+    container: {image: busybox, command: [echo, hi]}
+"""
+
+
+def test_a_step_after_a_wholly_skipped_stage_still_runs_as_in_argo() -> None:
+    (wf,) = load_text(SKIPPED_STAGE, file="wf.yaml")
+    assert isinstance(wf, Workflow)
+    d = wf.spec.nodes[3]
+    assert d.need_ids == ["b", "c", "a"]
+    ended = {"a": NodeStatus.SUCCEEDED, "b": NodeStatus.SKIPPED, "c": NodeStatus.SKIPPED}
+    assert gate(d.need_kinds, ended) is Gate.RUN
+    assert gate(d.need_kinds, {**ended, "b": NodeStatus.FAILED}) is Gate.SKIP
+    dag = SKIPPED_STAGE.replace(
+        SKIPPED_STAGE[SKIPPED_STAGE.index("    steps:") : SKIPPED_STAGE.index("  - name: t\n")],
+        "    dag:\n      tasks:\n      - {name: a, template: t}\n"
+        '      - {name: b, template: t, when: "1 == 2", dependencies: [a]}\n'
+        "      - {name: c, template: t, dependencies: [b]}\n",
+    )
+    (wf,) = load_text(dag, file="wf.yaml")
+    assert isinstance(wf, Workflow)
+    assert wf.spec.nodes[2].need_ids == ["b", "a"]
