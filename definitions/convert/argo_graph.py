@@ -711,7 +711,10 @@ class Graph:
         body, _ = leaf_node(
             self.issues, self.options, tpl, tpath, scope, arg_artifacts=arg_arts, retries_key=key
         )
-        node = Node({"id": node_id, **body}, epath, dict.fromkeys(body, tpath))
+        source = {"shell": next((k for k in ("container", "script") if k in tpl), "container")}
+        source.update(sleep="suspend", approval="suspend", http="http", function="container")
+        fields = {k: (*tpath, source.get(k, k)) for k in body}
+        node = Node({"id": node_id, **body}, epath, fields)
         self._apply_template_limits(node, tpl, tpath)
         return [node]
 

@@ -426,3 +426,15 @@ def test_a_step_after_a_wholly_skipped_stage_still_runs_as_in_argo() -> None:
     (wf,) = load_text(dag, file="wf.yaml")
     assert isinstance(wf, Workflow)
     assert wf.spec.nodes[2].need_ids == ["b", "a"]
+
+
+def test_a_native_check_failing_on_converted_data_points_at_the_argo_line() -> None:
+    text = (
+        _wf("")
+        .replace("container: {image: busybox, command: [echo, hi]}", "suspend: {duration: forever}")
+        .replace("  entrypoint: main\n", "  entrypoint: main\n  activeDeadlineSeconds: soon\n")
+    )
+    with pytest.raises(DefinitionError) as err:
+        load_text(text, file="wf.yaml")
+    found = {(i.line, i.field) for i in err.value.issues}
+    assert found == {(6, "spec.timeout"), (14, "spec.nodes[0].sleep")}

@@ -7,7 +7,7 @@ from typing import Any
 
 import cel
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actorflow.definitions.convert.argo_expr import (
@@ -137,6 +137,7 @@ def _depends(draw: Any, depth: int = 0) -> tuple[str, Any]:
     return f"({lt} {op} {rt})", lambda s: lf(s) or rf(s)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_depends_gives_argos_verdict_for_every_outcome(data: st.DataObject) -> None:
     text, verdict = _depends(data.draw)
