@@ -1,8 +1,9 @@
 """Argo's `retryStrategy` as a native retry policy.
 
 ``limit`` retries are ``limit + 1`` attempts; ``backoff`` gives the first delay, the factor
-and the cap; ``maxDuration`` (how long retrying may go on) bounds the node's attempts
-together, as a native node `timeout`. A native policy retries any failure, so
+and the cap (without one, Argo retries at once: no delay); ``maxDuration`` (how long
+retrying may go on) bounds the node's attempts together, as a native node `timeout`. A
+native policy retries any failure, so
 ``retryPolicy: OnError`` / ``OnTransientError`` (Argo retries only its own errors, not a
 command's non-zero exit) list every exit code as non-retryable, and an ``expression`` is
 evaluated here, for every exit code 1-255, to list the codes it refuses to retry.
@@ -47,6 +48,8 @@ def retry_policy(
             return None, None
     backoff = strategy.get("backoff") or {}
     max_duration = None
+    if not backoff:  # Argo retries at once without a backoff
+        policy["initialDelay"] = 0
     if isinstance(backoff, dict):
         if "duration" in backoff:
             policy["initialDelay"] = seconds(backoff["duration"])

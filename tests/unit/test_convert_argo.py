@@ -146,7 +146,11 @@ def test_retry_strategy_and_deadlines() -> None:
     (top,) = _corpus("timeouts-workflow.yaml")
     assert top.data["spec"]["timeout"] == 30
     doc = _convert(_wf("", retry="{limit: 3, expression: 'asInt(lastRetry.exitCode) > 1'}"))[0]
-    assert _nodes(doc)["a"]["retry"] == {"maxAttempts": 4, "nonRetryable": ["EXIT_1"]}
+    assert _nodes(doc)["a"]["retry"] == {
+        "maxAttempts": 4,
+        "initialDelay": 0,
+        "nonRetryable": ["EXIT_1"],
+    }
     doc = _convert(_wf("", retry="{limit: 2, retryPolicy: OnError}"))[0]
     assert len(_nodes(doc)["a"]["retry"]["nonRetryable"]) == 255
 
