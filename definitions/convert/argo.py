@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from actorflow.definitions.convert import ConvertOptions, NativeDocument
-from actorflow.definitions.convert.argo_graph import Graph, Node, fail_after
+from actorflow.definitions.convert.argo_graph import Graph, fail_after
 from actorflow.definitions.convert.argo_leaf import is_leaf
 from actorflow.definitions.convert.argo_names import definition_name, ident, seconds, wrap
-from actorflow.definitions.convert.argo_scope import Issues, Scope
+from actorflow.definitions.convert.argo_outputs import group_outputs
+from actorflow.definitions.convert.argo_scope import Issues, Node, Scope
 from actorflow.definitions.errors import DefinitionError
 from actorflow.definitions.yaml_source import FieldPath, SourceDocument
 
@@ -279,7 +280,7 @@ def _top(
         inputs["scheduledTime"] = {"type": "string", "default": ""}
     native: dict[str, Any] = {"inputs": inputs, "nodes": []}
     if not is_leaf(tpl) and exit_template is None:
-        native["outputs"] = graph.group_outputs(tpl, tpath, scope)
+        native["outputs"] = group_outputs(graph.issues, tpl, tpath, scope)
     elif exit_template is None and nodes and "shell" in nodes[0].data:
         native["outputs"] = {
             "result": f"${{{{ nodes.{nodes[0].data['id']}.output.result }}}}",

@@ -10,16 +10,16 @@ and be the target of an error branch.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from actorflow.definitions.convert import ConvertOptions, NativeDocument
+from actorflow.definitions.convert.argo_edges import (
+    anchor_skippable_needs,
+    check_cycles,
+    task_edges,
+)
 from actorflow.definitions.convert.argo_expr import (
-    ArgoExprError,
-    expr_to_cel,
-    parse_depends,
-    tag_to_cel,
     when_to_cel,
 )
 from actorflow.definitions.convert.argo_leaf import (
@@ -28,16 +28,19 @@ from actorflow.definitions.convert.argo_leaf import (
     is_leaf,
     leaf_node,
 )
+from actorflow.definitions.convert.argo_loops import loop_of
 from actorflow.definitions.convert.argo_names import (
-    cel_literal,
+    as_text,
+    cel_of_text,
     definition_name,
     ident,
     seconds,
     unique,
     wrap,
 )
+from actorflow.definitions.convert.argo_outputs import group_outputs, leaf_outputs
 from actorflow.definitions.convert.argo_retry import retry_policy
-from actorflow.definitions.convert.argo_scope import ARGO_INPUT, Issues, Ref, Scope
+from actorflow.definitions.convert.argo_scope import ARGO_INPUT, Issues, Node, Ref, Scope
 from actorflow.definitions.yaml_source import FieldPath
 
 #: Template fields that only place or schedule a pod: no meaning on this machine.
@@ -104,15 +107,6 @@ _ENTRY_FIELDS = frozenset(
 
 
 @dataclass
-class Node:
-    """A native node being built, with the source paths of its fields."""
-
-    data: dict[str, Any]
-    src: FieldPath
-    fields: dict[str, FieldPath] = field(default_factory=dict)
-
-
-@dataclass
 class Graph:
     """Converts the templates of one Argo workflow spec."""
 
@@ -153,10 +147,10 @@ class Graph:
         inputs[ARGO_INPUT] = {"type": "object"}
         if is_leaf(tpl):
             nodes = self.leaf_call("main", tpl, tpath, scope, arg_arts={}, epath=tpath)
-            outputs = _leaf_outputs(nodes[0].data if nodes else {})
+            outputs = leaf_outputs(nodes[0].data if nodes else {})
         else:
             nodes = self.body(tpl, tpath, scope)
-            outputs = self.group_outputs(tpl, tpath, scope)
+            outputs = group_outputs(self.issues, tpl, tpath, scope)
         spec: dict[str, Any] = {"inputs": inputs, "nodes": [], "outputs": outputs}
         return self.document(
             self.sub_name(template), spec, nodes, tpath, f"Argo template {template!r}"
@@ -316,7 +310,7 @@ class Graph:
                 continue
             tpath = (*dpath, "tasks", i)
             node_id = ids[str(task["name"])]
-            needs, condition = self._edges(task, tpath, ids, scope)
+            needs, condition = task_edges(self.issues, task, tpath, ids, scope)
             key = "depends" if "depends" in task else "dependencies"
             edges[node_id] = (
                 [n if isinstance(n, str) else n["node"] for n in needs],
@@ -329,70 +323,10 @@ class Graph:
                     key = "depends" if "depends" in task else "dependencies"
                     nodes[0].fields["needs"] = (*tpath, key)
             out += nodes
-        self._check_cycles(edges, {v: k for k, v in ids.items()})
+        check_cycles(self.issues, edges, {v: k for k, v in ids.items()})
         if not self.issues.found:
-            _anchor_skippable_needs(out)
+            anchor_skippable_needs(out)
         return out
-
-    def _check_cycles(
-        self, edges: dict[str, tuple[list[str], FieldPath]], names: dict[str, str]
-    ) -> None:
-        """A dependency cycle, reported once at the task that closes it, in Argo's names."""
-        state: dict[str, int] = {}  # 1: on the path being walked, 2: done
-
-        def walk(node: str, path: list[str]) -> bool:
-            state[node] = 1
-            for dep in edges.get(node, ([], ()))[0]:
-                if state.get(dep) == 1:
-                    cycle = [*path[path.index(dep) :], node, dep] if dep in path else [node, dep]
-                    text = " -> ".join(names.get(c, c) for c in reversed(cycle))
-                    self.issues.add(edges[node][1], f"dependency cycle: {text}")
-                    return True
-                if state.get(dep) is None and walk(dep, [*path, node]):
-                    return True
-            state[node] = 2
-            return False
-
-        for node in edges:
-            if state.get(node) is None and walk(node, []):
-                return
-
-    def _edges(
-        self, task: dict[str, Any], tpath: FieldPath, ids: dict[str, str], scope: Scope
-    ) -> tuple[list[Any], str | None]:
-        """A task's native needs, and the status condition its `depends` adds to `when`."""
-        if "dependencies" in task:
-            deps = task["dependencies"] or []
-            if not isinstance(deps, list):
-                self.issues.add((*tpath, "dependencies"), "must be a list of task names")
-                return [], None
-            needs: list[Any] = []
-            for k, dep in enumerate(deps):
-                if str(dep) not in ids:
-                    self.issues.add((*tpath, "dependencies", k), f"unknown task {dep!r}")
-                else:
-                    needs.append(ids[str(dep)])
-            return needs, None
-        if "depends" not in task:
-            return [], None
-        text = task["depends"]
-        try:
-            depends = parse_depends(str(text), lambda t: f"nodes.{ids.get(t, ident(t))}.status")
-        except ArgoExprError as exc:
-            self.issues.add((*tpath, "depends"), f"{text!r}: {exc}")
-            return [], None
-        unknown = [t for t in depends.tasks if t not in ids]
-        for t in unknown:
-            self.issues.add((*tpath, "depends"), f"{text!r}: unknown task {t!r}")
-        if unknown:
-            return [], None
-        if set(depends.plain) == set(depends.tasks):  # only `A && B`: plain needs say it all
-            return [ids[t] for t in depends.tasks], None
-        needs = [
-            ids[t] if t in depends.plain else {"node": ids[t], "on": "finished"}
-            for t in depends.tasks
-        ]
-        return needs, depends.cel
 
     def _ref_of(self, entry: dict[str, Any], node_id: str) -> Ref:
         loop = any(k in entry for k in ("withItems", "withParam", "withSequence"))
@@ -437,7 +371,7 @@ class Graph:
         if len(ways) != 1:
             self.issues.add(epath, "a step needs exactly one of template, templateRef, inline")
             return [], None
-        loop = self._loop(entry, epath, scope)
+        loop = loop_of(self.issues, entry, epath, scope)
         node_scope_args, arg_arts = self._arguments(entry, epath, scope)
         node: Node
         if "templateRef" in entry:
@@ -517,83 +451,6 @@ class Graph:
             return None
         return self.issues.cel(when_to_cel, text, (*epath, "when"), scope)
 
-    def _loop(
-        self, entry: dict[str, Any], epath: FieldPath, scope: Scope
-    ) -> tuple[str, FieldPath] | None:
-        if "withItems" in entry:
-            items = entry["withItems"]
-            path = (*epath, "withItems")
-            if not isinstance(items, list):
-                self.issues.add(path, "withItems must be a list")
-                return None
-            return wrap(self._cel_items(items, path, scope)), path
-        if "withParam" in entry:
-            path = (*epath, "withParam")
-            text = entry["withParam"]
-            json_scope = scope.child(scope.params)
-            json_scope.steps, json_scope.group, json_scope.json = scope.steps, scope.group, True
-            if not isinstance(text, str):
-                self.issues.add(path, "withParam must be a string (a JSON list or a tag)")
-                return None
-            stripped = text.strip()
-            if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
-                try:
-                    return wrap(tag_to_cel(stripped[2:-2], json_scope.resolve)), path
-                except ArgoExprError as exc:
-                    self.issues.add(path, f"{text!r}: {exc}")
-                    return None
-            try:
-                items = json.loads(stripped)
-            except ValueError:
-                self.issues.add(path, f"{text!r} is neither one tag nor a JSON list")
-                return None
-            if not isinstance(items, list):
-                self.issues.add(path, "withParam must give a list")
-                return None
-            return wrap(cel_literal(items)), path
-        if "withSequence" in entry:
-            return self._sequence(entry["withSequence"], (*epath, "withSequence"), scope)
-        return None
-
-    def _cel_items(self, items: list[Any], path: FieldPath, scope: Scope) -> str:
-        parts = []
-        for i, item in enumerate(items):
-            if isinstance(item, str) and "{{" in item:
-                text = self.issues.text(item, (*path, i), scope)
-                parts.append(_cel_of_text(text))
-            else:
-                parts.append(cel_literal(item))
-        return "[" + ", ".join(parts) + "]"
-
-    def _sequence(self, seq: Any, path: FieldPath, scope: Scope) -> tuple[str, FieldPath] | None:
-        if not isinstance(seq, dict):
-            self.issues.add(path, "withSequence must be a mapping")
-            return None
-        try:
-            if "count" in seq:
-                start = int(seq.get("start", 0))
-                numbers = list(range(start, start + int(seq["count"])))
-            else:
-                start, end = int(seq.get("start", 0)), int(seq["end"])
-                step = 1 if end >= start else -1
-                numbers = list(range(start, end + step, step))
-        except (KeyError, TypeError, ValueError):
-            self.issues.add(
-                path,
-                "withSequence needs a whole-number count, or start and end "
-                "(a tag there is not converted: give numbers)",
-            )
-            return None
-        fmt = seq.get("format")
-        try:
-            items = [(str(fmt) % n) if fmt else str(n) for n in numbers]
-        except (TypeError, ValueError):
-            self.issues.add(
-                (*path, "format"), f"format {fmt!r} is not a printf format for a number"
-            )
-            return None
-        return wrap(cel_literal(items)), path
-
     def _arguments(
         self, entry: dict[str, Any], epath: FieldPath, scope: Scope
     ) -> tuple[dict[str, str], dict[str, tuple[dict[str, Any], FieldPath]]]:
@@ -612,8 +469,8 @@ class Graph:
                     "not converted for arguments)",
                 )
                 continue
-            params[str(p["name"])] = _cel_of_text(
-                self.issues.text(_as_text(p["value"]), (*path, "value"), scope)
+            params[str(p["name"])] = cel_of_text(
+                self.issues.text(as_text(p["value"]), (*path, "value"), scope)
             )
         arts: dict[str, tuple[dict[str, Any], FieldPath]] = {}
         for i, a in enumerate(args.get("artifacts") or []):
@@ -650,8 +507,8 @@ class Graph:
                 out[name] = args[name]
             elif "value" in p or "default" in p:
                 value = p.get("value", p.get("default"))
-                out[name] = _cel_of_text(
-                    self.issues.text(_as_text(value), (*tpath, "inputs", "parameters", i), scope)
+                out[name] = cel_of_text(
+                    self.issues.text(as_text(value), (*tpath, "inputs", "parameters", i), scope)
                 )
             else:
                 self.issues.add(
@@ -786,86 +643,6 @@ class Graph:
         return nodes
 
     # --- outputs of steps / dag templates -----------------------------------------------
-    def group_outputs(self, tpl: dict[str, Any], tpath: FieldPath, scope: Scope) -> dict[str, Any]:
-        outputs = tpl.get("outputs") or {}
-        params: dict[str, Any] = {}
-        for i, p in enumerate(outputs.get("parameters") or []):
-            path = (*tpath, "outputs", "parameters", i)
-            source = p.get("valueFrom") or {}
-            name = str(p.get("name"))
-            if "parameter" in source:
-                params[name] = self.issues.text(
-                    str(source["parameter"]), (*path, "valueFrom", "parameter"), scope
-                )
-            elif "expression" in source:
-                cel = self.issues.cel(
-                    expr_to_cel, source["expression"], (*path, "valueFrom", "expression"), scope
-                )
-                params[name] = wrap(cel) if cel else ""
-            elif "value" in p:
-                params[name] = self.issues.text(_as_text(p["value"]), (*path, "value"), scope)
-            else:
-                self.issues.add(
-                    path,
-                    f"output parameter {name!r} of a steps or dag template "
-                    "needs valueFrom.parameter, valueFrom.expression or a value",
-                )
-            if p.get("globalName"):
-                self.issues.add(
-                    (*path, "globalName"),
-                    "globalName is not converted: read the output from the run's outputs",
-                )
-        arts: dict[str, Any] = {}
-        for i, a in enumerate(outputs.get("artifacts") or []):
-            path = (*tpath, "outputs", "artifacts", i)
-            name = str(a.get("name"))
-            if "from" in a:
-                arts[name] = self.issues.text(str(a["from"]), (*path, "from"), scope)
-            elif "fromExpression" in a:
-                cel = self.issues.cel(
-                    expr_to_cel, a["fromExpression"], (*path, "fromExpression"), scope
-                )
-                arts[name] = wrap(cel) if cel else ""
-            else:
-                self.issues.add(
-                    path,
-                    f"output artifact {name!r} of a steps or dag template "
-                    "needs from or fromExpression",
-                )
-        out: dict[str, Any] = {}
-        if params:
-            out["parameters"] = params
-        if arts:
-            out["artifacts"] = arts
-        return out
-
-
-_LEAF_OUTPUTS = ("result", "exitCode", "parameters", "artifacts", "json")
-
-
-def _anchor_skippable_needs(nodes: list[Node]) -> None:
-    """A task whose plain needs all have a `when` may see them all skipped; Argo runs it
-    (a skipped dependency counts as done), the native gate wants one need met: give it
-    the needs of those tasks too (which ran, or it is skipped anyway), transitively."""
-    by_id = {n.data["id"]: n.data for n in nodes}
-
-    def anchors(node_id: str, seen: frozenset[str]) -> list[str]:
-        plain = [n for n in by_id.get(node_id, {}).get("needs", []) if isinstance(n, str)]
-        if not plain or not all("when" in by_id.get(p, {}) for p in plain):
-            return []
-        out: list[str] = []
-        for p in plain:
-            if p in seen:
-                continue
-            for a in [*by_id[p].get("needs", []), *anchors(p, seen | {p})]:
-                if isinstance(a, str) and a not in out and a not in plain:
-                    out.append(a)
-        return out
-
-    for data in by_id.values():
-        extra = anchors(data["id"], frozenset({data["id"]}))
-        if extra:
-            data["needs"] = [*data.get("needs", []), *extra]
 
 
 def fail_after(fail_id: str, step: str, hook: str, src: FieldPath) -> Node:
@@ -882,48 +659,9 @@ def fail_after(fail_id: str, step: str, hook: str, src: FieldPath) -> Node:
     )
 
 
-def _leaf_outputs(node: dict[str, Any]) -> dict[str, Any]:
-    """A leaf template's sub-workflow outputs, shaped as its node's (`Ref.output` reads
-    them alike): a runner's as they are, an approval's input as its parameters."""
-    if "shell" in node:
-        return {k: f"${{{{ nodes.main.output.{k} }}}}" for k in _LEAF_OUTPUTS}
-    if "approval" in node:
-        return {"parameters": "${{ nodes.main.output }}"}
-    if "sleep" in node:
-        return {}
-    return {"result": "${{ nodes.main.output }}"}
-
-
 def _input_names(tpl: dict[str, Any]) -> list[str]:
     return [
         str(p.get("name"))
         for p in (tpl.get("inputs") or {}).get("parameters") or []
         if isinstance(p, dict)
     ]
-
-
-def _as_text(value: Any) -> str:
-    """Argo parameter values are strings: a YAML number or boolean is its text."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
-
-
-def _cel_of_text(text: Any) -> str:
-    """A native templated string as one CEL expression (``'a-' + string(x)``)."""
-    if not isinstance(text, str):
-        return cel_literal(text)
-    import re
-
-    parts = re.split(r"\$\{\{(.*?)\}\}", text, flags=re.DOTALL)
-    if len(parts) == 3 and parts[0] == parts[2] == "":
-        return parts[1].strip()
-    pieces = []
-    for i, part in enumerate(parts):
-        if i % 2:
-            pieces.append(f"string({part.strip()})")
-        elif part:
-            pieces.append(cel_literal(part))
-    return " + ".join(pieces) if pieces else "''"

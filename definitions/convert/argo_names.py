@@ -81,3 +81,28 @@ def wrap(cel: str) -> str:
     """CEL as one native ``${{ … }}`` (whose end is the first ``}}``: a map literal's
     closing braces are spaced apart)."""
     return "${{ " + cel.replace("}}", "} }").replace("}}", "} }") + " }}"
+
+
+def as_text(value: Any) -> str:
+    """Argo parameter values are strings: a YAML number or boolean is its text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def cel_of_text(text: Any) -> str:
+    """A native templated string as one CEL expression (``'a-' + string(x)``)."""
+    if not isinstance(text, str):
+        return cel_literal(text)
+    parts = re.split(r"\$\{\{(.*?)\}\}", text, flags=re.DOTALL)
+    if len(parts) == 3 and parts[0] == parts[2] == "":
+        return parts[1].strip()
+    pieces = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            pieces.append(f"string({part.strip()})")
+        elif part:
+            pieces.append(cel_literal(part))
+    return " + ".join(pieces) if pieces else "''"

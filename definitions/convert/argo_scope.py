@@ -224,3 +224,12 @@ class Issues:
         except ArgoExprError as exc:
             self.add(path, f"{text!r}: {exc}")
             return None
+
+
+@dataclass
+class Node:
+    """A native node being built, with the source paths of its fields."""
+
+    data: dict[str, Any]
+    src: FieldPath
+    fields: dict[str, FieldPath] = field(default_factory=dict)
