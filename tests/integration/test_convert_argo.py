@@ -15,7 +15,7 @@ from actorflow.definitions.convert import convert
 from actorflow.definitions.loader import load_text
 from actorflow.definitions.yaml_source import compose
 
-CORPUS = Path("/work/shared/corpus/argo")
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "argo"  # ../shared
 TIMEOUT = 120
 
 

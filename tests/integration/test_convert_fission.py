@@ -17,7 +17,7 @@ from actorflow import RunStatus
 from actorflow.definitions.loader import load_file, load_text
 
 TIMEOUT = 120
-CORPUS = Path("/work/shared/corpus/fission")
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "fission"  # ../shared
 STEPS_DIR = Path(__file__).parent / "steps"
 FORTUNE = "You will convert many workflows."
 LONG = "far too complex for a whale!"

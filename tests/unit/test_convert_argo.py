@@ -21,7 +21,7 @@ from actorflow.definitions.loader import load_text
 from actorflow.definitions.models import Trigger, Workflow
 from actorflow.definitions.yaml_source import compose
 
-CORPUS = Path("/work/shared/corpus/argo")
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "argo"  # ../shared
 FILES = sorted(p.name for p in CORPUS.glob("*.yaml"))
 
 

@@ -20,7 +20,7 @@ from actorflow.definitions.loader import load_text
 from actorflow.definitions.models import Workflow
 from actorflow.definitions.yaml_source import compose
 
-CORPUS = Path("/work/shared/corpus/fission")
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "fission"  # ../shared
 FILES = sorted(CORPUS.glob("*.wf.yaml")) if CORPUS.is_dir() else []
 
 
@@ -50,7 +50,10 @@ def _refused(text: str, file: str = "bad.wf.yaml") -> set[tuple[int | None, str 
 # --- the corpus ---------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(len(FILES) != 19, reason="the shared corpus is not here")
+def test_the_shared_corpus_is_beside_the_repository() -> None:
+    assert len(FILES) == 19, f"expected the 19 Fission files of {CORPUS}"
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_every_corpus_file_converts_and_validates(path: Path) -> None:
     models = _load(path.read_text(), str(path))
