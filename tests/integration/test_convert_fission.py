@@ -22,8 +22,6 @@ STEPS_DIR = Path(__file__).parent / "steps"
 FORTUNE = "You will convert many workflows."
 LONG = "far too complex for a whale!"
 
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared corpus is not here")
-
 
 def _fn(name: str) -> actorflow.Function:
     return actorflow.Function.model_validate(
