@@ -173,3 +173,46 @@ def test_retry_strategy_retries_until_the_step_succeeds(client: actorflow.Client
     assert record.outputs["hello1"] == "retries: 2"  # third attempt: two retries before it
     nodes = {n.node: n for n in run.nodes()}
     assert nodes["hello1"].attempt == 3
+
+
+def test_the_cli_applies_and_runs_an_argo_file_as_it_stands(
+    client: actorflow.Client, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`apply -f` of an untouched corpus file (detected, converted on the way), then
+    `run --wait`; `convert -o` writes the same definitions as native YAML."""
+    import json
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "actorflow.cli", *args],
+            env={**cli_env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    source = CORPUS / "hello-world.yaml"
+    applied = cli("apply", "-f", str(source))
+    assert applied.returncode == 0, applied.stderr
+    assert "hello-world" in applied.stdout
+    ran = cli("run", "hello-world", "--wait", "--timeout", "120")
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    outputs = json.loads("\n".join(lines[lines.index("{") :]))  # after any progress table
+    assert outputs == {"result": "hello world", "parameters": {}}  # its one step's
+    (record,) = [r for r in client.runs() if r.workflow == "hello-world"]
+    assert record.status is RunStatus.SUCCEEDED
+    (node,) = client.get_run(record.run_id).nodes()
+    assert node.status is NodeStatus.SUCCEEDED
+    out = tmp_path / "hello.native.yaml"
+    converted = cli("convert", str(source), "--from", "argo", "-o", str(out))
+    assert converted.returncode == 0, converted.stderr
+    (workflow,) = load_text(out.read_text(), file=str(out))
+    assert workflow == load_text(source.read_text(), file=str(source))[0]
+    wrong = cli("convert", str(source), "--from", "fission")
+    assert wrong.returncode == 1
+    assert str(source) in wrong.stderr
+    assert "Traceback" not in wrong.stderr
