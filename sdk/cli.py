@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.live import Live
 
 from actorflow import _display as show
-from actorflow import cli_triggers
+from actorflow import cli_graph, cli_triggers
 from actorflow._sync import Client, Run
 from actorflow._views import NodeInfo
 from actorflow.cluster import lifecycle, wiring
@@ -74,6 +74,7 @@ app.add_typer(envs_app, name="envs")
 app.add_typer(cli_triggers.triggers_app, name="triggers")
 app.add_typer(cli_triggers.events_app, name="events")
 app.command()(cli_triggers.publish)
+cli_graph.register(app)  # `graph` and `edit`
 
 
 @app.callback()
