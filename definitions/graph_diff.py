@@ -50,7 +50,7 @@ def diff_graph(
     new_file: str = "<new>",
 ) -> list[GraphOp]:
     """The ops that turn `old_text`'s workflow into `new_text`'s, in an order that applies:
-    dependencies removed, nodes changed, removed, added, dependencies added.
+    dependencies removed, nodes changed, added, removed, dependencies added.
 
     Raises:
         DefinitionError: either text does not load (its issues, with file and line).
@@ -69,11 +69,17 @@ def diff_graph(
             update = _update(node_id, old_nodes[node_id], node)
             if update is not None:
                 ops.append(update)
+    # Added before removed (a workflow is never without nodes), each right after the node
+    # it follows in the new text, so the removals leave the new order.
+    current, previous = list(old_nodes), None
+    for node_id in new_nodes:
+        if node_id in added:
+            index = current.index(previous) + 1 if previous is not None else 0
+            current.insert(index, node_id)
+            fields = {k: v for k, v in new_nodes[node_id].items() if k != "needs"}
+            ops.append(AddNode(node=fields, index=index))
+        previous = node_id
     ops += [RemoveNode(id=i) for i in removed]
-    order = list(new_nodes)
-    for node_id in added:
-        fields = {k: v for k, v in new_nodes[node_id].items() if k != "needs"}
-        ops.append(AddNode(node=fields, index=order.index(node_id)))
     ops += [_dependency(e, AddDependency) for e in _ordered(new_edges - old_edges, new_wf)]
     return ops
 
