@@ -64,10 +64,8 @@ def _workflow(text: str) -> Workflow:
 def test_add_node_appends_a_block_item_and_keeps_every_other_byte() -> None:
     out = add_node(TEXT, {"id": "notify", "function": "mail@1", "needs": ["report"]})
     lines = TEXT.splitlines(keepends=True)
-    assert out == "".join(
-        [*lines[:18], "    - id: notify\n", "      function: mail@1\n", "      needs: [report]\n"]
-        + lines[18:]
-    )
+    added = ["    - id: notify\n", "      function: mail@1\n", "      needs: [report]\n"]
+    assert out == "".join([*lines[:18], *added, *lines[18:]])
     assert [n.id for n in _workflow(out).spec.nodes] == ["fetch", "report", "notify"]
 
 
@@ -78,7 +76,7 @@ def test_add_node_at_the_front_goes_before_the_comment_of_the_first() -> None:
 
 
 def test_remove_node_takes_its_comment_and_leaves_the_rest() -> None:
-    text = TEXT.replace("    total: \"${{ nodes.report.output }}\"\n", "    total: 1\n")
+    text = TEXT.replace('    total: "${{ nodes.report.output }}"\n', "    total: 1\n")
     out = remove_node(text, "report")
     report = text[text.index("\n    - id: report") : text.index("  outputs")]
     assert out == text.replace(report, "")  # the blank line above it went with it
@@ -116,7 +114,7 @@ def test_removing_the_last_need_drops_the_key() -> None:
 def test_update_rewrites_changed_fields_only() -> None:
     out = update_node(TEXT, "fetch", {"function": "mul@2", "retry": {"maxAttempts": 3}})
     assert out == TEXT.replace(
-        '      function: "add@1"\n      inputs: {a: \'${{ inputs.n }}\', b: 2}\n',
+        "      function: \"add@1\"\n      inputs: {a: '${{ inputs.n }}', b: 2}\n",
         "      function: mul@2\n      inputs: {a: '${{ inputs.n }}', b: 2}\n"
         "      retry: {maxAttempts: 3}\n",
     )
@@ -154,7 +152,8 @@ def test_a_file_that_does_not_parse_is_reported_where_and_nothing_changes() -> N
         add_dependency(broken, "report", "fetch", file="wf.yaml")
     (issue,) = caught.value.issues
     assert issue.file == "wf.yaml"
-    assert issue.line is not None and issue.line >= 13
+    assert issue.line is not None
+    assert issue.line >= 13
     assert issue.message.startswith("invalid YAML")
 
 
@@ -178,7 +177,7 @@ def test_unknown_nodes_and_bad_indexes_are_refused() -> None:
 
 def test_flow_style_nodes_are_rewritten_whole() -> None:
     text = TEXT.replace(
-        '    - id: fetch\n      function: "add@1"\n      inputs: {a: \'${{ inputs.n }}\', b: 2}\n',
+        "    - id: fetch\n      function: \"add@1\"\n      inputs: {a: '${{ inputs.n }}', b: 2}\n",
         "    - {id: fetch, function: add@1}\n",
     )
     out = update_node(text, "fetch", {"timeout": 5})
@@ -247,7 +246,8 @@ def workflows(draw: st.DrawFn) -> str:
             lines.append("      needs:")
             lines += [f"        - {e}" for e in entries]
         if i and draw(st.booleans()):
-            lines.append(f"      inputs: {{x: '${{{{ nodes.n{draw(st.integers(0, i - 1))}.output }}}}'}}")
+            read = draw(st.integers(0, i - 1))
+            lines.append(f"      inputs: {{x: '${{{{ nodes.n{read}.output }}}}'}}")
         elif draw(st.booleans()):
             lines += ["      inputs:", "        a: 1", '        b: "two"']
     if draw(st.booleans()):
@@ -296,8 +296,7 @@ def _graph(text: str) -> dict[str, Any]:
     """What a run depends on, order aside: each node's fields and its needs as a set."""
     wf = _workflow(text)
     return {
-        n.id: (n.model_dump(exclude={"needs"}), sorted(n.need_kinds.items()))
-        for n in wf.spec.nodes
+        n.id: (n.model_dump(exclude={"needs"}), sorted(n.need_kinds.items())) for n in wf.spec.nodes
     }
 
 
@@ -324,7 +323,8 @@ def test_random_edits_keep_the_file_valid_and_the_diff_replays_them(
         try:
             edited = apply_op(text, op).text
         except DefinitionError as exc:
-            assert all(i.message.startswith("edit refused") for i in exc.issues), exc
+            refused = exc.issues
+            assert all(i.message.startswith("edit refused") for i in refused), refused
             continue
         load_text(edited)  # the native loader accepts every accepted edit
         untouched = set(text.splitlines()) - set(edited.splitlines())
