@@ -163,10 +163,13 @@ class WorkflowText:
         return {**self.data, "spec": {**self.data["spec"], "nodes": nodes}}
 
     def splice(self, splices: Iterable[Splice]) -> str:
-        """The text with each span replaced (spans must not overlap), its end as it was."""
+        """The text with each span replaced (spans must not overlap), its end as it was;
+        new lines end as the text's do (``\\r\\n`` in a CRLF file)."""
         out = self.text
+        crlf = "\r\n" in self.text
         for start, end, new in sorted(splices, key=lambda s: (s[0], s[1]), reverse=True):
-            out = out[:start] + new + out[end:]
+            piece = new.replace("\n", "\r\n") if crlf and "\r\n" not in new else new
+            out = out[:start] + piece + out[end:]
         if self.added_newline and out.endswith("\n"):
             out = out[:-1]
         return out

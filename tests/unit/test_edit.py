@@ -185,6 +185,36 @@ def test_flow_style_nodes_are_rewritten_whole() -> None:
     assert out.replace(", timeout: 5", "") == text
 
 
+def test_a_crlf_file_keeps_its_line_ends() -> None:
+    text = TEXT.replace("\n", "\r\n")
+    out = add_node(text, {"id": "notify", "function": "mail@1", "needs": ["report"]})
+    assert out.count("\r\n") == out.count("\n") == text.count("\n") + 3
+    assert remove_node(out, "notify") == text
+    out = add_node(text, {"id": "c", "value": {}})
+    assert add_dependency(out, "report", "c") == out.replace("[fetch]", "[fetch, c]")
+
+
+FUNCTION = """\
+apiVersion: actorflow/v1
+kind: Function
+metadata: {name: add}
+spec: {handler: "m:add"}
+"""
+
+
+def test_in_a_file_of_several_documents_only_the_named_workflow_changes() -> None:
+    other = TEXT.replace("name: demo", "name: other")
+    text = f"{FUNCTION}---\n{TEXT}---\n{other}"
+    with pytest.raises(DefinitionError, match="several workflows \\(demo, other\\)"):
+        remove_dependency(text, "report", "fetch")
+    out = update_node(text, "fetch", {"timeout": 9}, workflow="other")
+    assert out[: len(FUNCTION) + 4 + len(TEXT)] == f"{FUNCTION}---\n{TEXT}"
+    fetch_inputs = "      inputs: {a: '${{ inputs.n }}', b: 2}\n"
+    assert out.endswith(other.replace(fetch_inputs, fetch_inputs + "      timeout: 9\n"))
+    with pytest.raises(DefinitionError, match="no native Workflow named 'ghost'"):
+        remove_node(text, "fetch", workflow="ghost")
+
+
 def test_ops_travel_as_json() -> None:
     ops = parse_ops(json.dumps([{"type": "add_dependency", "node": "a", "needs": "b"}]))
     assert ops == [AddDependency(node="a", needs="b")]
