@@ -387,7 +387,7 @@ def _rewrite(wt: WorkflowText, k: int, old: dict[str, Any], new: dict[str, Any])
 def _pair_end(wt: WorkflowText, key: yaml.Node, value: yaml.Node) -> int:
     if isinstance(value, yaml.ScalarNode) and value.start_mark.index == value.end_mark.index:
         return wt.text.index(":", key.end_mark.index) + 1  # `key:` and nothing
-    return content_end(value)
+    return content_end(value, wt.text)
 
 
 def _drop_field(
@@ -405,7 +405,8 @@ def _drop_field(
 def _replace_value(
     wt: WorkflowText, key: yaml.Node, value: yaml.Node, name: str, new: Any, *, pad: str
 ) -> Splice:
-    inline = not isinstance(value, yaml.CollectionNode) or bool(value.flow_style)
+    block_scalar = isinstance(value, yaml.ScalarNode) and value.style in ("|", ">")
+    inline = not block_scalar and (not isinstance(value, yaml.CollectionNode) or value.flow_style)
     empty = isinstance(value, yaml.ScalarNode) and value.start_mark.index == value.end_mark.index
     lines = render_mapping({name: new})
     if inline and not empty and len(lines) == 1:
@@ -446,7 +447,7 @@ def _add_need(
             return new, [(end, end, f", {text}")]
         return new, [(seq.start_mark.index + 1, seq.start_mark.index + 1, text)]
     last = seq.value[-1]
-    at = wt.line_end(wt.line_of(content_end(last) - 1))
+    at = wt.line_end(wt.line_of(content_end(last, wt.text) - 1))
     return new, [(at, at, f"{' ' * _dash_column(wt, seq)}- {text}\n")]
 
 
@@ -477,7 +478,7 @@ def _remove_need(
     splices: list[Splice] = []
     for i in hits:
         dash = wt.text.rfind("-", 0, items[i].start_mark.index)
-        first, last = wt.line_of(dash), wt.line_of(content_end(items[i]) - 1)
+        first, last = wt.line_of(dash), wt.line_of(content_end(items[i], wt.text) - 1)
         splices.append((wt.line_start(first), wt.line_end(last), ""))
     return new, splices
 

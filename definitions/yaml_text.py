@@ -116,7 +116,7 @@ class WorkflowText:
         dash = self.text.rfind("-", 0, start)
         on_dash = dash >= 0 and not self.text[dash + 1 : start].strip()
         first = self.line_of(dash if on_dash else start)
-        return first, self.line_of(content_end(item) - 1)
+        return first, self.line_of(content_end(item, self.text) - 1)
 
     def anchor_line(self, k: int) -> int:
         """The line after which node `k`'s block begins (what an insert at `k` follows)."""
@@ -175,18 +175,24 @@ class WorkflowText:
         return out
 
 
-def content_end(node: yaml.Node) -> int:
-    """The offset just past a value's last character (a block collection's end mark lies
-    past its trailing blank lines and comments, which belong to what follows)."""
+def content_end(node: yaml.Node, text: str) -> int:
+    """The offset just past a value's last character (the end mark of a block collection
+    or a block scalar lies past its trailing blank lines and comments, and the next line's
+    indent: those belong to what follows)."""
+    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        end = int(node.end_mark.index)
+        while end > node.start_mark.index + 1 and text[end - 1] in " \t\r\n":
+            end -= 1
+        return end
     if not isinstance(node, yaml.CollectionNode) or node.flow_style or not node.value:
         return int(node.end_mark.index)
     last = node.value[-1]
     if isinstance(node, yaml.MappingNode):
         key, value = last
         if isinstance(value, yaml.ScalarNode) and value.start_mark.index == value.end_mark.index:
-            return content_end(key)  # `key:` with nothing after it
-        return content_end(value)
-    return content_end(last)
+            return content_end(key, text)  # `key:` with nothing after it
+        return content_end(value, text)
+    return content_end(last, text)
 
 
 def pairs(node: yaml.MappingNode) -> list[tuple[str, yaml.Node, yaml.Node]]:

@@ -56,8 +56,7 @@ spec:
 
 
 def _workflow(text: str) -> Workflow:
-    (wf,) = load_text(text)
-    assert isinstance(wf, Workflow)
+    (wf,) = [d for d in load_text(text) if isinstance(d, Workflow)]
     return wf
 
 
@@ -280,9 +279,14 @@ def workflows(draw: st.DrawFn) -> str:
             lines.append(f"      inputs: {{x: '${{{{ nodes.n{read}.output }}}}'}}")
         elif draw(st.booleans()):
             lines += ["      inputs:", "        a: 1", '        b: "two"']
+        elif draw(st.booleans()):
+            lines += ["      inputs:", "        script: |", "          echo hi", ""]
     if draw(st.booleans()):
         lines.append("  # the end")
-    return "\n".join(lines) + ("\n" if draw(st.booleans()) else "")
+    if draw(st.booleans()):  # another document before it
+        lines = [*FUNCTION.splitlines(), "---", *lines]
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    return newline.join(lines) + (newline if draw(st.booleans()) else "")
 
 
 @st.composite
