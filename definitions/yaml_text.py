@@ -56,7 +56,7 @@ class WorkflowText:
     data: dict[str, Any]
     nodes_key: yaml.ScalarNode
     items: list[yaml.Node]
-    added_newline: bool
+    added_newline: str  # what `read` put at the end, for `splice` to take off
     _starts: list[int]
 
     @classmethod
@@ -67,9 +67,8 @@ class WorkflowText:
             DefinitionError: the text is not YAML, holds no such workflow, or its
                 ``spec.nodes`` is not a block list (each with file and line).
         """
-        added = not text.endswith("\n")
-        if added:  # edits insert whole lines: give the last one its end
-            text += "\n"
+        added = "" if text.endswith("\n") else ("\r\n" if "\r\n" in text else "\n")
+        text += added  # edits insert whole lines: give the last one its end
         doc = _pick(_compose(text, file), file, workflow)
         data = _construct(doc)
         spec = _child(doc, "spec")
@@ -170,8 +169,8 @@ class WorkflowText:
         for start, end, new in sorted(splices, key=lambda s: (s[0], s[1]), reverse=True):
             piece = new.replace("\n", "\r\n") if crlf and "\r\n" not in new else new
             out = out[:start] + piece + out[end:]
-        if self.added_newline and out.endswith("\n"):
-            out = out[:-1]
+        if self.added_newline and out.endswith(self.added_newline):
+            out = out[: -len(self.added_newline)]
         return out
 
 
