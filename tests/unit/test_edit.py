@@ -253,6 +253,7 @@ def workflows(draw: st.DrawFn) -> str:
         "kind: Workflow",
         "metadata: {name: gen, version: '1'}  # generated",
         "spec:",
+        "  inputs: {go: {type: boolean, default: true}}",
         "  nodes:",
     ]
     for i in range(count):
@@ -270,10 +271,13 @@ def workflows(draw: st.DrawFn) -> str:
             f"n{d}" if draw(st.booleans()) else f"{{node: n{d}, on: finished}}" for d in deps
         ]
         if entries and draw(st.booleans()):
-            lines.append(f"      needs: [{', '.join(entries)}]")
+            comment = "  # waits" if draw(st.booleans()) else ""
+            lines.append(f"      needs: [{', '.join(entries)}]{comment}")
         elif entries:
             lines.append("      needs:")
             lines += [f"        - {e}" for e in entries]
+        if draw(st.booleans()):
+            lines.append('      when: "${{ inputs.go }}"  # a condition')
         if i and draw(st.booleans()):
             read = draw(st.integers(0, i - 1))
             lines.append(f"      inputs: {{x: '${{{{ nodes.n{read}.output }}}}'}}")
