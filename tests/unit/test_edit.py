@@ -370,3 +370,21 @@ def test_random_edits_keep_the_file_valid_and_the_diff_replays_them(
         text = edited
     replayed = apply_ops(original, diff_graph(original, text)).text
     assert _graph(replayed) == _graph(text)
+
+
+def test_the_fast_reader_reads_what_the_loader_reads() -> None:
+    from actorflow.definitions.yaml_text import WorkflowText
+
+    text = TEXT.replace(
+        "  inputs:\n    n: {type: integer}\n",
+        "  inputs:\n    n: {type: integer, default: 0x1F}\n"
+        "    m: &m {type: boolean, default: on}\n    k: *m\n"
+        "    d: {type: number, default: 1_000.5}\n",
+    )
+    (wf,) = load_text(text)
+    assert isinstance(wf, Workflow)
+    data = WorkflowText.read(text, "x").data
+    assert Workflow.model_validate(data) == wf
+    assert data["spec"]["inputs"]["n"]["default"] == 31
+    assert data["spec"]["inputs"]["m"]["default"] == "on"  # YAML 1.2 booleans only
+    assert data["spec"]["inputs"]["d"]["default"] == 1000.5
