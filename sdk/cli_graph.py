@@ -190,7 +190,6 @@ def _dot(placed: Layout) -> str:
 @dataclass
 class _Target:
     file: Path
-    workflow: str | None
 
 
 OutOption = Annotated[
@@ -203,9 +202,8 @@ NodeArg = Annotated[str, typer.Argument(help="The node's id.")]
 def _edit(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="The workflow's YAML file.", exists=True)],
-    workflow: WorkflowOption = None,
 ) -> None:
-    ctx.obj = _Target(file, workflow)
+    ctx.obj = _Target(file)
 
 
 @edit_app.command("add-node")
@@ -230,6 +228,7 @@ def add_node_cmd(
         int | None, typer.Option("--at", help="Its index in spec.nodes (default: last).")
     ] = None,
     output: OutOption = None,
+    workflow: WorkflowOption = None,
 ) -> None:
     """Add a node: `add-node report -f render@1 -n fetch -i data='${{ nodes.fetch.output }}'`."""
     node: dict[str, Any] = {"id": node_id}
@@ -240,19 +239,25 @@ def add_node_cmd(
     if inputs:
         node["inputs"] = _pairs(inputs, "--input")
     node.update(_pairs(fields or [], "--set"))
-    _run(ctx, AddNode(node=node, index=at), output, f"added node {node_id}")
+    _run(ctx, AddNode(node=node, index=at), output, workflow, f"added node {node_id}")
 
 
 @edit_app.command("remove-node")
-def remove_node_cmd(ctx: typer.Context, node_id: NodeArg, output: OutOption = None) -> None:
+def remove_node_cmd(
+    ctx: typer.Context,
+    node_id: NodeArg,
+    output: OutOption = None,
+    workflow: WorkflowOption = None,
+) -> None:
     """Remove a node (refused while another node needs or reads it)."""
-    _run(ctx, RemoveNode(id=node_id), output, f"removed node {node_id}")
+    _run(ctx, RemoveNode(id=node_id), output, workflow, f"removed node {node_id}")
 
 
 @edit_app.command("update-node")
 def update_node_cmd(
     ctx: typer.Context,
     node_id: NodeArg,
+    *,
     fields: Annotated[
         list[str] | None, typer.Option("--set", "-s", help="FIELD=VALUE (YAML; repeat).")
     ] = None,
@@ -260,12 +265,13 @@ def update_node_cmd(
         list[str] | None, typer.Option("--unset", "-u", help="A field to drop (repeat).")
     ] = None,
     output: OutOption = None,
+    workflow: WorkflowOption = None,
 ) -> None:
     """Set or drop fields of a node: `update-node fetch -s retry='{maxAttempts: 3}'`."""
     if not fields and not unset:
         raise typer.BadParameter("give --set FIELD=VALUE or --unset FIELD")
     op = UpdateNode(id=node_id, values=_pairs(fields or [], "--set"), unset=list(unset or []))
-    _run(ctx, op, output, f"updated node {node_id}")
+    _run(ctx, op, output, workflow, f"updated node {node_id}")
 
 
 NeedsArg = Annotated[str, typer.Argument(help="The node it waits for.")]
@@ -283,22 +289,28 @@ def add_dep_cmd(
     ctx: typer.Context,
     node_id: NodeArg,
     needs: NeedsArg,
+    *,
     on: Annotated[On, typer.Option("--on", help="What it waits for.")] = On.succeeded,
     output: OutOption = None,
+    workflow: WorkflowOption = None,
 ) -> None:
     """Make NODE wait for NEEDS (refused if that makes a cycle)."""
     kind: NeedKind = on.value
     op = AddDependency(node=node_id, needs=needs, on=kind)
-    _run(ctx, op, output, f"{node_id} now needs {needs}")
+    _run(ctx, op, output, workflow, f"{node_id} now needs {needs}")
 
 
 @edit_app.command("remove-dep")
 def remove_dep_cmd(
-    ctx: typer.Context, node_id: NodeArg, needs: NeedsArg, output: OutOption = None
+    ctx: typer.Context,
+    node_id: NodeArg,
+    needs: NeedsArg,
+    output: OutOption = None,
+    workflow: WorkflowOption = None,
 ) -> None:
     """NODE no longer waits for NEEDS."""
     op = RemoveDependency(node=node_id, needs=needs)
-    _run(ctx, op, output, f"{node_id} no longer needs {needs}")
+    _run(ctx, op, output, workflow, f"{node_id} no longer needs {needs}")
 
 
 def _pairs(items: list[str], option: str) -> dict[str, Any]:
@@ -316,13 +328,15 @@ def _pairs(items: list[str], option: str) -> dict[str, Any]:
     return out
 
 
-def _run(ctx: typer.Context, op: GraphOp, output: Path | None, done: str) -> None:
+def _run(
+    ctx: typer.Context, op: GraphOp, output: Path | None, workflow: str | None, done: str
+) -> None:
     """Load the file (nothing changes if it does not), edit, check the result, write."""
     target: _Target = ctx.obj
     text = _read(target.file)
     name = str(target.file)
     load_text(text, file=name)  # the whole file must load, not only the workflow
-    edited = apply_op(text, op, workflow=target.workflow, file=name).text
+    edited = apply_op(text, op, workflow=workflow, file=name).text
     with _checked(name):
         load_text(edited, file=name)
     (output or target.file).write_text(edited, encoding="utf-8")

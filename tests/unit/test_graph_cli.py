@@ -151,3 +151,22 @@ def test_bad_arguments_print_usage_not_a_traceback(
     assert "Usage:" in err
     assert "Traceback" not in err
     assert wf.read_text() == TEXT
+
+
+def test_a_file_of_several_workflows_needs_a_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(TEXT + "---\n" + TEXT.replace("name: demo", "name: other"))
+    code, _, err = _run(capsys, "graph", str(path))
+    assert code == 2
+    assert "several workflows (demo@1, other@1)" in err
+    code, out, _ = _run(capsys, "graph", str(path), "-w", "other")
+    assert (code, out.splitlines()[0]) == (0, "other@1: 4 nodes in 3 layers")
+    code, _, err = _run(capsys, "edit", str(path), "remove-node", "undo")
+    assert code == 1
+    assert "several workflows (demo, other): name one (--workflow)" in err
+    assert _run(capsys, "edit", str(path), "remove-node", "undo", "-w", "other")[0] == 0
+    demo, other = path.read_text().split("---\n")
+    assert demo == TEXT
+    assert "undo" not in other
