@@ -37,7 +37,8 @@ SWEEPS = 4
 
 
 class NodePosition(BaseModel):
-    """Where one node is drawn: its layer (``y``) and its place in the layer (``x``)."""
+    """Where one node is drawn: its layer (``y``) and its place in the layer (``x``);
+    `ref`: the function, sub-workflow or template it names, if any."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -113,7 +114,7 @@ def layout(wf: Workflow, *, sweeps: int = SWEEPS) -> Layout:
         NodePosition(
             id=node.id,
             kind=node.kind,
-            ref=node.function_ref if node.builtin is None else node.workflow or node.builtin,
+            ref=node.function or node.workflow or node.template,
             layer=layer_of[node.id],
             order=position[node.id],
             x=xy[node.id][0],
