@@ -217,6 +217,8 @@ class ErrorCode(StrEnum):
     HANDLER_ERROR = "HANDLER_ERROR"  # the handler raised an exception that is no StepError
     TIMEOUT = "TIMEOUT"  # the handler ran past its function's `timeout`, or a node its own
     OUTPUT_NOT_JSON = "OUTPUT_NOT_JSON"  # the handler returned a value JSON cannot carry
+    INPUT_INVALID = "INPUT_INVALID"  # the step's inputs do not fit its function's inputSchema
+    OUTPUT_INVALID = "OUTPUT_INVALID"  # the handler's output does not fit its outputSchema
     # --- a function's pool that cannot serve (every task sent to it fails) ---
     HANDLER_IMPORT_FAILED = "HANDLER_IMPORT_FAILED"  # the handler does not import in a replica
     RUNTIME_ENV_FAILED = "RUNTIME_ENV_FAILED"  # Ray could not set up the runtime environment
@@ -237,6 +239,7 @@ class ErrorCode(StrEnum):
     RUN_TIMEOUT = "RUN_TIMEOUT"  # the run ran past its workflow's `timeout`
     WAIT_TIMEOUT = "WAIT_TIMEOUT"  # a wait / approval node's timeout passed before a signal
     EXPRESSION_ERROR = "EXPRESSION_ERROR"  # a node's inputs, `forEach` or wait key do not render
+    FAIL = "FAIL"  # a `fail` node was reached (its message is the error's)
     OUTPUT_ERROR = "OUTPUT_ERROR"  # every node is done but the workflow's outputs do not render
     HOOK_ERROR = "HOOK_ERROR"  # a workflow hook raised (recorded; the run goes on)
     HOOK_TIMEOUT = "HOOK_TIMEOUT"  # a workflow hook ran past ACTORFLOW_HOOK_TIMEOUT

@@ -11,14 +11,19 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import cel
+from cel.stdlib import EXTENSIONS
 
 from actorflow.definitions.errors import ExpressionError
 
+#: CEL's string extension functions (cel-go's `strings` library: `substring`, `indexOf`,
+#: `trim`, `split`, `lowerAscii` …), available to every expression; an expression that
+#: calls none of them is evaluated without them, at no cost.
+STRING_FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = EXTENSIONS["strings"]
 _EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _NODE_DOT = re.compile(r"\bnodes\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 _NODE_INDEX = re.compile(r"\bnodes\s*\[\s*['\"]([^'\"]+)['\"]\s*\]")
@@ -63,9 +68,18 @@ class Expression:
 
     def evaluate(self, context: Mapping[str, Any], *, field: str | None = None) -> Any:
         try:
-            return _plain(self.program.execute(self._narrowed(context)))
+            narrowed: Any = self._narrowed(context)
+            if self._extensions:
+                narrowed = cel.Context(variables=narrowed, functions=self._extensions)
+            return _plain(self.program.execute(narrowed))
         except Exception as exc:
             raise ExpressionError(self.source, _reason(exc), field=field) from exc
+
+    @functools.cached_property
+    def _extensions(self) -> dict[str, Callable[..., Any]]:
+        """The string extension functions this expression calls (usually none)."""
+        used = set(self.program.functions())
+        return {name: fn for name, fn in STRING_FUNCTIONS.items() if name in used}
 
     def _narrowed(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """The context with only the nodes this expression names: the CEL library converts

@@ -185,6 +185,8 @@ def _templates(
     sources += _builtin_values(node, base)
     if node.value is not None:
         sources.append((f"{base}.value", node.value))
+    if node.fail is not None:
+        sources.append((f"{base}.fail", node.fail))
     if node.for_each is not None:
         sources.append((f"{base}.forEach", node.for_each))
     if node.when is not None:
@@ -213,7 +215,7 @@ def _builtin_values(node: NodeSpec | CompensationSpec, base: str) -> list[tuple[
             (f"{base}.http.headers.{k}", v) for k, v in http.headers.items() if isinstance(v, str)
         ]
         out.append((f"{base}.http.body", http.body))
-    if isinstance(node, NodeSpec) and node.sql is not None:  # params only: never the query
+    if node.sql is not None:  # params only: never the query
         out += [(f"{base}.sql.params.{k}", v) for k, v in node.sql.params.items()]
     return out
 
@@ -305,6 +307,8 @@ class _Checker:
             self._check_template(where, templated, owner=node.id, loop_ok=loop_ok)
         if node.value is not None:
             self._check_template(f"{base}.value", node.value, owner=node.id, loop_ok=False)
+        if node.fail is not None:
+            self._check_template(f"{base}.fail", node.fail, owner=node.id, loop_ok=False)
         if node.for_each is not None:
             field = f"{base}.forEach"
             if not _SINGLE_EXPR.fullmatch(node.for_each) or node.for_each.count("${{") != 1:
@@ -343,6 +347,13 @@ class _Checker:
             self._check_template(where, value, owner=None, loop_ok=True)
         if self.known is not None and spec.function is not None:
             self._check_function(f"{base}.function", spec.function, self.known)
+        if self.known_connections is not None and spec.sql is not None:
+            self._check_function(
+                f"{base}.sql.connection",
+                spec.sql.connection,
+                self.known_connections,
+                kind="connection",
+            )
 
     def _check_template(
         self, field: str, value: object, *, owner: str | None, loop_ok: bool

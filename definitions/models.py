@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from actorflow.definitions.errors import ExpressionError
 from actorflow.definitions.expressions import Expression, Template, strip_braces
 from actorflow.definitions.priorities import DEFAULT_PRIORITY, Priority
+from actorflow.definitions.schemas import check_schema
 from actorflow.definitions.subjects import check_trigger_subject
 
 API_VERSION: Final = "actorflow/v1"
@@ -199,6 +200,10 @@ class FunctionSpec(_Model):
     max_concurrency: int = Field(default=1, ge=1, le=10_000)
     timeout: Duration = None
     code_dir: str | None = None
+    input_schema: Annotated[dict[str, JsonValue], AfterValidator(check_schema)] | None = None
+    """A JSON Schema its inputs must fit, checked before each call (`INPUT_INVALID`)."""
+    output_schema: Annotated[dict[str, JsonValue], AfterValidator(check_schema)] | None = None
+    """A JSON Schema its output must fit, checked after each call (`OUTPUT_INVALID`)."""
 
     @property
     def target_per_replica(self) -> int:
@@ -277,7 +282,17 @@ class ApprovalSpec(_Model):
 
 
 NodeKind = Literal[
-    "function", "shell", "http", "sql", "workflow", "sleep", "wait", "approval", "value", "template"
+    "function",
+    "shell",
+    "http",
+    "sql",
+    "workflow",
+    "sleep",
+    "wait",
+    "approval",
+    "value",
+    "template",
+    "fail",
 ]
 _NODE_KINDS: Final = (
     "function",
@@ -290,6 +305,7 @@ _NODE_KINDS: Final = (
     "approval",
     "value",
     "template",
+    "fail",
 )
 
 
@@ -472,34 +488,36 @@ def builtin_function(kind: BuiltinKind, resources: Resources) -> Function:
 class CompensationSpec(_Model):
     """The step that undoes a node's effect (a saga's compensation): exactly one of a
     `function` (given `inputs`; by default ``{inputs, output}`` of the compensated step), a
-    `shell` command or an `http` call. Its expressions also see ``step.inputs``,
+    `shell` command, an `http` call or a `sql` statement. Its expressions also see ``step.inputs``,
     ``step.output`` and ``step.index`` — the compensated step's rendered inputs, its output
     and its forEach item's index. `retry` is its own (default: the default policy)."""
 
     function: FunctionRef | None = None
     shell: ShellSpec | None = None
     http: HttpSpec | None = None
+    sql: SqlSpec | None = None
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     retry: RetryPolicy | None = None
     resources: Resources | None = None
 
     @model_validator(mode="after")
     def _one_step(self) -> CompensationSpec:
-        kinds = [k for k in ("function", "shell", "http") if getattr(self, k) is not None]
+        kinds = [k for k in ("function", "shell", "http", "sql") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
-                "compensate needs exactly one of function, shell, http"
+                "compensate needs exactly one of function, shell, http, sql"
                 + (f" (got {', '.join(kinds)})" if kinds else "")
             )
         if self.function is None and self.inputs:
             raise ValueError(f"a {kinds[0]} compensation takes its values in {kinds[0]}")
         if self.function is not None and self.resources is not None:
-            raise ValueError("only shell and http compensations take resources")
+            raise ValueError("only shell, http and sql compensations take resources")
         return self
 
     @property
     def builtin(self) -> BuiltinKind | None:
-        return "shell" if self.shell is not None else "http" if self.http is not None else None
+        kinds: tuple[BuiltinKind, ...] = ("shell", "http", "sql")
+        return next((k for k in kinds if getattr(self, k) is not None), None)
 
     @property
     def function_ref(self) -> str:
@@ -564,6 +582,9 @@ class NodeSpec(_Model):
     a node that computes nothing writes ``value: {}``."""
     template: FunctionRef | None = None
     """``name@version`` of a `StepTemplate`, expanded into this workflow when a run starts."""
+    fail: str | None = None
+    """A message (expressions allowed): when its needs end, the node fails with error code
+    ``FAIL`` and this message, as a step would (Fission's ``fail``; an explicit dead end)."""
     resources: Resources | None = None
     """A shell, HTTP or SQL node's replica: what it reserves (default: a tenth of a CPU)."""
     needs: list[NeedItem] = Field(default_factory=list)

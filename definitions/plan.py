@@ -26,6 +26,7 @@ from actorflow.definitions.models import (
     NodeSpec,
     Resources,
     RetryPolicy,
+    SqlSpec,
     Workflow,
     builtin_function,
     split_ref,
@@ -126,19 +127,21 @@ def _request_of(spec: HttpSpec) -> dict[str, Any]:
 
 
 def connection_refs(wf: Workflow) -> set[str]:
-    """Every connection reference the workflow's SQL nodes make (as written)."""
-    return {node.sql.connection for node in wf.spec.nodes if node.sql is not None}
+    """Every connection reference the workflow's SQL nodes and compensations make (as
+    written)."""
+    steps: list[NodeSpec | CompensationSpec] = list(wf.spec.nodes)
+    steps += [node.compensate for node in wf.spec.nodes if node.compensate]
+    return {step.sql.connection for step in steps if step.sql is not None}
 
 
-def _query_of(node: NodeSpec, connections: Mapping[str, Connection]) -> dict[str, Any]:
-    """A SQL node's task inputs: the statement, its params (rendered, then bound by the
+def _query_of(sql: SqlSpec, node: str, connections: Mapping[str, Connection]) -> dict[str, Any]:
+    """A SQL step's task inputs: the statement, its params (rendered, then bound by the
     replica), and the connection pinned when the run started — its URL and the password's
     reference, never a password."""
-    assert node.sql is not None
-    connection = connections.get(node.sql.connection)
+    connection = connections.get(sql.connection)
     if connection is None:
         raise DefinitionError.single(
-            f"connection {node.sql.connection!r} of node {node.id!r} was not resolved",
+            f"connection {sql.connection!r} of node {node!r} was not resolved",
             field="spec.nodes",
         )
     password = connection.spec.password
@@ -146,9 +149,9 @@ def _query_of(node: NodeSpec, connections: Mapping[str, Connection]) -> dict[str
         "connection": connection.ref,
         "url": connection.spec.url,
         "password": password.model_dump(mode="json") if password is not None else None,
-        "query": node.sql.query,
-        "params": dict(node.sql.params),
-        "max_rows": node.sql.max_rows,
+        "query": sql.query,
+        "params": dict(sql.params),
+        "max_rows": sql.max_rows,
     }
 
 
@@ -194,12 +197,20 @@ _COMPENSATED = {"inputs": "${{ step.inputs }}", "output": "${{ step.output }}"}
 
 
 def _compensation(
-    spec: CompensationSpec, functions: Mapping[str, str], where: str
+    node: NodeSpec,
+    functions: Mapping[str, str],
+    connections: Mapping[str, Connection],
+    where: str,
 ) -> PlannedCompensation:
+    spec = node.compensate
+    assert spec is not None
     if spec.shell is not None:
         inputs = Template.compile(spec.shell.model_dump(), field=f"{where}.shell")
     elif spec.http is not None:
         inputs = Template.compile(_request_of(spec.http), field=f"{where}.http")
+    elif spec.sql is not None:
+        query = _query_of(spec.sql, node.id, connections)
+        inputs = Template.compile(query, field=f"{where}.sql")
     else:
         inputs = Template.compile(spec.inputs or _COMPENSATED, field=f"{where}.inputs")
     ref = spec.function_ref
@@ -235,11 +246,15 @@ def compile_plan(
         elif node.http is not None:  # the request; secrets stay references until the call
             inputs = Template.compile(_request_of(node.http), field=f"{where}.http")
         elif node.sql is not None:  # only params are templated; the query stays verbatim
-            inputs = Template.compile(_query_of(node, connections), field=f"{where}.sql")
+            inputs = Template.compile(
+                _query_of(node.sql, node.id, connections), field=f"{where}.sql"
+            )
         elif node.workflow is not None:  # the child run to start; its inputs, rendered
             inputs = Template.compile(_child_of(node, workflows), field=f"{where}.inputs")
         elif node.value is not None:
             inputs = Template.compile(node.value, field=f"{where}.value")
+        elif node.fail is not None:  # its message, rendered when it is reached
+            inputs = Template.compile(node.fail, field=f"{where}.fail")
         elif node.template is not None:
             raise DefinitionError.single(
                 f"template node {node.id!r} was not expanded", field=f"{where}.template"
@@ -275,7 +290,7 @@ def compile_plan(
             needs=needs,
             when=when,
             compensation=(
-                _compensation(node.compensate, functions, f"{where}.compensate")
+                _compensation(node, functions, connections, f"{where}.compensate")
                 if node.compensate
                 else None
             ),

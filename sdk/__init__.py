@@ -19,6 +19,7 @@ from actorflow.actors.functions.context import StepContext
 from actorflow.actors.functions.pools import PoolStatus
 from actorflow.builder import NodeHandle, WorkflowBuilder, function
 from actorflow.cluster.settings import Settings
+from actorflow.definitions.convert import ConvertOptions, ImageTarget
 from actorflow.definitions.errors import (
     ActorflowError,
     ClusterUnavailableError,
@@ -76,6 +77,7 @@ __all__ = [
     "Connection",
     "ControlAccepted",
     "ControlError",
+    "ConvertOptions",
     "DefinitionError",
     "DefinitionIssue",
     "ErrorCode",
@@ -88,6 +90,7 @@ __all__ = [
     "Function",
     "FunctionPoolError",
     "HookSpec",
+    "ImageTarget",
     "InUseError",
     "InputError",
     "LogLine",

@@ -40,6 +40,7 @@ from actorflow.actors.store.streams import read_record, read_records
 from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
+from actorflow.definitions.convert import ConvertOptions
 from actorflow.definitions.errors import (
     ActorflowError,
     ClusterUnavailableError,
@@ -192,10 +193,13 @@ class AsyncClient:
         return self._controller
 
     # --- definitions ---------------------------------------------------------------------
-    async def apply(self, definitions: Definitions) -> list[Applied]:
+    async def apply(
+        self, definitions: Definitions, *, convert: ConvertOptions | None = None
+    ) -> list[Applied]:
         """Register definitions (runtime envs, functions, workflows, triggers, event types)
         from a YAML path (file or folder) or models. A batch with a bad definition changes
-        nothing (`DefinitionError` names the file, line and field)."""
+        nothing (`DefinitionError` names the file, line and field). Argo and Fission
+        documents in a path are converted first (`convert` says how; detected by default)."""
         controller = await self._engine()
         if isinstance(definitions, str | Path):
             # Check against the registry here, so an unknown function is reported with
@@ -210,6 +214,7 @@ class AsyncClient:
                 known_templates=templates,
                 known_workflows=workflows,
                 known_connections=connections,
+                convert=convert,
             )
         else:
             models = _as_models(definitions)
@@ -249,8 +254,10 @@ class AsyncClient:
         return [RuntimeEnv.model_validate(e) for e in raw]
 
     async def delete(self, kind: str, ref: str) -> None:
-        """Delete one version (``name@version``) of a Function or RuntimeEnv; refused with
-        an `InUseError` while registered definitions still name it."""
+        """Delete one version (``name@version``) of a Function, RuntimeEnv, Workflow,
+        Template or Connection; refused with an `InUseError` while registered definitions
+        (or, for a workflow, triggers) still name it. Runs already started are unaffected:
+        they run what they resolved when they started."""
         await _call((await self._engine()).delete.remote(kind, ref))
 
     # --- runs ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from actorflow._views import AttemptInfo, NodeInfo
 from actorflow.actors.controller.results import Applied
 from actorflow.actors.functions.pools import PoolStatus
 from actorflow.definitions.events import LogLine, NodeStatus, RunRecord, RunStatus
-from actorflow.definitions.models import Function, Workflow
+from actorflow.definitions.models import Connection, Function, StepTemplate, Workflow
 
 _STATUS_STYLE = {
     RunStatus.SUCCEEDED: "green",
@@ -308,6 +308,37 @@ def workflows_table(workflows: Iterable[Workflow]) -> Table:
             str(len(wf.spec.nodes)),
             ", ".join(wf.spec.inputs) or "-",
             wf.metadata.description,
+        )
+    return table
+
+
+def templates_table(templates: Iterable[StepTemplate]) -> Table:
+    table = Table("template", "version", "nodes", "inputs", "description")
+    for t in sorted(templates, key=lambda t: (t.metadata.name, t.metadata.version)):
+        table.add_row(
+            t.metadata.name,
+            t.metadata.version,
+            str(len(t.spec.nodes)),
+            ", ".join(t.spec.inputs) or "-",
+            t.metadata.description,
+        )
+    return table
+
+
+def connections_table(connections: Iterable[Connection]) -> Table:
+    """The URL (it holds no password) and where the password is read from, never a value."""
+    table = Table("connection", "version", "url", "password from", "description")
+    for c in sorted(connections, key=lambda c: (c.metadata.name, c.metadata.version)):
+        secret = c.spec.password
+        where = (
+            "-"
+            if secret is None
+            else f"env {secret.from_env}"
+            if secret.from_env
+            else (f"file {secret.from_file}")
+        )
+        table.add_row(
+            c.metadata.name, c.metadata.version, c.spec.url, where, c.metadata.description
         )
     return table
 

@@ -16,6 +16,7 @@ from actorflow.actors.functions.pools import PoolStatus
 from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
+from actorflow.definitions.convert import ConvertOptions
 from actorflow.definitions.models import (
     Connection,
     EventType,
@@ -81,9 +82,11 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def apply(self, definitions: Definitions) -> list[Applied]:
+    def apply(
+        self, definitions: Definitions, *, convert: ConvertOptions | None = None
+    ) -> list[Applied]:
         """Register definitions; see `AsyncClient.apply`."""
-        return self._call(self._async.apply(definitions))
+        return self._call(self._async.apply(definitions, convert=convert))
 
     def run(
         self,

@@ -317,6 +317,7 @@ class WorkflowBuilder:
         resources: Mapping[str, Any] | None = None,
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         timeout: float | str | None = None,
+        compensate: CompensationSpec | Mapping[str, Any] | None = None,
     ) -> NodeHandle:
         """One SQL statement on `connection` (a `Connection`, or ``"name"`` /
         ``"name@version"`` of a registered one), in one transaction. `params` values (which
@@ -339,6 +340,7 @@ class WorkflowBuilder:
                 "resources": dict(resources) if resources is not None else None,
                 "retry": _plain(retry),
                 "timeout": timeout,
+                "compensate": _plain(compensate),
             }
         )
         return NodeHandle(id)

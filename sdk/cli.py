@@ -30,11 +30,12 @@ from rich.console import Console
 from rich.live import Live
 
 from actorflow import _display as show
-from actorflow import cli_graph, cli_triggers
+from actorflow import cli_convert, cli_graph, cli_triggers
 from actorflow._sync import Client, Run
 from actorflow._views import NodeInfo
 from actorflow.cluster import lifecycle, wiring
 from actorflow.cluster.settings import Settings
+from actorflow.definitions.convert import ConvertOptions
 from actorflow.definitions.errors import (
     ActorflowError,
     NotFoundError,
@@ -70,6 +71,12 @@ app.add_typer(workflows_app, name="workflows")
 app.add_typer(functions_app, name="functions")
 envs_app = typer.Typer(help="Registered runtime environments.", no_args_is_help=True)
 app.add_typer(envs_app, name="envs")
+templates_app = typer.Typer(
+    help="Registered templates (reusable node groups).", no_args_is_help=True
+)
+app.add_typer(templates_app, name="templates")
+connections_app = typer.Typer(help="Registered database connections.", no_args_is_help=True)
+app.add_typer(connections_app, name="connections")
 # triggers and events live in their own module
 app.add_typer(cli_triggers.triggers_app, name="triggers")
 app.add_typer(cli_triggers.events_app, name="events")
@@ -151,14 +158,24 @@ PathOption = Annotated[
 
 
 @app.command()
-def apply(file: PathOption) -> None:
-    """Register the runtime envs, functions and workflows of a YAML file or folder."""
-    load_path(file)  # validate before connecting: a bad file fails fast
+def apply(
+    file: PathOption,
+    source: cli_convert.FromOption = None,
+    image_map: cli_convert.ImageMapOption = None,
+) -> None:
+    """Register the definitions of a YAML file or folder — native, Argo or Fission (those
+    converted on the way)."""
+    convert = cli_convert.options(source, image_map)
+    load_path(file, convert=convert)  # validate before connecting: a bad file fails fast
     with _client() as client:
-        _apply(client, file)
+        _apply(client, file, convert)
 
 
-def _apply(client: Client, file: Path) -> None:
+app.command("convert")(cli_convert.convert)
+functions_app.command("init")(cli_convert.functions_init)
+
+
+def _apply(client: Client, file: Path, convert: ConvertOptions | None = None) -> None:
     known: list[Function | Workflow | RuntimeEnv | Connection] = [
         *client.functions(),
         *client.workflows(),
@@ -166,7 +183,7 @@ def _apply(client: Client, file: Path) -> None:
         *client.connections(),
     ]
     existed = {(d.kind, d.metadata.name, d.metadata.version) for d in known}
-    out.print(show.applied_table(client.apply(file), existed))
+    out.print(show.applied_table(client.apply(file, convert=convert), existed))
 
 
 @workflows_app.command("list")
@@ -200,6 +217,45 @@ def functions_delete(ref: RefArg) -> None:
     with _client() as client:
         client.delete("Function", ref)
     out.print(f"deleted function {ref}")
+
+
+@workflows_app.command("delete")
+def workflows_delete(ref: RefArg) -> None:
+    """Delete one workflow version (refused while another workflow or a trigger names it;
+    runs already started finish as they began)."""
+    with _client() as client:
+        client.delete("Workflow", ref)
+    out.print(f"deleted workflow {ref}")
+
+
+@templates_app.command("list")
+def templates_list() -> None:
+    """Every registered template version."""
+    with _client() as client:
+        out.print(show.templates_table(client.templates()))
+
+
+@templates_app.command("delete")
+def templates_delete(ref: RefArg) -> None:
+    """Delete one template version (refused while a workflow or template uses it)."""
+    with _client() as client:
+        client.delete("Template", ref)
+    out.print(f"deleted template {ref}")
+
+
+@connections_app.command("list")
+def connections_list() -> None:
+    """Every registered connection version: its URL and where its password is read from."""
+    with _client() as client:
+        out.print(show.connections_table(client.connections()))
+
+
+@connections_app.command("delete")
+def connections_delete(ref: RefArg) -> None:
+    """Delete one connection version (refused while a workflow's SQL step uses it)."""
+    with _client() as client:
+        client.delete("Connection", ref)
+    out.print(f"deleted connection {ref}")
 
 
 @envs_app.command("list")

@@ -303,6 +303,10 @@ class TriggerService:
             return await self._delete_event_type(str(args["name"]))
         if op == "host.info":
             return await self._host_info()
+        if op == "trigger.workflows":  # which workflow each trigger starts (for deletes)
+            return {
+                r.trigger.metadata.name: r.trigger.spec.workflow for r in self._records.values()
+            }
         raise TriggerError(f"unknown trigger operation {op!r}")
 
     def _record(self, name: str) -> TriggerRecord:

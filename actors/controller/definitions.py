@@ -4,6 +4,7 @@ the function pools brought in line with what was stored."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from sqlalchemy.engine import make_url
@@ -14,7 +15,13 @@ from actorflow.actors.controller.results import Applied, Deleted
 from actorflow.actors.functions.pools import FunctionPool, check_fits
 from actorflow.actors.functions.secrets import SecretMissingError, read_secret
 from actorflow.actors.store.registry import Registry
-from actorflow.definitions.errors import DefinitionError, DefinitionIssue, InUseError, NotFoundError
+from actorflow.definitions.errors import (
+    ActorflowError,
+    DefinitionError,
+    DefinitionIssue,
+    InUseError,
+    NotFoundError,
+)
 from actorflow.definitions.graph import (
     check_template,
     check_workflow,
@@ -30,8 +37,19 @@ from actorflow.definitions.models import (
     Workflow,
     split_ref,
 )
-from actorflow.definitions.plan import builtin_functions, function_refs
-from actorflow.definitions.templates import as_workflow, catalog, check_uses, expand
+from actorflow.definitions.plan import (
+    builtin_functions,
+    connection_refs,
+    function_refs,
+    workflow_refs,
+)
+from actorflow.definitions.templates import (
+    as_workflow,
+    catalog,
+    check_uses,
+    expand,
+    template_refs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -177,40 +195,55 @@ class DefinitionService:
             ) from None
 
     async def delete(self, kind: str, ref: str) -> Deleted:
-        """Delete one version of a function or runtime environment — refused while a
-        registered definition still names it (a workflow pins the function, or names it
-        `@latest` and it is the only version; a function uses the environment)."""
+        """Delete one version of a definition — refused while a registered definition still
+        names it: pinned, or as ``@latest`` when it is the only version (a workflow names a
+        function, template, connection or sub-workflow; a function its environment; a
+        trigger its workflow). Runs already started keep what they resolved at their start."""
         name, version = split_ref(ref)
         async with self._lock:
-            if kind == "Function":
-                version = await self._delete_function(name, version)
-            elif kind == "RuntimeEnv":
-                await self._delete_env(name, version)
-            else:
+            if kind not in _DELETABLE:
                 raise DefinitionError.single(f"cannot delete a {kind}", field="kind")
+            if version == "latest":
+                version = await self._registry.latest_version(kind, name)
+            if kind == "RuntimeEnv":
+                await self._delete_env(name, version)
+                return Deleted(kind=kind, name=name, version=version)
+            versions = await self._registry.versions(kind, name)
+            if version not in versions:
+                raise NotFoundError(kind.lower(), f"{name}@{version}")
+            only = len(versions) == 1
+            users = [
+                user
+                for user, refs in await self._references(kind)
+                if f"{name}@{version}" in refs or (only and f"{name}@latest" in refs)
+            ]
+            if users:
+                raise InUseError(
+                    f"{kind.lower()} {name}@{version} is used by {', '.join(users)}; "
+                    "delete or re-pin them first"
+                )
+            await self._registry.delete(kind, name, version)
+            if kind == "Function":
+                await self._pools.remove(f"{name}@{version}")
             return Deleted(kind=kind, name=name, version=version)
 
-    async def _delete_function(self, name: str, version: str) -> str:
-        if version == "latest":
-            version = await self._registry.latest_version("Function", name)
-        await self._registry.function(name, version)  # NotFoundError if absent
-        versions = [f for f in await self._registry.functions() if f.metadata.name == name]
-        users = [
-            wf.ref
-            for wf in await self._registry.workflows()
-            if any(
-                r == f"{name}@{version}" or (r == f"{name}@latest" and len(versions) == 1)
-                for r in function_refs(wf)
-            )
-        ]
-        if users:
-            raise InUseError(
-                f"function {name}@{version} is used by workflow(s) {', '.join(users)}; "
-                "delete or re-pin them first"
-            )
-        await self._registry.delete("Function", name, version)
-        await self._pools.remove(f"{name}@{version}")
-        return version
+    async def _references(self, kind: str) -> list[tuple[str, set[str]]]:
+        """Who names definitions of `kind`, with the references each makes (as written)."""
+        workflows = await self._registry.workflows()
+        templates = await self._registry.templates()
+        named = [(f"workflow {wf.ref}", wf) for wf in workflows]
+        named += [(f"template {t.ref}", as_workflow(t)) for t in templates]
+        if kind == "Function":
+            return [(who, function_refs(wf)) for who, wf in named]
+        if kind == "Connection":
+            return [(who, connection_refs(wf)) for who, wf in named]
+        if kind == "Template":
+            return [(who, template_refs(wf.spec.nodes)) for who, wf in named]
+        refs = [(f"workflow {wf.ref}", workflow_refs(wf)) for wf in workflows]
+        with contextlib.suppress(ActorflowError):  # no triggers service: no triggers
+            starts = await self._plugin.call("trigger.workflows", {})
+            refs += [(f"trigger {t}", {_pinned(w)}) for t, w in starts.items()]
+        return refs
 
     async def _delete_env(self, name: str, version: str) -> None:
         await self._registry.runtime_env(name, version)  # NotFoundError if absent
@@ -229,6 +262,14 @@ class DefinitionService:
         return [
             e.model_dump(mode="json", by_alias=True) for e in await self._registry.runtime_envs()
         ]
+
+
+_DELETABLE = frozenset({"Function", "RuntimeEnv", "Workflow", "Template", "Connection"})
+
+
+def _pinned(ref: str) -> str:
+    """A trigger's workflow as a reference: a bare name means its latest version."""
+    return ref if "@" in ref else f"{ref}@latest"
 
 
 def _parse(doc: Document) -> Definition:

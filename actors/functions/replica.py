@@ -15,6 +15,7 @@ import os
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ErrorCode, PayloadError, StepError
 from actorflow.definitions.models import Function
+from actorflow.definitions.schemas import Checker
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class FunctionReplica:
 
     def __init__(self, function: dict[str, Any], config: EngineConfig, name: str) -> None:
         self._function = Function.model_validate(function)
+        self._checks = _Checks.of(self._function)
         self._config = config
         self._name = name
         self._nc: NatsClient | None = None
@@ -290,6 +293,8 @@ class FunctionReplica:
         timeout = self._function.spec.timeout
         try:
             inputs = await self._blobs.value(task.inputs)
+            if self._checks.inputs and (problem := self._checks.inputs.problem(inputs)):
+                return _schema_error(ErrorCode.INPUT_INVALID, "inputSchema", problem)
             # What the handler writes — on the loop, on its pool thread, in tasks it
             # spawns — is routed to this request's log (they all run in, or copy, this
             # task's context). `timeout` rather than `wait_for`: no extra task per step.
@@ -311,6 +316,8 @@ class FunctionReplica:
             )
         except Exception as exc:
             return _error_info(exc, code=ErrorCode.HANDLER_ERROR)
+        if self._checks.output and (problem := self._checks.output.problem(result)):
+            return _schema_error(ErrorCode.OUTPUT_INVALID, "outputSchema", problem)
         try:
             return await self._blobs.to_payload(result)
         except PayloadError as exc:
@@ -366,6 +373,33 @@ class FunctionReplica:
             await asyncio.sleep(interval)
             with contextlib.suppress(Exception):
                 await msg.in_progress()
+
+
+@dataclass(frozen=True)
+class _Checks:
+    """The function's schemas, compiled once per replica."""
+
+    inputs: Checker | None
+    output: Checker | None
+
+    @classmethod
+    def of(cls, function: Function) -> _Checks:
+        spec = function.spec
+        return cls(
+            Checker(spec.input_schema) if spec.input_schema is not None else None,
+            Checker(spec.output_schema) if spec.output_schema is not None else None,
+        )
+
+
+def _schema_error(code: ErrorCode, schema: str, problem: str) -> ev.ErrorInfo:
+    """Not retryable: the same value would not fit the next time either."""
+    field = problem.split(": ", 1)[0] if ": " in problem else ""
+    return ev.ErrorInfo(
+        code=code,
+        message=f"the function's {schema} refuses it: {problem}",
+        retryable=False,
+        details={"field": field} if field else {},
+    )
 
 
 def _error_info(

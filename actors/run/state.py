@@ -13,6 +13,7 @@ stop the run INTERRUPTED with a reason and the operator's guidance.
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -59,6 +60,7 @@ from actorflow.definitions.priorities import DEFAULT_PRIORITY, resolve_priority
 UNLOAD_AFTER = timedelta(seconds=5)
 
 _ACTIVE = (NodeStatus.SCHEDULED, NodeStatus.RUNNING)
+_COMPUTED = ("value", "fail")  # nodes that end as their needs do, without a task
 # A node's status is the first of these that any of its tasks has (else SUCCEEDED, or
 # SKIPPED when its one task was skipped).
 _NODE_PRIORITY = (
@@ -643,7 +645,7 @@ class RunState:
             node_id = todo.popleft()
             node = self.nodes[node_id]
             planned = self.plan.nodes[node_id]
-            if node.ready and planned.kind == "value" and not node.expanded:
+            if node.ready and planned.kind in _COMPUTED and not node.expanded:
                 context = context or self.context()  # reopened by a retry of its error
                 self._compute(node, planned, context)
                 todo.extend(self.plan.dependants.get(node_id, ()))
@@ -677,7 +679,7 @@ class RunState:
                 self.settled_count += 1
             if verdict is Gate.RUN:
                 node.ready = True
-                if planned.kind == "value":
+                if planned.kind in _COMPUTED:
                     context = context or self.context()
                     self._compute(node, planned, context)
                     todo.extend(self.plan.dependants.get(node_id, ()))
@@ -695,6 +697,12 @@ class RunState:
         except ExpressionError as exc:
             node.render_error = _error(ErrorCode.EXPRESSION_ERROR, exc)
         else:
+            if planned.kind == "fail":  # a dead end on purpose: fail with its message
+                message = output if isinstance(output, str) else json.dumps(output)
+                node.render_error = ErrorInfo(
+                    code=ErrorCode.FAIL, message=message, type="Fail", retryable=False
+                )
+                return
             ref = TaskRef(node=node.id, attempt=node.attempt_floor + 1)
             node.tasks[None] = TaskState(ref, status=NodeStatus.SUCCEEDED, output=output)
             node.expanded = True
@@ -778,7 +786,7 @@ class RunState:
         out: list[WaitRef] = []
         context: dict[str, Any] | None = None
         for node_id, planned in self.plan.nodes.items():
-            if planned.kind in TASK_KINDS or planned.kind == "value":
+            if planned.kind in TASK_KINDS or planned.kind in _COMPUTED:
                 continue
             node = self.nodes[node_id]
             task = node.tasks.get(None)

@@ -141,6 +141,11 @@ class Registry:
             await self._kv.delete(pointer)
             self._cache.pop(pointer, None)
 
+    async def versions(self, kind: str, name: str) -> list[str]:
+        """The registered versions of one definition, oldest applied first."""
+        values = await self._values(ev.definitions_prefix(kind, name), newest_last=True)
+        return [_KINDS[kind].model_validate_json(v).metadata.version for v in values]
+
     async def _get(self, kind: str, name: str, version: str) -> bytes:
         with not_found_as(kind.lower(), f"{name}@{version}"):
             return await self._read(ev.definition_key(kind, name, version))

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from actorflow.definitions.errors import DefinitionError, DefinitionIssue
-from actorflow.definitions.yaml_source import FieldPath, SourceDocument
+from actorflow.definitions.yaml_source import FieldPath, SourceDocument, compose
 
 Format = Literal["native", "argo", "fission"]
 FORMATS: tuple[Format, ...] = ("native", "argo", "fission")
@@ -54,9 +55,41 @@ class NativeDocument:
     lines: dict[FieldPath, int] = field(default_factory=dict)
 
 
+def load_image_map(path: str | Path) -> dict[str, ImageTarget]:
+    """An `--image-map` file: YAML mapping each container image to ``{function: ref}`` or
+    ``{runtimeEnv: ref}``.
+
+    Raises:
+        DefinitionError: at the line of each entry that is neither.
+    """
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DefinitionError([DefinitionIssue(f"cannot read: {exc}", file=file)]) from None
+    docs, issues = compose(text, file)
+    out: dict[str, ImageTarget] = {}
+    data = docs[0].data if len(docs) == 1 else None
+    if not issues and not isinstance(data, dict):
+        issues.append(DefinitionIssue("an image map is one mapping: image -> target", file))
+    for image, target in (data or {}).items() if isinstance(data, dict) else ():
+        keys = set(target) if isinstance(target, dict) else set()
+        if keys == {"function"} and isinstance(target["function"], str):
+            out[str(image)] = ImageTarget(function=target["function"])
+        elif keys == {"runtimeEnv"} and isinstance(target["runtimeEnv"], str):
+            out[str(image)] = ImageTarget(runtime_env=target["runtimeEnv"])
+        else:
+            message = "map an image to {function: NAME@VERSION} or {runtimeEnv: NAME@VERSION}"
+            issues.append(docs[0].issue((str(image),), message))
+    if issues:
+        raise DefinitionError(issues)
+    return out
+
+
 def detect(doc: SourceDocument) -> Format:
     """Argo documents name Argo's apiVersion; a Fission workflow is `apiVersion: 1` (a
-    number or the string) with `tasks`; everything else is read as native (whose loader
+    number or the string) with `tasks`, or a document with a `tasks` map and neither
+    apiVersion nor kind; everything else is read as native (whose loader
     says what is wrong with it)."""
     data = doc.data
     if not isinstance(data, dict):
@@ -66,6 +99,8 @@ def detect(doc: SourceDocument) -> Format:
         return "argo"
     if str(api) in ("1", "1.0") and "tasks" in data:
         return "fission"
+    if api is None and "kind" not in data and isinstance(data.get("tasks"), dict):
+        return "fission"  # apiVersion is optional in Fission (half the examples omit it)
     return "native"
 
 
@@ -118,4 +153,5 @@ __all__ = [
     "convert",
     "convert_documents",
     "detect",
+    "load_image_map",
 ]

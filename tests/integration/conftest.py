@@ -6,6 +6,7 @@ and the test functions below are registered once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -209,6 +210,41 @@ def wait_status() -> WaitStatus:
         raise AssertionError(f"{run.run_id} never became {wanted}: {run.status().status}")
 
     return wait
+
+
+def _removing_new_definitions(client: actorflow.Client) -> Iterator[None]:
+    """Delete the workflows, templates, then the functions, connections and environments
+    registered meanwhile: their replicas hold logical CPUs of the session's shared
+    cluster, which every later test needs for its own pools."""
+    kinds = ("Workflow", "Template", "Function", "Connection", "RuntimeEnv")
+
+    def registered() -> list[tuple[str, str]]:
+        listed = (
+            client.workflows(),
+            client.templates(),
+            client.functions(),
+            client.connections(),
+            client.runtime_envs(),
+        )
+        return [(kind, d.ref) for kind, defs in zip(kinds, listed, strict=True) for d in defs]
+
+    before = set(registered())
+    yield
+    for kind, ref in registered():  # in `kinds` order: users before what they use
+        if (kind, ref) not in before:
+            with contextlib.suppress(actorflow.ActorflowError):
+                client.delete(kind, ref)
+
+
+@pytest.fixture
+def remove_applied(client: actorflow.Client) -> Iterator[None]:
+    """Per test, for modules whose tests each start pools of their own."""
+    yield from _removing_new_definitions(client)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_removes_what_it_applied(client: actorflow.Client) -> Iterator[None]:
+    yield from _removing_new_definitions(client)
 
 
 @pytest.fixture(scope="module")

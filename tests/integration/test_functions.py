@@ -81,6 +81,9 @@ def history(client: actorflow.Client, run_id: str) -> list[Any]:
     return client._call(read())
 
 
+pytestmark = pytest.mark.usefixtures("remove_applied")
+
+
 # --- placement ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("resources", "labels", "role"),
@@ -307,8 +310,40 @@ def test_functions_cli_lists_and_refuses_bad_deletes(
     assert "serving" in row
     refused = cli("functions", "delete", "cli-del@1")
     assert refused.returncode == 1
-    assert "is used by workflow(s) cli-del-wf@1" in refused.stderr
+    assert "is used by workflow cli-del-wf@1" in refused.stderr
     bad = cli("functions", "delete", "cli-del")
     assert bad.returncode == 2
     assert "NAME@VERSION" in bad.stderr
     assert "cli-del@1" in {f.ref for f in client.functions()}
+
+
+def test_input_and_output_schemas_fail_the_node_naming_the_field(client: actorflow.Client) -> None:
+    f = fn(
+        "checked",
+        "echo",
+        inputSchema={
+            "type": "object",
+            "properties": {"value": {"type": "integer", "minimum": 0}},
+            "required": ["value"],
+        },
+        outputSchema={"type": "integer", "maximum": 10},
+        retry={"maxAttempts": 3, "initialDelay": 0.1},
+    )
+    wf = actorflow.WorkflowBuilder("checked-wf")
+    wf.input("value")
+    wf.node("n", "checked@1", inputs={"value": "${{ inputs.value }}"})
+    wf.output("n", "${{ nodes.n.output }}")
+    client.apply([f, wf.build()])
+    assert client.run("checked-wf", {"value": 3}).result(timeout=60) == {"n": 3}
+    for value, code, field in [(-1, "INPUT_INVALID", "value"), (11, "OUTPUT_INVALID", "")]:
+        run = client.run("checked-wf", {"value": value})
+        record = run.wait(timeout=60)
+        assert record.status is actorflow.RunStatus.INTERRUPTED, record
+        assert record.error is not None
+        assert record.error.code == code
+        assert record.error.details.get("field", "") == field
+        assert ("less than the minimum" if value < 0 else "greater than the maximum") in (
+            record.error.message
+        )
+        (node,) = run.nodes()
+        assert node.attempt == 1  # the same value would not fit again: not retried

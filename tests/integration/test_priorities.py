@@ -39,6 +39,8 @@ GATED = actorflow.Function.model_validate(
     }
 )
 
+pytestmark = pytest.mark.usefixtures("remove_applied")
+
 
 def _workflow(name: str, node_priority: int | None = None) -> actorflow.Workflow:
     node: dict[str, Any] = {

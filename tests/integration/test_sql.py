@@ -144,6 +144,53 @@ def test_an_integrity_error_is_sql_integrity_and_on_error_can_match_it(
     assert result["after"][0]["n"] >= 1
 
 
+def test_a_sql_compensation_deletes_the_row_its_step_inserted_when_the_run_fails(
+    client: actorflow.Client, lite: Path
+) -> None:
+    """A saga over a database: each insert declares the delete that undoes it, binding
+    the step's own rendered params; a later failure leaves the table as it was."""
+    conn = _connection("lite-saga", f"sqlite:///{lite}")
+    b = WorkflowBuilder("sql-saga", version="1")
+    undo = {
+        "sql": {
+            "connection": "lite-saga",
+            "query": "delete from items where name = :name",
+            "params": {"name": "${{ step.inputs.params.name }}"},
+        }
+    }
+    first = b.sql(
+        "first",
+        conn,
+        "insert into items (name, qty) values (:name, 1)",
+        params={"name": HOSTILE},
+        compensate=undo,
+    )
+    second = b.sql(
+        "second",
+        conn,
+        "insert into items (name, qty) values (:name, 2)",
+        params={"name": "second"},
+        needs=[first],
+        compensate=undo,
+    )
+    b.shell("fail", ["sh", "-c", "exit 4"], needs=[second], retry={"max_attempts": 1})
+    client.apply([conn, b.build()])
+    with sqlite3.connect(lite) as db:
+        db.execute("insert into items (name, qty) values ('kept', 0)")
+    run = client.run("sql-saga", version="1")
+    record = run.wait(timeout=TIMEOUT)
+    assert record.status is actorflow.RunStatus.COMPENSATED, record
+    assert record.error is not None
+    assert record.error.code == "EXIT_4"
+    with sqlite3.connect(lite) as db:  # the witness: the database itself
+        assert db.execute("select name from items").fetchall() == [("kept",)]
+    nodes = {n.node: n for n in run.nodes()}
+    for node in ("first", "second"):
+        undone = nodes[node].compensation
+        assert undone is not None
+        assert undone.status is actorflow.NodeStatus.SUCCEEDED, undone
+
+
 def test_bad_sql_definitions_are_refused_at_apply_and_register_nothing(
     client: actorflow.Client, tmp_path: Path
 ) -> None:

@@ -464,3 +464,21 @@ def test_any_document_loads_or_fails_with_located_issues(docs: list[dict[str, An
     except DefinitionError as err:
         issues = err.issues
     assert all(i.file == "<string>" and i.line is not None for i in issues)
+
+
+def test_an_image_map_maps_images_and_names_the_line_of_a_bad_entry(tmp_path: Path) -> None:
+    from actorflow.definitions.convert import ImageTarget, load_image_map
+
+    good = tmp_path / "images.yaml"
+    good.write_text("alpine:3.18: {runtimeEnv: sh-env@1}\npython:3.11: {function: py@2}\n")
+    assert load_image_map(good) == {
+        "alpine:3.18": ImageTarget(runtime_env="sh-env@1"),
+        "python:3.11": ImageTarget(function="py@2"),
+    }
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("alpine: {runtimeEnv: e@1}\nbusybox: {image: x}\n")
+    with pytest.raises(DefinitionError) as err:
+        load_image_map(bad)
+    (issue,) = err.value.issues
+    assert (issue.file, issue.line, issue.field) == (str(bad), 2, "busybox")
+    assert "{function: NAME@VERSION}" in issue.message

@@ -279,3 +279,35 @@ def test_the_builder_collects_connection_models_to_register() -> None:
         bad.build()
     (issue,) = caught.value.issues
     assert issue.field == "spec.nodes[0].sql"
+
+
+def test_a_sql_compensation_runs_on_the_sql_pool_with_its_connection_pinned() -> None:
+    wf = Workflow.model_validate(
+        _node(
+            {"connection": "db", "query": "insert into t (n) values (:n)", "params": {"n": 1}},
+            compensate={
+                "sql": {
+                    "connection": "undo-db@2",
+                    "query": "delete from t where n = :n",
+                    "params": {"n": "${{ step.inputs.params.n }}"},
+                }
+            },
+        )
+    )
+    assert connection_refs(wf) == {"db@latest", "undo-db@2"}
+    assert [f.ref for f in builtin_functions(wf)] == [
+        builtin_function("sql", Resources(cpus=0.1)).ref
+    ]
+    (issue,) = check_workflow(wf, known_connections={"db@1"})
+    assert issue.field == "spec.nodes[0].compensate.sql.connection"
+    undo = Connection.model_validate(
+        {"metadata": {"name": "undo-db", "version": "2"}, "spec": {"url": "sqlite:///u.db"}}
+    )
+    versions = {f.ref: "1" for f in builtin_functions(wf)}
+    plan = compile_plan(wf, versions, connections={"db@latest": _connection(), "undo-db@2": undo})
+    (node,) = plan.nodes.values()
+    assert node.compensation is not None
+    rendered = node.compensation.inputs.render({"step": {"inputs": {"params": {"n": 7}}}})
+    assert rendered["connection"] == "undo-db@2"
+    assert rendered["query"] == "delete from t where n = :n"
+    assert rendered["params"] == {"n": 7}
