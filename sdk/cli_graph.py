@@ -158,7 +158,8 @@ def _mermaid(placed: Layout) -> str:
 
     lines = ["flowchart TD"]
     for n in placed.nodes:
-        lines.append(f'  {mid(n.id)}["{n.id}<br/>{n.kind} {n.ref or ""}"]'.replace(" <br/>", ""))
+        what = f"{n.kind} {n.ref or ''}".strip()
+        lines.append(f'  {mid(n.id)}["{n.id}<br/>{what}"]')
     for e in placed.edges:
         label = _label(e.via, e.on)
         arrow = "-.->" if e.via == "data" else "-->"
