@@ -297,9 +297,8 @@ def _pick(docs: list[yaml.Node], file: str, workflow: str | None) -> yaml.Mappin
     if not chosen:
         what = f"no native Workflow named {workflow!r}" if workflow else "no native Workflow"
         names = ", ".join(name for name, _ in found)
-        raise DefinitionError.single(
-            f"{what} in the file" + (f" (it has: {names})" if names else ""), file=file
-        )
+        hint = f" (it has: {names})" if names else " (edits write native text: convert first)"
+        raise DefinitionError.single(f"{what} in the file{hint}", file=file)
     names = ", ".join(name for name, _ in found)
     raise DefinitionError.single(
         f"the file holds several workflows ({names}): name one (--workflow)", file=file
