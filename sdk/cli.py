@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.live import Live
 
 from actorflow import _display as show
-from actorflow import cli_convert, cli_triggers
+from actorflow import cli_convert, cli_graph, cli_triggers
 from actorflow._sync import Client, Run
 from actorflow._views import NodeInfo
 from actorflow.cluster import lifecycle, wiring
@@ -81,6 +81,7 @@ app.add_typer(connections_app, name="connections")
 app.add_typer(cli_triggers.triggers_app, name="triggers")
 app.add_typer(cli_triggers.events_app, name="events")
 app.command()(cli_triggers.publish)
+cli_graph.register(app)  # `graph` and `edit`
 
 
 @app.callback()
