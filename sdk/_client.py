@@ -45,6 +45,7 @@ from actorflow.definitions.errors import (
     ActorflowError,
     ClusterUnavailableError,
     EventRejectedError,
+    InputError,
     NotFoundError,
     RunFailedError,
     TriggerError,
@@ -276,6 +277,8 @@ class AsyncClient:
         tasks wait in a busy pool's backlog (a node's own ``priority`` still wins).
         """
         priority = check_priority(priority)
+        if run_id is not None and (problem := ev.run_id_problem(run_id)):
+            raise InputError(problem)  # before anything is started or sent
         controller = await self._engine()
         name = workflow if isinstance(workflow, str) else workflow.metadata.name
         if isinstance(workflow, Workflow):

@@ -23,7 +23,7 @@ from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.registry import Registry
 from actorflow.actors.store.retry import with_retries
 from actorflow.definitions import events as ev
-from actorflow.definitions.errors import ErrorCode, NotFoundError, StepError
+from actorflow.definitions.errors import ErrorCode, InputError, NotFoundError, StepError
 from actorflow.definitions.models import Connection, Function, StepTemplate, Workflow, split_ref
 from actorflow.definitions.plan import connection_refs, function_refs, workflow_refs
 from actorflow.definitions.priorities import DEFAULT_PRIORITY, check_priority
@@ -67,6 +67,8 @@ class RunStarter:
         `priority` (0-9) overrides the workflow's for this run.
         """
         priority = check_priority(priority)
+        if run_id is not None and (problem := ev.run_id_problem(run_id)):
+            raise InputError(problem)
         if depth > self._config.max_run_depth:
             raise StepError(
                 ErrorCode.SUBWORKFLOW_DEPTH,

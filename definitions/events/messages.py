@@ -9,7 +9,7 @@ Both have defaults, so a message written before they existed still decodes.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -19,6 +19,7 @@ from pydantic import (
     model_serializer,
 )
 
+from actorflow.definitions.events.names import RUN_ID_PATTERN
 from actorflow.definitions.events.values import (
     ConcurrencyRef,
     ControlAction,
@@ -217,7 +218,7 @@ class StartRunRequest(Message):
     names the run, so repeating a request whose reply was lost starts one run."""
 
     type: Literal["StartRunRequest"] = "StartRunRequest"
-    run_id: str
+    run_id: Annotated[str, Field(pattern=RUN_ID_PATTERN)]
     workflow: str
     version: str | None = None
     inputs: dict[str, JsonValue] = Field(default_factory=dict)

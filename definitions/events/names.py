@@ -148,6 +148,22 @@ START_SUBJECT = "af.start"
 """Request/reply: a `StartRunRequest` in, a `StartRunReply` out (the controller answers)."""
 
 
+RUN_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,128}$"
+"""A run id is one token of every subject and KV key it names: letters, digits, '_' and
+'-' only (no '.', '*', '>', space or control character), at most 128 of them."""
+_RUN_ID = re.compile(RUN_ID_PATTERN)
+
+
+def run_id_problem(run_id: str) -> str | None:
+    """Why `run_id` cannot name a run, or None when it can."""
+    if _RUN_ID.fullmatch(run_id):
+        return None
+    return (
+        f"run_id {run_id[:80]!r} is not 1-128 letters, digits, '_' or '-' "
+        "(it becomes a token of NATS subjects and KV keys)"
+    )
+
+
 def new_run_id(workflow: str) -> str:
     """A fresh run id: the workflow's name and 40 random bits. Whoever starts a run names
     it, so that a start repeated after a lost reply starts the same run."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import ray
 
 import actorflow
 from actorflow import NodeInfo, RunFailedError, RunStatus, WorkflowBuilder
@@ -209,6 +210,19 @@ def test_same_run_id_starts_one_run(client: actorflow.Client) -> None:
     first.result(timeout=TIMEOUT)
     assert len(first.nodes()) == 1
     assert first.nodes()[0].attempt == 1
+
+
+def test_a_run_id_that_is_no_subject_token_is_refused_and_starts_nothing(
+    client: actorflow.Client,
+) -> None:
+    before = {r.run_id for r in client.runs(workflow="idem")}
+    for bad in ("idem.x", "idem >", "idem-*"):
+        with pytest.raises(actorflow.InputError, match="run_id"):
+            client.run("idem", run_id=bad)
+    # The controller refuses it too, whoever asks (here: over Ray, as the SDK's fallback).
+    with pytest.raises(actorflow.InputError, match="run_id"):
+        ray.get(client._async._controller.start_run.remote("idem", {}, "1", "idem.y", None))
+    assert {r.run_id for r in client.runs(workflow="idem")} == before
 
 
 def test_inputs_are_checked_before_anything_starts(client: actorflow.Client) -> None:

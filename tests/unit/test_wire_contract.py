@@ -522,3 +522,21 @@ def test_engine_codes_are_spelled_only_in_the_enum() -> None:
 def test_a_handler_code_is_no_engine_code() -> None:
     with pytest.raises(ValueError, match="DB_DOWN"):
         ErrorCode("DB_DOWN")
+
+
+@pytest.mark.parametrize(
+    "run_id", ["a.b", "a b", "x>", "a*", "", "x" * 129, "run\n1", "é", "a/b", "$KV"]
+)
+def test_a_run_id_that_would_break_a_subject_is_refused_in_a_start(run_id: str) -> None:
+    assert ev.run_id_problem(run_id) is not None
+    data = ev.encode(ev.StartRunRequest.model_construct(run_id=run_id, workflow="w"))
+    with pytest.raises(ev.DecodeError):
+        ev.decode(ev.StartRunRequest, data)
+
+
+@given(st.from_regex(ev.RUN_ID_PATTERN, fullmatch=True))
+def test_every_accepted_run_id_is_one_subject_token(run_id: str) -> None:
+    assert ev.run_id_problem(run_id) is None
+    subject = ev.run_subject(run_id, ev.DECISIONS)
+    assert subject.split(".") == ["af", "run", run_id, ev.DECISIONS]
+    assert ev.run_id_problem(ev.new_run_id("wf")) is None  # the ids the SDK makes
