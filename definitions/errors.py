@@ -91,7 +91,13 @@ class ExpressionError(DefinitionError):
     def __init__(self, expression: str, reason: str, *, field: str | None = None) -> None:
         self.expression = expression
         self.reason = reason
-        super().__init__([DefinitionIssue(f"expression {expression!r}: {reason}", field=field)])
+        shown = (
+            expression
+            if len(expression) <= 200
+            else f"{expression[:200]}… ({len(expression)} chars)"
+        )
+        reason = reason if len(reason) <= 1000 else f"{reason[:1000]}…"
+        super().__init__([DefinitionIssue(f"expression {shown!r}: {reason}", field=field)])
 
 
 class NotFoundError(ActorflowError):

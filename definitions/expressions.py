@@ -37,6 +37,11 @@ def strip_braces(source: str) -> str:
     return whole.group(1) if whole else source
 
 
+MAX_EXPRESSION_LENGTH = 8192
+"""Longer expressions are refused before CEL parses them (its native parser can overflow
+its stack on a few hundred thousand characters); no real condition comes near."""
+
+
 def is_expression(value: Any) -> bool:
     return isinstance(value, str) and _EXPR.search(value) is not None
 
@@ -53,6 +58,12 @@ class Expression:
         text = source.strip()
         if not text:
             raise ExpressionError(source, "empty expression", field=field)
+        if len(text) > MAX_EXPRESSION_LENGTH:  # the CEL parser's stack is not ours to risk
+            raise ExpressionError(
+                text,
+                f"longer than {MAX_EXPRESSION_LENGTH} characters: compute it in a step",
+                field=field,
+            )
         try:
             return cls(text, _program(text))
         except Exception as exc:  # cel raises plain ValueError / RuntimeError subclasses

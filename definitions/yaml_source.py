@@ -65,21 +65,45 @@ class SourceDocument:
         return DefinitionIssue(message, self.file, self.line(path), render(path) or None)
 
 
+MAX_TEXT = 8 * 2**20
+"""Characters of one definition text: far above any real workflow, far below a bomb."""
+MAX_DEPTH = 64
+"""Nesting of mappings and lists: deeper documents are refused before anything recurses
+over them (pydantic, the JSON encoder, CEL's value conversion)."""
+MAX_NODES = 200_000
+"""Values of one document once its aliases are expanded: a "billion laughs" text is small,
+its expansion is not."""
+
+
 def compose(text: str, file: str) -> tuple[list[SourceDocument], list[DefinitionIssue]]:
-    """Every non-empty document of `text`, and the YAML-level issues (syntax, duplicate keys)."""
+    """Every non-empty document of `text`, and the YAML-level issues (syntax, duplicate
+    keys, and the limits above: a document past one is refused, not constructed)."""
     docs: list[SourceDocument] = []
     issues: list[DefinitionIssue] = []
-    loader = SafeLoader(text)
+    if len(text) > MAX_TEXT:
+        size = f"{len(text) / 2**20:.1f} MiB"
+        return [], [DefinitionIssue(f"too large ({size}; at most {MAX_TEXT // 2**20} MiB)", file)]
+    try:
+        loader = SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # checked when the loader is made: NUL, controls…
+        at = text.count("\n", 0, exc.position) + 1
+        why = f"not YAML text: {exc.reason} (#x{exc.character:04x})"
+        return [], [DefinitionIssue(why, file, at)]
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 break
+            if (problem := _beyond_limits(node)) is not None:
+                issues.append(DefinitionIssue(problem, file, node.start_mark.line + 1))
+                continue
             lines: dict[FieldPath, int] = {}
             issues += index(node, (), lines, file, set())
             data = loader.construct_document(node)
             if data is not None:
                 docs.append(SourceDocument(data, node, file, lines))
+    except RecursionError:  # PyYAML's composer recurses per level, before we can look
+        issues.append(DefinitionIssue(f"nested deeper than {MAX_DEPTH} levels", file))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -90,6 +114,34 @@ def compose(text: str, file: str) -> tuple[list[SourceDocument], list[Definition
     finally:
         loader.dispose()
     return docs, issues
+
+
+def _beyond_limits(root: yaml.Node) -> str | None:
+    """Why a composed document is too deep or expands too far, or None. Iterative, and
+    each distinct node is measured once (an alias's expansion is counted, not walked)."""
+    size: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        children = _children(node)
+        if done:
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)
+            if size[id(node)] > MAX_NODES:
+                return f"expands to more than {MAX_NODES} values (aliases included)"
+        elif id(node) not in size:
+            stack.append((node, depth, True))
+            stack += [(c, depth + 1, False) for c in children if id(c) not in size]
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def index(
