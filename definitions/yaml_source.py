@@ -94,7 +94,7 @@ def compose(text: str, file: str) -> tuple[list[SourceDocument], list[Definition
             node = loader.get_node()
             if node is None:
                 break
-            if (problem := _beyond_limits(node)) is not None:
+            if (problem := beyond_limits(node)) is not None:
                 issues.append(DefinitionIssue(problem, file, node.start_mark.line + 1))
                 continue
             lines: dict[FieldPath, int] = {}
@@ -116,7 +116,7 @@ def compose(text: str, file: str) -> tuple[list[SourceDocument], list[Definition
     return docs, issues
 
 
-def _beyond_limits(root: yaml.Node) -> str | None:
+def beyond_limits(root: yaml.Node) -> str | None:
     """Why a composed document is too deep or expands too far, or None. Iterative, and
     each distinct node is measured once (an alias's expansion is counted, not walked)."""
     size: dict[int, int] = {}

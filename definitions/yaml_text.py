@@ -31,7 +31,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from actorflow.definitions.errors import DefinitionError, DefinitionIssue
 from actorflow.definitions.models import API_VERSION
-from actorflow.definitions.yaml_source import MERGE_TAG, SafeLoader, index
+from actorflow.definitions.yaml_source import MAX_TEXT, MERGE_TAG, SafeLoader, beyond_limits, index
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -247,13 +247,21 @@ def render_flow(value: Any) -> str:
 
 
 def _compose(text: str, file: str) -> list[yaml.Node]:
+    """The documents' node trees, refused past the native loader's limits (size, depth,
+    alias expansion) so that an edit never constructs a bomb."""
+    if len(text) > MAX_TEXT:
+        raise DefinitionError.single(f"too large (at most {MAX_TEXT // 2**20} MiB)", file=file)
     loader = _Loader(text)
     docs: list[yaml.Node] = []
     try:
         while loader.check_node():
             node = loader.get_node()
-            if node is not None:
-                docs.append(node)
+            if node is None:
+                continue
+            if (problem := beyond_limits(node)) is not None:
+                line = node.start_mark.line + 1
+                raise DefinitionError.single(problem, file=file, line=line)
+            docs.append(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

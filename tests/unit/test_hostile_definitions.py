@@ -85,3 +85,13 @@ def test_an_argo_bomb_is_refused_like_a_native_one() -> None:
         "spec:\n  entrypoint: main\n  x:\n" + "\n".join(lines) + "\n"
     )
     assert "expands to more than" in _issue(text, "argo.yaml")
+
+
+def test_a_graph_edit_refuses_a_bomb_and_changes_nothing() -> None:
+    from actorflow.definitions.edit import add_dependency
+
+    text = _laughs(9)
+    with pytest.raises(DefinitionError, match="expands to more than"):
+        add_dependency(text, "a", "b")
+    with pytest.raises(DefinitionError, match="nesting depth|nested deeper"):
+        add_dependency(HEAD + "spec: " + "[" * 100_000 + "]" * 100_000 + "\n", "a", "b")
