@@ -79,3 +79,21 @@ def test_pool_replaces_a_killed_replica(engine: fs.Engine, tmp_path: Path) -> No
     fs.wait_for(lambda: victim not in fs.named("af-fn-fsolo-"), 10, "the replica to die")
     run = c.run("fsolorun", {"ledger": str(ledger)}, version="1")
     assert run.result(timeout=30) == {"one": 1}
+
+
+@pytest.mark.timeout(90)
+def test_a_step_longer_than_the_ack_wait_runs_once(engine: fs.Engine, tmp_path: Path) -> None:
+    """A step three ack waits long (the engine's `task_ack_wait` is 3 s) is kept alive by
+    its replica's progress acks: never redelivered, run once, completed once."""
+    seconds = 3 * engine.settings.task_ack_wait
+    ledger = tmp_path / "ledger"
+    run = engine.client.run("fslowrun", {"ledger": str(ledger), "seconds": seconds}, version="1")
+    assert run.result(timeout=60) == {"s": "slept:s", "t": 1}
+    key = f"{run.run_id}.s.1"
+    notes = [n for n in fs.ledger(ledger) if n.key == key]
+    assert [n.what for n in notes] == ["start", "done"]  # the witness: one execution
+    assert notes[1].at - notes[0].at >= seconds  # it really outlived the ack wait
+    events = fs.replayed(engine.url, run.run_id)
+    completed = [e for e in events if isinstance(e, ev.TaskCompleted) and e.task.node == "s"]
+    assert len(completed) == 1
+    assert {n.key: n for n in run.nodes()}["s"].attempt == 1
