@@ -36,7 +36,7 @@ from actorflow.definitions.graph_ops import (
     UpdateNode,
 )
 from actorflow.definitions.loader import issues_from_validation
-from actorflow.definitions.models import NeedKind, Workflow
+from actorflow.definitions.models import NODE_KINDS, NeedKind, Workflow
 from actorflow.definitions.yaml_source import line_of, parse_field
 from actorflow.definitions.yaml_text import (
     Splice,
@@ -66,18 +66,6 @@ __all__ = [
     "update_node",
 ]
 
-_KIND_KEYS = (
-    "function",
-    "shell",
-    "http",
-    "sql",
-    "workflow",
-    "sleep",
-    "wait",
-    "approval",
-    "value",
-    "template",
-)
 _OPS: TypeAdapter[list[GraphOp]] = TypeAdapter(list[GraphOp])
 
 
@@ -433,7 +421,7 @@ def _add_need(
     if "needs" in old:
         new = {**old, "needs": [*entries, entry]}
     else:  # the new field goes right after the node's kind (`function: ...`)
-        kind = [key for key in old if key in _KIND_KEYS] or ["id"]
+        kind: list[str] = [key for key in old if key in NODE_KINDS] or ["id"]
         at = list(old).index(kind[0]) + 1
         items = list(old.items())
         new = dict([*items[:at], ("needs", [entry]), *items[at:]])

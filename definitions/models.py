@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
@@ -294,19 +294,8 @@ NodeKind = Literal[
     "template",
     "fail",
 ]
-_NODE_KINDS: Final = (
-    "function",
-    "shell",
-    "http",
-    "sql",
-    "workflow",
-    "sleep",
-    "wait",
-    "approval",
-    "value",
-    "template",
-    "fail",
-)
+NODE_KINDS: Final[tuple[NodeKind, ...]] = get_args(NodeKind)
+"""The node fields of which a node has exactly one."""
 
 
 class ShellSpec(_Model):
@@ -613,10 +602,10 @@ class NodeSpec(_Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> NodeSpec:
-        kinds = [k for k in _NODE_KINDS if getattr(self, k) is not None]
+        kinds = [k for k in NODE_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
-                f"a node needs exactly one of {', '.join(_NODE_KINDS)}"
+                f"a node needs exactly one of {', '.join(NODE_KINDS)}"
                 + (f" (got {', '.join(kinds)})" if kinds else "")
             )
         runs_task = kinds[0] in ("function", "shell", "http", "sql", "workflow")
@@ -665,7 +654,7 @@ class NodeSpec(_Model):
 
     @property
     def kind(self) -> NodeKind:
-        kind: NodeKind = next(k for k in _NODE_KINDS if getattr(self, k) is not None)
+        kind: NodeKind = next(k for k in NODE_KINDS if getattr(self, k) is not None)
         return kind
 
 

@@ -300,27 +300,22 @@ def applied_table(results: list[Applied], existed: Collection[tuple[str, str, st
 
 
 def workflows_table(workflows: Iterable[Workflow]) -> Table:
-    table = Table("workflow", "version", "nodes", "inputs", "description")
-    for wf in sorted(workflows, key=lambda w: (w.metadata.name, w.metadata.version)):
-        table.add_row(
-            wf.metadata.name,
-            wf.metadata.version,
-            str(len(wf.spec.nodes)),
-            ", ".join(wf.spec.inputs) or "-",
-            wf.metadata.description,
-        )
-    return table
+    return _graphs_table("workflow", workflows)
 
 
 def templates_table(templates: Iterable[StepTemplate]) -> Table:
-    table = Table("template", "version", "nodes", "inputs", "description")
-    for t in sorted(templates, key=lambda t: (t.metadata.name, t.metadata.version)):
+    return _graphs_table("template", templates)
+
+
+def _graphs_table(kind: str, definitions: Iterable[Workflow | StepTemplate]) -> Table:
+    table = Table(kind, "version", "nodes", "inputs", "description")
+    for d in sorted(definitions, key=lambda d: (d.metadata.name, d.metadata.version)):
         table.add_row(
-            t.metadata.name,
-            t.metadata.version,
-            str(len(t.spec.nodes)),
-            ", ".join(t.spec.inputs) or "-",
-            t.metadata.description,
+            d.metadata.name,
+            d.metadata.version,
+            str(len(d.spec.nodes)),
+            ", ".join(d.spec.inputs) or "-",
+            d.metadata.description,
         )
     return table
 
