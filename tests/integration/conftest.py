@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -160,6 +161,26 @@ def cli_env(settings: Settings, ray_address: str) -> dict[str, str]:
         RAY_USAGE_STATS_ENABLED="0",
     )
     return env
+
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli(cli_env: dict[str, str]) -> Cli:
+    """`actorflow ARGS…` in a subprocess on the session's cluster, 250 columns wide."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "actorflow.cli", *args],
+            env={**cli_env, "COLUMNS": "250"},
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    return run
 
 
 StartRun = Callable[..., actorflow.Run]

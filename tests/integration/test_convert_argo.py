@@ -4,6 +4,9 @@ workflow for the test: Argo shows them per node, the native run per workflow).""
 
 from __future__ import annotations
 
+import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,8 @@ from actorflow import NodeStatus, RunStatus
 from actorflow.definitions.convert import convert
 from actorflow.definitions.loader import load_text
 from actorflow.definitions.yaml_source import compose
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]  # the conftest fixture
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "argo"  # ../shared
 TIMEOUT = 120
@@ -176,24 +181,10 @@ def test_retry_strategy_retries_until_the_step_succeeds(client: actorflow.Client
 
 
 def test_the_cli_applies_and_runs_an_argo_file_as_it_stands(
-    client: actorflow.Client, cli_env: dict[str, str], tmp_path: Path
+    client: actorflow.Client, cli: Cli, tmp_path: Path
 ) -> None:
     """`apply -f` of an untouched corpus file (detected, converted on the way), then
     `run --wait`; `convert -o` writes the same definitions as native YAML."""
-    import json
-    import subprocess
-    import sys
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "actorflow.cli", *args],
-            env={**cli_env, "COLUMNS": "200"},
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-
     source = CORPUS / "hello-world.yaml"
     applied = cli("apply", "-f", str(source))
     assert applied.returncode == 0, applied.stderr

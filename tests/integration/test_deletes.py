@@ -5,12 +5,14 @@ what it resolved when it began."""
 from __future__ import annotations
 
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import actorflow
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]  # the conftest fixture
 
 STEPS_DIR = Path(__file__).parent / "steps"
 DEFINITIONS = f"""
@@ -104,7 +106,7 @@ def test_each_kind_is_refused_while_named_and_deleted_once_nothing_does(
 
 
 def test_the_cli_lists_and_deletes_connections_and_templates(
-    client: actorflow.Client, tmp_path: Path, cli_env: dict[str, str]
+    client: actorflow.Client, tmp_path: Path, cli: Cli
 ) -> None:
     secret = tmp_path / "pw"
     secret.write_text("s3cret-value")
@@ -118,16 +120,6 @@ def test_the_cli_lists_and_deletes_connections_and_templates(
         }
     )
     client.apply(conn)
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "actorflow.cli", *args],
-            env={**cli_env, "COLUMNS": "250"},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
 
     listing = cli("connections", "list")
     assert listing.returncode == 0, listing.stderr

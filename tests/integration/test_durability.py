@@ -7,7 +7,6 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,8 @@ import pytest
 
 import actorflow
 from actorflow import ControlError, NotFoundError, RunFailedError, RunStatus, WorkflowBuilder
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]  # the conftest fixture
 
 TIMEOUT = 120
 StartRun = Callable[..., actorflow.Run]  # the conftest fixtures
@@ -210,23 +211,13 @@ def test_control_from_outside_over_nats(
 
 
 def test_cli_controls_and_shows_guidance(
-    client: actorflow.Client, cli_env: dict[str, str], start_run: StartRun, wait_status: WaitStatus
+    client: actorflow.Client, cli: Cli, start_run: StartRun, wait_status: WaitStatus
 ) -> None:
     b = WorkflowBuilder("cli-manual", version="1")
     b.node("f", "flaky@1", inputs={"code": "NEEDS_HUMAN"})
     b.on_error("default", {"action": "manual", "guidance": "call the on-call DBA"})
     run = start_run(b)
     wait_status(run, RunStatus.INTERRUPTED)
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "actorflow.cli", *args],
-            check=False,
-            env={**cli_env, "COLUMNS": "200"},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
 
     shown = cli("runs", "show", run.run_id)
     assert shown.returncode == 0

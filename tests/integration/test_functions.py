@@ -8,7 +8,6 @@ The cluster (see conftest) has a head node, a node with two logical GPUs and a n
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +19,8 @@ import ray
 
 import actorflow
 from actorflow.definitions import events as ev
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]  # the conftest fixture
 
 HANDLERS = "af_test_steps"
 STEPS_DIR = Path(__file__).parent / "steps"
@@ -287,20 +288,8 @@ def test_replacing_replicas_lets_in_flight_tasks_finish_once(client: actorflow.C
     assert set(started.values()) == {1}  # drained, not killed: nothing ran twice
 
 
-def test_functions_cli_lists_and_refuses_bad_deletes(
-    client: actorflow.Client, cli_env: dict[str, str]
-) -> None:
+def test_functions_cli_lists_and_refuses_bad_deletes(client: actorflow.Client, cli: Cli) -> None:
     client.apply([fn("cli-del", "noop", replicas=2), one_node("cli-del-wf", "cli-del@1")])
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "actorflow.cli", *args],
-            env={**cli_env, "COLUMNS": "250"},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
 
     listing = cli("functions", "list")
     assert listing.returncode == 0, listing.stderr
