@@ -25,6 +25,7 @@ from actorflow.triggers.service import TriggerService
 log = logging.getLogger(__name__)
 
 _embedded_nats: dict[Path, str] = {}
+_dashboard: dict[str, str] = {}
 
 
 def state_file(settings: Settings) -> Path:
@@ -65,7 +66,10 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
     """Join or start Ray. `log_to_driver=False` is for CLIs: no worker logs, no Ray warnings."""
     if ray.is_initialized():
         return
-    address = settings.ray_address or read_state(settings).get("ray", {}).get("address")
+    up = read_state(settings).get("ray", {})
+    address = settings.ray_address or up.get("address")
+    if not settings.ray_address and up.get("dashboard"):
+        _dashboard["url"] = str(up["dashboard"])
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address:
         _check_reachable(address, settings.connect_timeout)
@@ -78,17 +82,28 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
                 logging_level=logging.WARNING if log_to_driver else logging.ERROR,
             )
         else:
-            ray.init(
+            # The dashboard (and with it `ray.util.state`) on, to this machine only; Ray
+            # takes 8265 or, when that is taken, the next free port.
+            context = ray.init(
                 address="local",  # never join a cluster some `ray start` left on the machine
                 namespace=settings.namespace,
                 num_cpus=settings.ray_num_cpus,
                 num_gpus=settings.ray_num_gpus,
-                include_dashboard=False,
+                include_dashboard=True,
+                dashboard_host="127.0.0.1",
                 log_to_driver=log_to_driver,
                 logging_level=logging.WARNING if log_to_driver else logging.ERROR,
             )
+            if context.dashboard_url:
+                _dashboard["url"] = f"http://{context.dashboard_url}"
+                log.info("Ray dashboard at %s", _dashboard["url"])
     except Exception as exc:
         raise ClusterUnavailableError("Ray", address or "local", str(exc)) from exc
+
+
+def dashboard_url() -> str:
+    """The Ray dashboard's URL when this program started Ray or `actorflow up` did."""
+    return _dashboard.get("url", "")
 
 
 def _check_reachable(address: str, timeout: float) -> None:

@@ -14,7 +14,7 @@ Example:
 from actorflow._client import AsyncClient, AsyncRun, PublishResult, TriggerInfo
 from actorflow._sync import Client, Run
 from actorflow._views import AttemptInfo, NodeInfo
-from actorflow.actors.controller.results import Applied, ControlAccepted
+from actorflow.actors.controller.results import Applied, ControlAccepted, EngineInfo
 from actorflow.actors.functions.context import StepContext
 from actorflow.actors.functions.pools import PoolStatus
 from actorflow.builder import NodeHandle, WorkflowBuilder, function
@@ -80,6 +80,7 @@ __all__ = [
     "ConvertOptions",
     "DefinitionError",
     "DefinitionIssue",
+    "EngineInfo",
     "ErrorCode",
     "ErrorInfo",
     "ErrorPolicy",

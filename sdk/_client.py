@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from actorflow._views import NodeInfo, node_infos
 from actorflow.actors.controller import request_start
-from actorflow.actors.controller.results import Applied, ControlAccepted
+from actorflow.actors.controller.results import Applied, ControlAccepted, EngineInfo
 from actorflow.actors.functions.pools import PoolStatus
 from actorflow.actors.run.history import replay
 from actorflow.actors.run.state import RunState
@@ -244,6 +244,12 @@ class AsyncClient:
 
     async def functions(self) -> list[Function]:
         return await (await Registry.open(await self._jetstream())).functions()
+
+    async def engine_info(self) -> EngineInfo:
+        """Where the engine is and what it serves: its ``/metrics`` URL (or why there is
+        none) and the Ray dashboard's."""
+        info: EngineInfo = await _call((await self._engine()).info.remote())
+        return info.model_copy(update={"dashboard_url": wiring.dashboard_url()})
 
     async def pools(self) -> list[PoolStatus]:
         """Every function pool: replicas, bounds, queue, placement and health."""

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from actorflow._client import AsyncClient, AsyncRun, Definitions, PublishResult, TriggerInfo
 from actorflow._views import NodeInfo
-from actorflow.actors.controller.results import Applied, ControlAccepted
+from actorflow.actors.controller.results import Applied, ControlAccepted, EngineInfo
 from actorflow.actors.functions.pools import PoolStatus
 from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
@@ -154,6 +154,11 @@ class Client:
 
     def functions(self) -> list[Function]:
         return self._call(self._async.functions())
+
+    def engine_info(self) -> EngineInfo:
+        """Where the engine is and what it serves: its ``/metrics`` URL (or why there is
+        none) and the Ray dashboard's."""
+        return self._call(self._async.engine_info())
 
     def pools(self) -> list[PoolStatus]:
         return self._call(self._async.pools())

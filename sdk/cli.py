@@ -140,9 +140,10 @@ def status() -> None:
             "ACTORFLOW_RAY_ADDRESS and ACTORFLOW_NATS_URL to join one"
         )
     with _client() as client:
+        info = client.engine_info()
         out.print(f"[bold]NATS[/bold]       {client.nats_url}")
-        if "ray" in recorded and not settings.ray_address:
-            out.print(f"[bold]dashboard[/bold]  {recorded['ray'].get('dashboard', '-')}")
+        out.print(f"[bold]dashboard[/bold]  {info.dashboard_url or '-'}")
+        out.print(f"[bold]metrics[/bold]    {info.metrics_url or info.metrics_error or 'off'}")
         nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
         out.print(show.ray_nodes_table(nodes))
         out.print(show.streams_table(client.stream_stats()))

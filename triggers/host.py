@@ -124,6 +124,9 @@ class TriggerHost:
         self._reload_lock = asyncio.Lock()
 
     # --- actor methods ---------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"TriggerHost({len(self._runners)} triggers)"
+
     async def start(self) -> None:
         async with self._start_lock:
             if self._started:

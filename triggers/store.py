@@ -15,12 +15,11 @@ from datetime import datetime
 from typing import Literal
 
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
 from nats.js.kv import KeyValue
 from pydantic import Field
 
 from actorflow.actors.store.errors import NOT_FOUND
-from actorflow.actors.store.streams import read_stream
+from actorflow.actors.store.streams import read_kv_values, read_trigger_stats
 from actorflow.definitions import events as ev
 from actorflow.definitions.models import EventType, Trigger
 
@@ -48,21 +47,8 @@ async def bucket(js: JetStreamContext) -> KeyValue:
 
 
 async def _values(js: JetStreamContext, family: ev.TriggerKeyFamily) -> dict[str, bytes]:
-    """Latest value of each live key of `family`, by name (one pass; deleted keys left out)."""
-    prefix = ev.trigger_keys_prefix(family)
-    out: dict[str, bytes] = {}
-    async for msg in read_stream(
-        js,
-        ev.kv_stream(ev.KV_TRIGGERS),
-        ev.kv_filter(ev.KV_TRIGGERS, prefix),
-        DeliverPolicy.LAST_PER_SUBJECT,
-    ):
-        key = ev.kv_key(ev.KV_TRIGGERS, msg.subject, prefix)
-        if msg.headers and msg.headers.get(ev.KV_OPERATION):
-            out.pop(key, None)
-            continue
-        out[key] = msg.data
-    return out
+    """Latest value of each live key of `family`, by name."""
+    return await read_kv_values(js, ev.KV_TRIGGERS, ev.trigger_keys_prefix(family))
 
 
 async def triggers(js: JetStreamContext) -> dict[str, TriggerRecord]:
@@ -77,7 +63,7 @@ async def event_types(js: JetStreamContext) -> dict[str, EventType]:
 
 
 async def stats(js: JetStreamContext) -> dict[str, ev.TriggerStats]:
-    return {k: ev.decode(ev.TriggerStats, v) for k, v in (await _values(js, ev.STATS_KEYS)).items()}
+    return await read_trigger_stats(js)
 
 
 async def get_trigger(kv: KeyValue, name: str) -> TriggerRecord | None:

@@ -5,8 +5,8 @@ JetStream — definitions from the KV bucket, function pools from the definition
 unfinished run from the runs bucket — so a restart of the whole cluster resumes work
 without anyone asking. Each job lives in a service of its own: definitions
 (`DefinitionService`), function pools (`PoolManager`), starting runs (`RunStarter`),
-control requests (`ControlService`), the triggers plugin (`PluginHost`), and the run
-actors (`RunSupervisor`).
+control requests (`ControlService`), the triggers plugin (`PluginHost`), the run actors
+(`RunSupervisor`) and the metrics (`MetricsService`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from actorflow.actors.controller.control import ControlService
 from actorflow.actors.controller.definitions import DefinitionService
 from actorflow.actors.controller.plugins import ControllerPlugin, PluginFactory, PluginHost
 from actorflow.actors.controller.pool_state import PoolManager
-from actorflow.actors.controller.results import Applied, ControlAccepted, Deleted
+from actorflow.actors.controller.results import Applied, ControlAccepted, Deleted, EngineInfo
 from actorflow.actors.controller.starter import RunStarter
 from actorflow.actors.functions.pools import PoolStatus
+from actorflow.actors.metrics import MetricsService
 from actorflow.actors.run import signals
 from actorflow.actors.run.supervisor import RunSupervisor
 from actorflow.actors.store.jetstream import connect, ensure_infrastructure
@@ -46,6 +47,7 @@ class _Services:
     starter: RunStarter
     control: ControlService
     signals: asyncio.Task[None]
+    metrics: MetricsService
 
 
 class Controller:
@@ -65,7 +67,7 @@ class Controller:
             raise RuntimeError("the controller is not started")
         return self._services
 
-    async def start(self) -> dict[str, Any]:
+    async def start(self) -> EngineInfo:
         """Idempotent: connect, create infrastructure, restore pools, recover runs."""
         async with self._start_lock:
             if self._services is not None:
@@ -87,6 +89,8 @@ class Controller:
             await nc.subscribe(ev.START_SUBJECT, cb=starter.on_request)
             routing = asyncio.create_task(signals.route(js, control.wake))
             await self._plugin.start(self._config, js)
+            metrics = MetricsService(js, self._config, pools.describe)
+            await metrics.start()
             self._services = _Services(
                 nc=nc,
                 pools=pools,
@@ -95,18 +99,21 @@ class Controller:
                 starter=starter,
                 control=control,
                 signals=routing,
+                metrics=metrics,
             )
             log.info("controller started; recovered %d unfinished runs", recovered)
             return self.info()
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> EngineInfo:
         s = self._services
-        return {
-            "nats_url": self._config.nats_url,
-            "run_actors": self._config.run_actors,
-            "active_runs": s.runs.active if s else 0,
-            "autoscale_rounds": s.pools.autoscale_rounds if s else 0,
-        }
+        return EngineInfo(
+            nats_url=self._config.nats_url,
+            run_actors=self._config.run_actors,
+            active_runs=s.runs.active if s else 0,
+            autoscale_rounds=s.pools.autoscale_rounds if s else 0,
+            metrics_url=s.metrics.url if s else "",
+            metrics_error=s.metrics.error if s else "",
+        )
 
     # --- definitions and pools ------------------------------------------------------------
     async def apply(self, documents: list[dict[str, Any]]) -> list[Applied]:
@@ -149,6 +156,7 @@ class Controller:
         if s is None:
             return
         s.signals.cancel()
+        await s.metrics.close()
         await s.pools.shutdown()
         s.runs.shutdown()
         await s.nc.drain()

@@ -39,3 +39,15 @@ class ControlAccepted(_Result):
     run_id: str
     action: ev.ControlAction
     id: str
+
+
+class EngineInfo(_Result):
+    """Where the engine is and what it serves (`actorflow status`, `Client.engine_info`)."""
+
+    nats_url: str
+    run_actors: int
+    active_runs: int
+    autoscale_rounds: int = 0
+    metrics_url: str = ""  # empty: no endpoint (port 0, or taken: see metrics_error)
+    metrics_error: str = ""
+    dashboard_url: str = ""  # the Ray dashboard, when this program knows it

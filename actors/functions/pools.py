@@ -115,6 +115,7 @@ class FunctionPool:
         self._config = config
         self._js = js
         self._replicas: dict[str, _Replica] = {}
+        self._serial = 0  # replicas this pool has created: each one's number in the dashboard
         self._draining: dict[str, _Replica] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._scaler = Scaler(desired=0)
@@ -258,10 +259,11 @@ class FunctionPool:
 
     # --- replicas --------------------------------------------------------------------------
     async def _add_replica(self) -> None:
+        self._serial += 1
         name = f"af-fn-{self.function.metadata.name}-{self.function.metadata.version}-" + (
             secrets.token_hex(3)
         )
-        replica = _Replica(name, self._new_handle(name))
+        replica = _Replica(name, self._new_handle(name, self._serial))
         self._replicas[name] = replica
         try:
             replica.placement = await asyncio.wait_for(
@@ -285,7 +287,7 @@ class FunctionPool:
         finally:
             self._replicas.pop(replica.name, None)
 
-    def _new_handle(self, name: str) -> Any:
+    def _new_handle(self, name: str, serial: int) -> Any:
         """The one place a replica is created: with its function's resources, labels,
         environment and level, in the engine's namespace."""
         spec = self.function.spec
@@ -312,7 +314,7 @@ class FunctionPool:
             )
         payload = self.function.model_dump(mode="json", by_alias=True)
         remote: Any = ray.remote(FunctionReplica)
-        return remote.options(**options).remote(payload, self._config, name)
+        return remote.options(**options).remote(payload, self._config, name, serial)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -48,11 +48,14 @@ _DRAIN_WAIT = WATCH_TIMEOUT * 2 + 1.0  # the pull loop notices a stop and closes
 class FunctionReplica:
     """One replica; wrapped by `ray.remote` with the function's resources in `pools.py`."""
 
-    def __init__(self, function: dict[str, Any], config: EngineConfig, name: str) -> None:
+    def __init__(
+        self, function: dict[str, Any], config: EngineConfig, name: str, serial: int = 0
+    ) -> None:
         self._function = Function.model_validate(function)
         self._checks = _Checks.of(self._function)
         self._config = config
         self._name = name
+        self._serial = serial
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._blobs: BlobStore | None = None
@@ -76,7 +79,8 @@ class FunctionReplica:
         self._shipper: LogShipper | None = None
 
     def __repr__(self) -> str:
-        return f"FunctionReplica({self._name})"
+        meta = self._function.metadata
+        return f"Replica({meta.name}@{meta.version} #{self._serial})"
 
     async def start(self) -> dict[str, Any]:
         """Import the handler (an import error surfaces to `apply`), then start pulling."""

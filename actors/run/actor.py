@@ -62,7 +62,8 @@ class RunActor:
         self._drivers: dict[str, _Driver] = {}
 
     def __repr__(self) -> str:
-        return f"RunActor({self._name})"
+        runs = len(self._drivers)
+        return f"RunActor({self._name}, {runs} run{'' if runs == 1 else 's'})"
 
     async def start(self) -> str:
         self._nc = await connect(self._config.nats_url, name=self._name)

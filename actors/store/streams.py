@@ -77,3 +77,24 @@ async def read_record(js: JetStreamContext, run_id: str) -> ev.RunRecord:
     with not_found_as("run", run_id):
         entry = await kv.get(run_id)
     return ev.decode(ev.RunRecord, entry.value or b"")
+
+
+async def read_kv_values(js: JetStreamContext, bucket: str, prefix: str = "") -> dict[str, bytes]:
+    """Latest value of each live key of `bucket` under `prefix`, by the key's rest (one
+    pass; deleted and purged keys left out)."""
+    out: dict[str, bytes] = {}
+    async for msg in read_stream(
+        js, ev.kv_stream(bucket), ev.kv_filter(bucket, prefix), DeliverPolicy.LAST_PER_SUBJECT
+    ):
+        key = ev.kv_key(bucket, msg.subject, prefix)
+        if msg.headers and msg.headers.get(ev.KV_OPERATION):
+            out.pop(key, None)
+            continue
+        out[key] = msg.data
+    return out
+
+
+async def read_trigger_stats(js: JetStreamContext) -> dict[str, ev.TriggerStats]:
+    """Every trigger's counts, as its host last wrote them."""
+    values = await read_kv_values(js, ev.KV_TRIGGERS, ev.trigger_keys_prefix(ev.STATS_KEYS))
+    return {k: ev.decode(ev.TriggerStats, v) for k, v in values.items()}

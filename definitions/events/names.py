@@ -56,6 +56,9 @@ KV_TRIGGERS = "AF_TRIGGERS"
 """``trigger.<name>`` (the applied Trigger, with its enabled flag), ``eventtype.<name>``,
 ``stats.<name>`` (`TriggerStats`) and ``webhook`` (the HTTP server's address)."""
 OBJECT_STORE = "AF_BLOBS"
+METRICS_SNAPSHOT = "metrics.fold"
+"""The controller's metrics fold and the history sequence it has seen up to (an object of
+`OBJECT_STORE`; the content-addressed blobs beside it are named by their sha256)."""
 
 # --- the parts of a run's history subject -----------------------------------------------------
 DECISIONS = "d"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -123,6 +124,12 @@ def node_ids(client: actorflow.Client) -> dict[str, str]:
     }
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def settings(home: Path, nats_server: nats_process.NatsProcess, ray_cluster: Cluster) -> Settings:
     return Settings(
@@ -132,6 +139,7 @@ def settings(home: Path, nats_server: nats_process.NatsProcess, ray_cluster: Clu
         inline_limit=64 * 1024,
         run_actors=2,
         webhook_port=0,  # parallel sessions on one machine: never a fixed port
+        metrics_port=_free_port(),
         trigger_ack_wait=3.0,  # a killed trigger host's held events come back quickly
     )
 

@@ -231,6 +231,7 @@ def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]
         namespace=NS,
         run_actors=2,
         task_ack_wait=3.0,
+        metrics_port=free_port(),  # never 9464: another engine on this machine may have it
     )
     eng = Engine(home, port, settings, new_client(settings), nats_pid, own)
     try:

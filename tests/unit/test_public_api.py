@@ -18,6 +18,7 @@ EXPECTED = [
     "ConvertOptions",
     "DefinitionError",
     "DefinitionIssue",
+    "EngineInfo",
     "ErrorCode",
     "ErrorInfo",
     "ErrorPolicy",
