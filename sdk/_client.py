@@ -248,7 +248,9 @@ class AsyncClient:
     async def engine_info(self) -> EngineInfo:
         """Where the engine is and what it serves: its ``/metrics`` URL (or why there is
         none) and the Ray dashboard's."""
-        info: EngineInfo = await _call((await self._engine()).info.remote())
+        # `start` is idempotent and answers the info: a controller Ray restarted is
+        # started again here rather than reporting itself idle.
+        info: EngineInfo = await _call((await self._engine()).start.remote())
         return info.model_copy(update={"dashboard_url": wiring.dashboard_url()})
 
     async def pools(self) -> list[PoolStatus]:

@@ -40,7 +40,9 @@ class MetricsServer:
         app.router.add_get("/metrics", self._metrics)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port, reuse_address=False)
+        # SO_REUSEADDR: a restarted controller binds again past its predecessor's
+        # TIME_WAIT connections; a port another process listens on is still refused.
+        site = web.TCPSite(runner, self._host, self._port, reuse_address=True)
         try:
             await site.start()
         except OSError:

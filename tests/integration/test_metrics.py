@@ -70,7 +70,7 @@ def test_known_runs_show_as_exact_counts_on_the_endpoint(client: actorflow.Clien
     for i in range(2):
         assert client.run("metrics-known", {"x": i}, version="1").result(timeout=60) == {"c": i}
     failing = client.run("metrics-broken", {}, version="1")
-    with pytest.raises(actorflow.StepError):
+    with pytest.raises(actorflow.RunFailedError):
         failing.result(timeout=60)
     [f] = failing.nodes()
     attempts = f.attempt  # the engine's own record of how often it tried
@@ -177,6 +177,7 @@ def test_a_taken_metrics_port_is_one_line_and_runs_go_on(engine: fs.Engine, tmp_
     port = engine.settings.metrics_port
     os.kill(_controller_pid(), signal.SIGKILL)
     with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
         deadline = time.monotonic() + 10
         while True:  # the dead process's port is free at once; take it before the successor
             try:
