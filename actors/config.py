@@ -59,8 +59,8 @@ class EngineTunables(BaseModel):
     logs_max_age_days: float = Field(default=7.0, gt=0)
     #: … and at most this many bytes (the oldest batches go first).
     logs_max_bytes: int = Field(default=1024**3, ge=1024**2)
-    #: The controller's Prometheus ``/metrics`` (port 0: no endpoint; figures still go to
-    #: Ray's own metrics through `ray.util.metrics`).
+    #: The controller's Prometheus ``/metrics``, whose figures also go to Ray's own metrics
+    #: through `ray.util.metrics` (port 0: metrics off).
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     #: The webhook server's address (port 0: any free port).

@@ -40,11 +40,12 @@ class MetricsService:
         return families(self._tail.fold, gauges)
 
     async def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._tail.run()))
-        self._tasks.append(asyncio.create_task(self._mirror()))
+        """Port 0: metrics off — no endpoint, no fold, nothing mirrored into Ray."""
         port = self._config.metrics_port
         if port == 0:
             return
+        self._tasks.append(asyncio.create_task(self._tail.run()))
+        self._tasks.append(asyncio.create_task(self._mirror()))
         server = MetricsServer(self._config.metrics_host, port, self.collect)
         try:
             self.url = await server.start()
