@@ -161,7 +161,8 @@ class TriggerService:
         return out
 
     async def check(self, documents: list[dict[str, Any]], workflows: set[str]) -> None:
-        """Everything that can be wrong with a batch, before anything is stored."""
+        """Everything that can be wrong with a batch, before anything is stored; `workflows`
+        holds the names and the `name@version` references of the batch's own workflows."""
         parsed = self._parse(documents)
         known_types = set(await store.event_types(self._js)) | {
             d.metadata.name for d in parsed if isinstance(d, EventType)
@@ -178,8 +179,8 @@ class TriggerService:
                     )
                 )
             name, version = split_ref(spec.workflow)
-            if name in workflows and version == "latest":
-                continue
+            if (version == "latest" and name in workflows) or f"{name}@{version}" in workflows:
+                continue  # applied in the same batch
             try:
                 await registry.workflow(name, version)
             except NotFoundError:

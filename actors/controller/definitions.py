@@ -123,7 +123,9 @@ class DefinitionService:
                 )
             _check_recursion(workflows, registered)
             await self._check_templates(templates, workflows, known, known_conns)
-            await self._plugin.check(plugin_docs, {w.metadata.name for w in workflows})
+            batch = {w.metadata.name for w in workflows}  # names, and pinned references
+            batch |= {f"{w.metadata.name}@{w.metadata.version}" for w in workflows}
+            await self._plugin.check(plugin_docs, batch)
             results = [_applied(env, await self._registry.put(env)) for env in envs]
             results += [_applied(c, await self._registry.put(c)) for c in connections]
             for function in functions:
