@@ -1,0 +1,113 @@
+"""O1/O3: W1 and W3 with metrics and tracing on, beside the same engine with both off.
+
+Two engines share one Ray (each with its own nats-server and namespace): "off" has
+``metrics_port=0`` and no tracing; "on" serves ``/metrics`` (scraped every second while it
+runs, as Prometheus would, only faster) and exports every span to an OTLP receiver in
+this process. The two are measured alternately, `repeat` rounds, so drift of the machine
+falls on both; the figures are medians. Plain Ray tasks doing the same DAG are measured
+in the same run for scale.
+
+python -m benchmarks.observability [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import tempfile
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from actorflow import AsyncClient, Settings
+from benchmarks import spine
+from benchmarks.otlp_sink import OtlpSink
+
+
+async def _prepare(client: AsyncClient) -> None:
+    await client.apply([*spine.functions(), spine.chain(100), spine.diamond()])
+    for name in ("bench-chain-100", "bench-diamond"):
+        await spine.af_wall(client, name)  # warm
+
+
+async def _scrape_forever(url: str) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await loop.run_in_executor(None, lambda: urllib.request.urlopen(url, timeout=5).read())
+        await asyncio.sleep(1.0)
+
+
+@contextlib.asynccontextmanager
+async def _engine(home: Path, namespace: str, **settings: Any) -> AsyncIterator[AsyncClient]:
+    client = AsyncClient(
+        Settings(home=home, namespace=namespace, ray_num_cpus=4, webhook_port=0, **settings),
+        log_to_driver=False,
+    )
+    async with client:
+        await _prepare(client)
+        yield client
+
+
+async def run(repeat: int) -> dict[str, tuple[float, float]]:
+    root = Path(tempfile.mkdtemp(prefix="actorflow-bench-obs-"))
+    sink = OtlpSink()
+    await sink.start()
+    tracing = sink.settings()
+    async with (
+        _engine(root / "off", "bench-off", metrics_port=0) as off,
+        _engine(root / "on", "bench-on", metrics_port=_free_port(), **tracing) as on,
+    ):
+        scraper = asyncio.create_task(_scrape_forever((await on.engine_info()).metrics_url))
+        w1: dict[str, list[float]] = {"off": [], "on": []}
+        w3: dict[str, list[float]] = {"off": [], "on": []}
+        try:
+            for _ in range(repeat):
+                for label, client in (("off", off), ("on", on)):
+                    w1[label].append(await spine.af_wall(client, "bench-chain-100") * 10)
+                    wall, _lat = await spine.af_diamonds(client, 100)
+                    w3[label].append(100 / wall)
+        finally:
+            scraper.cancel()
+        spans = sink.spans
+    await sink.close()
+    ray_w1 = statistics.median(spine.ray_chain(100) * 10 for _ in range(repeat))
+    ray_w3 = 100 / statistics.median(spine.ray_diamonds(100)[0] for _ in range(repeat))
+    m = statistics.median
+    return {
+        "W1 chain of 100, ms/step — off": (m(w1["off"]), ray_w1),
+        "W1 chain of 100, ms/step — on": (m(w1["on"]), ray_w1),
+        "W1 on / off": (m(w1["on"]) / m(w1["off"]), 1.0),
+        "W3 100 diamonds, runs/s — off": (m(w3["off"]), ray_w3),
+        "W3 100 diamonds, runs/s — on": (m(w3["on"]), ray_w3),
+        "W3 off / on (throughput)": (m(w3["off"]) / m(w3["on"]), 1.0),
+        "spans received": (float(spans), 0.0),
+    }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.observability")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    results = asyncio.run(run(args.repeat))
+    print(f"{'benchmark':40} {'actorflow':>12} {'plain Ray':>12}")
+    for name, (ours, theirs) in results.items():
+        print(f"{name:40} {ours:12.4g} {theirs:12.4g}")
+    slow = max(results["W1 on / off"][0], results["W3 off / on (throughput)"][0])
+    print(f"metrics + tracing cost: {100 * (slow - 1):+.1f} % (target: within 10 %)")
+
+
+if __name__ == "__main__":
+    main()
