@@ -49,6 +49,10 @@ class ControlService:
             rules.check_not_compensating(await self._state(run_id), req)
         if req.action == "approve":
             rules.check_approval(await self._state(run_id), req)
+        if req.action in ("break", "unbreak"):
+            rules.check_breakpoint(await self._state(run_id), req)
+        if req.action == "override":
+            rules.check_override(await self._state(run_id), req)
         if rules.reopens(req):
             # Written before the request is delivered: every later write is the driver's.
             kv = await key_value(self._js, ev.KV_RUNS)
