@@ -66,7 +66,8 @@ class ControlService:
             ),
             f"control {run_id}",
         )
-        self.wake(run_id)
+        if not rules.recorded_only(req, record):
+            self.wake(run_id)
         return ControlAccepted(run_id=run_id, action=req.action, id=event.id)
 
     def wake(self, run_id: str) -> None:

@@ -107,6 +107,14 @@ def check_override(state: RunState, request: ev.ControlRequest) -> None:
         raise ControlError("an override is an object of input names and values")
 
 
+def recorded_only(request: ev.ControlRequest, record: ev.RunRecord) -> bool:
+    """A breakpoint or an override on a stopped run needs no driver: the history keeps
+    it until a resume replays it (waking one would rewrite the record as it stopped, racing
+    the resume's RUNNING)."""
+    stopped = record.status in (ev.RunStatus.PAUSED, ev.RunStatus.INTERRUPTED)
+    return stopped and request.action in ("break", "unbreak", "override")
+
+
 def reopens(request: ev.ControlRequest) -> bool:
     """Resume and retry show the run RUNNING at once, so `resume(); result()` waits for the
     new outcome instead of returning the old one."""
