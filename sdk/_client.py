@@ -44,6 +44,7 @@ from actorflow.definitions.convert import ConvertOptions
 from actorflow.definitions.errors import (
     ActorflowError,
     ClusterUnavailableError,
+    ControlError,
     EventRejectedError,
     InputError,
     NotFoundError,
@@ -278,8 +279,13 @@ class AsyncClient:
         version: str | None = None,
         run_id: str | None = None,
         priority: int | None = None,
+        break_before: Iterable[str] = (),
+        break_after: Iterable[str] = (),
     ) -> AsyncRun:
         """Start a run and return at once; with `run_id`, starting twice starts one run.
+
+        `break_before` / `break_after` name nodes the run stops PAUSED at, before the node
+        is scheduled or after it succeeded (see `AsyncRun.step`, docs/debugging.md).
 
         `priority` (0-9, 9 most urgent) overrides the workflow's for this run: where its
         tasks wait in a busy pool's backlog (a node's own ``priority`` still wins).
@@ -293,6 +299,8 @@ class AsyncClient:
             await self.apply(workflow)
             version = workflow.metadata.version
         run_id = run_id or ev.new_run_id(name)
+        points = [ev.Breakpoint(node=n) for n in break_before]
+        points += [ev.Breakpoint(node=n, position="after") for n in break_after]
         started = await request_start(
             self.nc,
             name,
@@ -301,12 +309,20 @@ class AsyncClient:
             run_id,
             timeout=self.settings.connect_timeout,
             priority=priority,
+            breakpoints=points,
         )
         if started is None:
             # Refused, or NATS could not carry it: over Ray, the controller's own error is
             # raised here (a start that did happen is not repeated: same run id).
             started = await _call(
-                controller.start_run.remote(name, dict(inputs or {}), version, run_id, priority)
+                controller.start_run.remote(
+                    name,
+                    dict(inputs or {}),
+                    version,
+                    run_id,
+                    priority,
+                    breakpoints=[p.model_dump() for p in points],
+                )
             )
         return AsyncRun(self, started)
 
@@ -320,6 +336,7 @@ class AsyncClient:
         reason: str = "",
         input: Any = None,
         compensate: bool = False,
+        position: ev.BreakPosition = "before",
     ) -> ControlAccepted:
         """Pause, resume, cancel, terminate, retry one node, or approve an approval node.
 
@@ -334,6 +351,7 @@ class AsyncClient:
             "reason": reason,
             "input": input,
             "compensate": compensate,
+            "position": position,
         }
         result: ControlAccepted = await _call(controller.control.remote(run_id, request))
         return result
@@ -566,6 +584,48 @@ class AsyncRun:
         """Approve a waiting approval node; `input` (checked against its schema) becomes
         the node's output."""
         await self._client.control(self.run_id, "approve", node=node, input=input, reason=reason)
+
+    # --- debugging (docs/debugging.md) -----------------------------------------------------
+    async def break_at(self, node: str, *, after: bool = False) -> None:
+        """Stop the run PAUSED before `node` is scheduled (or, `after`, once it succeeded);
+        recorded in the history, so it holds across restarts of every process."""
+        position: ev.BreakPosition = "after" if after else "before"
+        await self._client.control(self.run_id, "break", node=node, position=position)
+
+    async def clear_break(self, node: str, *, after: bool = False) -> None:
+        position: ev.BreakPosition = "after" if after else "before"
+        await self._client.control(self.run_id, "unbreak", node=node, position=position)
+
+    async def paused_at(self) -> list[ev.BreakpointHit]:
+        """The breakpoints the run is paused at, each held node with the inputs it will
+        run with (overrides included); ControlError when it is not at a breakpoint."""
+        history = await replay(await self._client._jetstream(), self.run_id)
+        if not history or not isinstance(history[0].event, ev.RunStarted):
+            raise NotFoundError("run", self.run_id)
+        state = RunState.from_history(rec.event for rec in history)
+        if state.status is not ev.RunStatus.PAUSED or not state.held:
+            raise ControlError(
+                f"run {self.run_id} is not paused at a breakpoint (it is {state.status.value})"
+            )
+        return [
+            h.model_copy(update={"inputs": state.held_inputs(h.node)})
+            if h.position == "before"
+            else h
+            for h in state.held
+        ]
+
+    async def override(self, node: str, inputs: dict[str, Any]) -> None:
+        """Replace inputs of the node the run is paused before (these keys over the
+        rendered ones); recorded, used when the node is scheduled."""
+        await self._client.control(self.run_id, "override", node=node, input=inputs)
+
+    async def step(self) -> None:
+        """Run the nodes it is paused at, then stop again before the next ready ones."""
+        await self._client.control(self.run_id, "step")
+
+    async def continue_(self) -> None:
+        """Go on past the breakpoints it is paused at (a resume)."""
+        await self._client.control(self.run_id, "resume")
 
     async def logs(self, node: str | None = None) -> list[ev.LogLine]:
         """What the run's steps (or one node's) wrote to stdout / stderr and `logging`, so

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine, Generator, Iterable
 from typing import Any, TypeVar
 
 from actorflow._client import AsyncClient, AsyncRun, Definitions, PublishResult, TriggerInfo
@@ -96,10 +96,21 @@ class Client:
         version: str | None = None,
         run_id: str | None = None,
         priority: int | None = None,
+        break_before: Iterable[str] = (),
+        break_after: Iterable[str] = (),
     ) -> Run:
-        """Start a run and return at once; see `AsyncClient.run` (`priority`: 0-9)."""
+        """Start a run and return at once; see `AsyncClient.run` (`priority`: 0-9;
+        `break_before` / `break_after`: nodes to stop the run at, docs/debugging.md)."""
         handle = self._call(
-            self._async.run(workflow, inputs, version=version, run_id=run_id, priority=priority)
+            self._async.run(
+                workflow,
+                inputs,
+                version=version,
+                run_id=run_id,
+                priority=priority,
+                break_before=break_before,
+                break_after=break_after,
+            )
         )
         return Run(self, handle)
 
@@ -296,6 +307,26 @@ class Run:
     def approve(self, node: str, input: Any = None, reason: str = "") -> None:
         """Approve a waiting approval node; `input` becomes its output."""
         self._client._call(self._handle.approve(node, input, reason))
+
+    def break_at(self, node: str, *, after: bool = False) -> None:
+        """See `AsyncRun.break_at`."""
+        self._client._call(self._handle.break_at(node, after=after))
+
+    def clear_break(self, node: str, *, after: bool = False) -> None:
+        self._client._call(self._handle.clear_break(node, after=after))
+
+    def paused_at(self) -> list[ev.BreakpointHit]:
+        """See `AsyncRun.paused_at`."""
+        return self._client._call(self._handle.paused_at())
+
+    def override(self, node: str, inputs: dict[str, Any]) -> None:
+        self._client._call(self._handle.override(node, inputs))
+
+    def step(self) -> None:
+        self._client._call(self._handle.step())
+
+    def continue_(self) -> None:
+        self._client._call(self._handle.continue_())
 
     def retry(self, node: str, reason: str = "") -> None:
         """Run a failed node again (with a fresh retry budget) and go on from there."""

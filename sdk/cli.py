@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.live import Live
 
 from actorflow import _display as show
-from actorflow import cli_convert, cli_graph, cli_triggers
+from actorflow import cli_convert, cli_debug, cli_graph, cli_triggers
 from actorflow._sync import Client, Run
 from actorflow._views import NodeInfo
 from actorflow.cluster import lifecycle, wiring
@@ -82,6 +82,7 @@ app.add_typer(cli_triggers.triggers_app, name="triggers")
 app.add_typer(cli_triggers.events_app, name="events")
 app.command()(cli_triggers.publish)
 cli_graph.register(app)  # `graph` and `edit`
+cli_debug.register(app, runs_app)  # `debug …`, `runs break`
 
 
 @app.callback()
@@ -348,6 +349,10 @@ def run(
             "workflow's).",
         ),
     ] = None,
+    break_before: Annotated[
+        list[str] | None,
+        typer.Option("--break-before", metavar="NODE", help="Stop PAUSED before NODE runs."),
+    ] = None,
 ) -> None:
     """Start a run; prints its id, or with --wait its progress and outputs."""
     inputs = parse_inputs(input_, inputs_json)
@@ -357,7 +362,9 @@ def run(
     with _client() as client:
         if file:
             _apply(client, file)
-        handle = client.run(name, inputs, version=version, priority=priority)
+        handle = client.run(
+            name, inputs, version=version, priority=priority, break_before=break_before or ()
+        )
         if not wait:
             out.print(handle.run_id, highlight=False)
             if not (settings.ray_address or wiring.read_state(settings).get("ray")):

@@ -139,8 +139,13 @@ class Controller:
         version: str | None = None,
         run_id: str | None = None,
         priority: int | None = None,
+        *,
+        breakpoints: list[dict[str, Any]] | None = None,
     ) -> str:
-        return await self._s.starter.start(workflow, inputs, version, run_id, priority=priority)
+        points = [ev.Breakpoint.model_validate(b) for b in breakpoints or []]
+        return await self._s.starter.start(
+            workflow, inputs, version, run_id, priority=priority, breakpoints=points
+        )
 
     async def control(self, run_id: str, request: dict[str, Any]) -> ControlAccepted:
         return await self._s.control.control(run_id, request)

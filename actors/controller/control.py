@@ -49,6 +49,10 @@ class ControlService:
             rules.check_not_compensating(await self._state(run_id), req)
         if req.action == "approve":
             rules.check_approval(await self._state(run_id), req)
+        if req.action in ("break", "unbreak"):
+            rules.check_breakpoint(await self._state(run_id), req)
+        if req.action == "override":
+            rules.check_override(await self._state(run_id), req)
         if rules.reopens(req):
             # Written before the request is delivered: every later write is the driver's.
             kv = await key_value(self._js, ev.KV_RUNS)
@@ -62,7 +66,8 @@ class ControlService:
             ),
             f"control {run_id}",
         )
-        self.wake(run_id)
+        if not rules.recorded_only(req, record):
+            self.wake(run_id)
         return ControlAccepted(run_id=run_id, action=req.action, id=event.id)
 
     def wake(self, run_id: str) -> None:

@@ -15,7 +15,9 @@ from nats.js import JetStreamContext
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.run import queue
+from actorflow.actors.run.control import breakpoint_problem
 from actorflow.actors.run.dispatch import first_decision
+from actorflow.actors.run.state import plan_of
 from actorflow.actors.run.supervisor import RunSupervisor
 from actorflow.actors.store.blobs import BlobStore
 from actorflow.actors.store.errors import API_ERROR, is_wrong_last_sequence
@@ -58,6 +60,8 @@ class RunStarter:
         parent: ev.ParentRef | None = None,
         depth: int = 0,
         priority: int | None = None,
+        breakpoints: list[ev.Breakpoint] | None = None,
+        reuse: ev.Reuse | None = None,
     ) -> str:
         """Record the run's first event, make its first decision, hand it to a run actor;
         returns its id once the first steps are queued.
@@ -101,6 +105,7 @@ class RunStarter:
             depth=depth,
             priority=priority,
         )
+        started = _debugged(started, breakpoints or [], reuse)
         data = ev.encode(started)
         try:
             ack = await with_retries(
@@ -197,6 +202,7 @@ class RunStarter:
                     parent=req.parent,
                     depth=req.depth,
                     priority=req.priority,
+                    breakpoints=req.breakpoints,
                 )
                 reply = ev.StartRunReply(ok=True, run_id=run_id)
             except Exception as exc:  # the caller repeats it over Ray to get the error itself
@@ -231,6 +237,20 @@ class RunStarter:
             await kv.create(started.run_id, ev.encode(record))
 
 
+def _debugged(
+    started: ev.RunStarted, breakpoints: list[ev.Breakpoint], reuse: ev.Reuse | None
+) -> ev.RunStarted:
+    """`started` with its breakpoints and a rerun's reuse, each checked against the plan
+    (InputError, before anything is recorded)."""
+    if not breakpoints and reuse is None:
+        return started
+    plan = plan_of(started)
+    for point in breakpoints:
+        if problem := breakpoint_problem(plan, point.node):
+            raise InputError(problem)
+    return started.model_copy(update={"breakpoints": breakpoints, "reuse": reuse})
+
+
 async def request_start(
     nc: NatsClient,
     workflow: str,
@@ -240,6 +260,7 @@ async def request_start(
     *,
     timeout: float,
     priority: int | None = None,
+    breakpoints: list[ev.Breakpoint] | None = None,
 ) -> str | None:
     """Start a run with one NATS request to the controller (the fast way in, for the SDK
     and the trigger host). None when it did not start the run — refused, not JSON, no
@@ -253,6 +274,7 @@ async def request_start(
                 version=version,
                 inputs=inputs,
                 priority=priority,
+                breakpoints=breakpoints or [],
             )
         )
     except (ValueError, TypeError):

@@ -447,6 +447,7 @@ class _Driver:
             error=decision.error,
             guidance=decision.guidance,
             wake_at=decision.wake_at,
+            breakpoints=decision.breakpoints,
         )
         await self._decisions.append(event)
         self._state.apply(event)

@@ -12,6 +12,7 @@ from actorflow.actors.run.signals import check
 from actorflow.actors.run.state import RunState
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ControlError
+from actorflow.definitions.plan import TASK_KINDS, Plan
 
 _LIVE = frozenset({ev.RunStatus.PENDING, ev.RunStatus.RUNNING, ev.RunStatus.WAITING})
 _UNDOING = frozenset({ev.RunStatus.COMPENSATING})
@@ -25,6 +26,10 @@ ALLOWED: Mapping[ev.ControlAction, frozenset[ev.RunStatus]] = {
     "terminate": _LIVE | _UNDOING | {ev.RunStatus.PAUSED, ev.RunStatus.INTERRUPTED},
     "retry": frozenset({ev.RunStatus.INTERRUPTED, ev.RunStatus.PAUSED}),
     "approve": frozenset({ev.RunStatus.RUNNING, ev.RunStatus.WAITING}),
+    "break": _LIVE | _UNDOING | {ev.RunStatus.PAUSED, ev.RunStatus.INTERRUPTED},
+    "unbreak": _LIVE | _UNDOING | {ev.RunStatus.PAUSED, ev.RunStatus.INTERRUPTED},
+    "step": frozenset({ev.RunStatus.PAUSED}),
+    "override": frozenset({ev.RunStatus.PAUSED}),
 }
 
 
@@ -69,10 +74,51 @@ def check_approval(state: RunState, request: ev.ControlRequest) -> None:
         raise ControlError(str(exc)) from None
 
 
+def breakpoint_problem(plan: Plan, node: str | None) -> str | None:
+    """Why a breakpoint cannot stop at `node` (None: it can). Breakpoints hold nodes whose
+    work is a task; sleeps, waits, approvals and value nodes are not scheduled."""
+    planned = plan.nodes.get(node or "")
+    if planned is None:
+        known = ", ".join(sorted(plan.nodes))
+        return f"workflow {plan.workflow} has no node {node!r} to break at (nodes: {known})"
+    if planned.kind not in TASK_KINDS:
+        kinds = ", ".join(sorted(TASK_KINDS))
+        return f"node {node!r} is a {planned.kind} node; breakpoints stop at {kinds} nodes"
+    return None
+
+
+def check_breakpoint(state: RunState, request: ev.ControlRequest) -> None:
+    """A break / unbreak names a node a breakpoint can stop at."""
+    problem = breakpoint_problem(state.plan, request.node)
+    if problem is not None:
+        raise ControlError(f"run {state.started.run_id}: {problem}")
+
+
+def check_override(state: RunState, request: ev.ControlRequest) -> None:
+    """Only the inputs of a node the run is paused before can be overridden."""
+    run_id = state.started.run_id
+    before = [h.node for h in state.held if h.position == "before"]
+    if request.node not in before:
+        where = ", ".join(before) or "no node (it is not at a breakpoint)"
+        raise ControlError(
+            f"run {run_id} is not paused before node {request.node!r} (paused before {where})"
+        )
+    if not isinstance(request.input, dict):
+        raise ControlError("an override is an object of input names and values")
+
+
+def recorded_only(request: ev.ControlRequest, record: ev.RunRecord) -> bool:
+    """A breakpoint or an override on a stopped run needs no driver: the history keeps
+    it until a resume replays it (waking one would rewrite the record as it stopped, racing
+    the resume's RUNNING)."""
+    stopped = record.status in (ev.RunStatus.PAUSED, ev.RunStatus.INTERRUPTED)
+    return stopped and request.action in ("break", "unbreak", "override")
+
+
 def reopens(request: ev.ControlRequest) -> bool:
     """Resume and retry show the run RUNNING at once, so `resume(); result()` waits for the
     new outcome instead of returning the old one."""
-    return request.action in ("resume", "retry")
+    return request.action in ("resume", "retry", "step")
 
 
 def reopened(record: ev.RunRecord) -> ev.RunRecord:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from actorflow.actors.run.gates import SETTLED, Gate, gate
 from actorflow.definitions.errors import ErrorCode, ExpressionError
 from actorflow.definitions.events import (
+    BreakpointHit,
     ErrorInfo,
     Execution,
     HistoryEvent,
@@ -95,6 +96,7 @@ class TaskState:
     previous: list[TaskState] = field(default_factory=list)  # earlier attempts, oldest first
     percent: float | None = None  # reported by the step while it runs
     message: str = ""
+    reused_from: str = ""  # a rerun: settled from this run's recorded output, not executed
 
 
 @dataclass
@@ -183,6 +185,7 @@ class Stop:
     error: ErrorInfo | None = None
     guidance: str = ""
     wake_at: datetime | None = None
+    breakpoints: list[BreakpointHit] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,39 @@ class RunState:
         self.compensation_queue: list[_StepKey] = []
         self.compensations: dict[_StepKey, TaskState] = {}
         self.compensation_cause: Stop | None = None  # how the run would have stopped
+        # Debugging (see breakpoints below): where to stop, which stops a `continue` or a
+        # `step` went past, where the run is paused now, and inputs a person replaced.
+        self.breakpoints = {(b.node, b.position) for b in started.breakpoints}
+        self.passed: set[tuple[str, str]] = set()
+        self.held: list[BreakpointHit] = []
+        self.stepping = False  # a `step`: stop before the next nodes that become ready
+        self.overrides: dict[str, Any] = {}
+        self._holding = False  # a breakpoint was hit: schedule only what was let past
+        self._reuse()
         self._resolve(self.plan.nodes)
+
+    def _reuse(self) -> None:
+        """A rerun settles the nodes upstream of its start node as they ended in the
+        earlier run — recorded in `RunStarted`, so replay settles them alike."""
+        reuse = self.started.reuse
+        if reuse is None:
+            return
+        if reuse.overrides:
+            self.overrides[reuse.node] = dict(reuse.overrides)
+        for node_id, output in reuse.outputs.items():
+            node = self.nodes.get(node_id)
+            if node is None:
+                continue
+            ref = TaskRef(node=node_id, attempt=1)
+            task = TaskState(ref, status=NodeStatus.SUCCEEDED, output=output)
+            task.reused_from = reuse.run_id
+            node.tasks[None], node.ready, node.expanded = task, True, True
+            self.newly_settled.append(node_id)
+        for node_id in reuse.skipped:
+            if node_id in self.nodes:
+                node = self.nodes[node_id]
+                node.skipped, node.skip_reason = True, f"skipped in run {reuse.run_id}"
+                self.newly_settled.append(node_id)
 
     @classmethod
     def from_history(
@@ -314,6 +349,8 @@ class RunState:
             self._failed(event)
         elif isinstance(event, RunStopped):
             self.status, self.stopped = event.status, event
+            if event.reason is StopReason.BREAKPOINT:
+                self.held, self.stepping = list(event.breakpoints), False
         elif isinstance(event, RunAdmitted):
             self._admitted(event)
         elif isinstance(event, RunClaimed):
@@ -571,6 +608,14 @@ class RunState:
         self.inbox.append(event.id)
         if self.terminated or self.status in (RunStatus.SUCCEEDED, RunStatus.COMPENSATED):
             return
+        if event.action in ("break", "unbreak", "override"):
+            self._debug(event)
+            return
+        if event.action in ("resume", "step"):
+            # Go past the breakpoints it is paused at, once; a step stops again before
+            # the next nodes that become ready.
+            self.passed.update((hit.node, hit.position) for hit in self.held)
+            self.held, self.stepping = [], event.action == "step"
         if event.action == "pause":
             self.paused = True
         elif event.action == "cancel":
@@ -578,7 +623,7 @@ class RunState:
             self.cancel_compensate = self.cancel_compensate or event.compensate
         elif event.action == "terminate":
             self.terminated = True
-        elif event.action == "resume" and self.compensating and not event.from_start:
+        elif event.action in ("resume", "step") and self.compensating and not event.from_start:
             for undo in self.compensations.values():  # try the failed compensation again
                 if undo.status is NodeStatus.FAILED:
                     undo.status, undo.due_at = NodeStatus.RETRYING, None
@@ -586,8 +631,9 @@ class RunState:
             self._reopen()
         elif event.action == "retry" and self.compensating:
             return  # refused by the control rules: the run is undoing its steps
-        elif event.action == "resume":
+        elif event.action in ("resume", "step"):
             if event.from_start:
+                self.passed, self.overrides = set(), {}
                 self.completions, self.compensations, self.compensation_queue = [], {}, []
                 self.compensating, self.compensation_cause = False, None
                 for node in self.nodes.values():
@@ -607,6 +653,16 @@ class RunState:
         elif event.action == "retry" and event.node in self.nodes:
             self._retry_node(self.nodes[event.node])
             self._reopen()
+
+    def _debug(self, event: RunControlled) -> None:
+        node = event.node or ""
+        if event.action == "break":
+            self.breakpoints.add((node, event.position))
+        elif event.action == "unbreak":
+            self.breakpoints.discard((node, event.position))
+        else:  # override: later keys win; a value that is not an object replaces them all
+            known = self.overrides.get(node)
+            self.overrides[node] = _merged(known, event.input) if known is not None else event.input
 
     @staticmethod
     def _retry_node(node: NodeState) -> None:
@@ -742,6 +798,7 @@ class RunState:
         ended = self._ended_waits(now)
         if ended:
             return ended
+        self._holding = bool(self.breakpoint_hits())
         while True:
             settled = self.settled_count
             waits = self._ready_waits(now)
@@ -754,6 +811,10 @@ class RunState:
         failed = self._failed_node()  # rendering may have failed a node
         if failed is not None:
             return [] if in_flight else self._stop_failed(failed)
+        hits = self.breakpoint_hits()
+        if hits:  # stopped at a breakpoint: once what runs has finished, PAUSED
+            first = hits[0].node
+            return [] if in_flight else [self._stop_at(first, hits)]
         if all(self._settled(n) for n in self.nodes.values()):
             try:
                 outputs = self.plan.outputs.render(self.context())
@@ -767,6 +828,62 @@ class RunState:
         if due is not None or self._waiting():
             return [Stop(RunStatus.WAITING, wake_at=due)]
         return []
+
+    @staticmethod
+    def _stop_at(node: str, hits: list[BreakpointHit]) -> Stop:
+        return Stop(RunStatus.PAUSED, StopReason.BREAKPOINT, node=node, breakpoints=hits)
+
+    # --- breakpoints ---------------------------------------------------------------------
+    def breakpoint_hits(self) -> list[BreakpointHit]:
+        """The breakpoints the run stands at: task nodes ready to be scheduled that a
+        breakpoint (or a `step`) holds before — with the inputs they would get — and
+        nodes that succeeded with a breakpoint after them, with their output."""
+        if not self.breakpoints and not self.stepping:
+            return []
+        hits: list[BreakpointHit] = []
+        context: dict[str, Any] | None = None
+        for node_id, planned in self.plan.nodes.items():
+            node = self.nodes[node_id]
+            if planned.kind not in TASK_KINDS:
+                continue
+            if self._holds_before(node_id) and node.ready and not node.expanded:
+                if node.render_error is not None:
+                    continue
+                context = context or self.context()
+                try:
+                    rendered = self._inputs(planned, context, node.attempt_floor + 1)
+                except ExpressionError:
+                    continue  # scheduling records the error
+                values = [inputs for _, inputs in rendered]
+                inputs = values if planned.for_each is not None else values[0]
+                hits.append(BreakpointHit(node=node_id, inputs=inputs))
+            elif (
+                (node_id, "after") in self.breakpoints
+                and (node_id, "after") not in self.passed
+                and node.expanded
+                and node.status is NodeStatus.SUCCEEDED
+            ):
+                hits.append(BreakpointHit(node=node_id, position="after", output=node.output))
+        return hits
+
+    def _holds_before(self, node_id: str) -> bool:
+        if (node_id, "before") in self.passed:
+            return False
+        return self.stepping or (node_id, "before") in self.breakpoints
+
+    def _may_schedule(self, node_id: str) -> bool:
+        """Not held by a breakpoint; while one holds the run, only what was let past."""
+        if (node_id, "before") in self.passed:
+            return True
+        return not self._holding and not self._holds_before(node_id)
+
+    def held_inputs(self, node_id: str) -> Any:
+        """The inputs a node the run is paused before will be scheduled with — the
+        recorded ones with any overrides since (what `actorflow debug` shows)."""
+        planned = self.plan.nodes[node_id]
+        rendered = self._inputs(planned, self.context(), self.nodes[node_id].attempt_floor + 1)
+        values = [inputs for _, inputs in rendered]
+        return values if planned.for_each is not None else values[0]
 
     def _waiting(self) -> bool:
         return any(n.status is NodeStatus.WAITING for n in self.nodes.values())
@@ -793,7 +910,7 @@ class RunState:
             again = task is not None and task.status is NodeStatus.RETRYING
             if (node.expanded and not again) or node.render_error is not None:
                 continue
-            if not node.ready:
+            if not node.ready or self._holding:
                 continue
             spec = planned.spec
             if spec.sleep is not None:
@@ -1071,12 +1188,12 @@ class RunState:
             node = self.nodes[node_id]
             if planned.kind not in TASK_KINDS or node.expanded or node.render_error is not None:
                 continue
-            if not node.ready or node_id in taken:
+            if not node.ready or node_id in taken or not self._may_schedule(node_id):
                 continue
             context = context or self.context()
             attempt = node.attempt_floor + 1
             try:
-                rendered = self._render(planned, context, attempt)
+                rendered = self._inputs(planned, context, attempt)
             except ExpressionError as exc:
                 node.render_error = _error(ErrorCode.EXPRESSION_ERROR, exc)
                 settled.append(node_id)
@@ -1122,8 +1239,18 @@ class RunState:
             for i, item in enumerate(items)
         ]
 
+    def _inputs(
+        self, planned: PlannedNode, context: dict[str, Any], attempt: int
+    ) -> list[tuple[TaskRef, Any]]:
+        """`_render`, with the inputs a person overrode (a debugger, a rerun) merged in."""
+        rendered = self._render(planned, context, attempt)
+        override = self.overrides.get(planned.id)
+        if override is None:
+            return rendered
+        return [(ref, _merged(inputs, override)) for ref, inputs in rendered]
+
     def _render_one(self, planned: PlannedNode, ref: TaskRef, context: dict[str, Any]) -> Any:
-        for task_ref, inputs in self._render(planned, context, ref.attempt):
+        for task_ref, inputs in self._inputs(planned, context, ref.attempt):
             if task_ref.index == ref.index:
                 return inputs
         raise ExpressionError(planned.id, f"item {ref.index} no longer exists")
@@ -1231,6 +1358,13 @@ def _unmet(needs: Mapping[str, str], ended: Mapping[str, NodeStatus]) -> str:
         if on != "finished" and ended[dep].value.lower() != on
     ]
     return "needs not met: " + ", ".join(unmet) if unmet else "every need was skipped"
+
+
+def _merged(inputs: Any, override: Any) -> Any:
+    """An override's keys over the rendered inputs; a non-object override replaces them."""
+    if isinstance(inputs, dict) and isinstance(override, dict):
+        return {**inputs, **override}
+    return override
 
 
 def _first_attempt(task: TaskState) -> TaskState:

@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field, JsonValue
 
 from actorflow.definitions.events.values import (
+    Breakpoint,
+    BreakpointHit,
+    BreakPosition,
     ConcurrencyRef,
     ControlAction,
     ErrorInfo,
@@ -32,11 +35,24 @@ from actorflow.definitions.events.values import (
     StopReason,
     TaskRef,
     WaitRef,
+    Wire,
     now,
 )
 
 if TYPE_CHECKING:
     from actorflow.definitions.events.messages import ControlRequest
+
+
+class Reuse(Wire):
+    """What a rerun (`runs rerun RUN --from NODE`) takes from run `run_id`: the outputs of
+    every node upstream of `node`, settled as they ended there, and `node`'s input
+    overrides (merged into its rendered inputs)."""
+
+    run_id: str
+    node: str
+    outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    skipped: list[str] = Field(default_factory=list)
+    overrides: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 # --- history: decisions (written by the run actor) -------------------------------------------
@@ -73,6 +89,10 @@ class RunStarted(_Event):
     priority: int | None = None
     """The run's priority: the one it was started at, else its workflow's (None: a run
     started before priorities existed — its workflow's, from `plan`)."""
+    breakpoints: list[Breakpoint] = Field(default_factory=list)
+    """Breakpoints set when the run started (`actorflow run --break-before`)."""
+    reuse: Reuse | None = None
+    """A rerun: the nodes settled from an earlier run's recorded outputs, not executed."""
 
 
 class RunClaimed(_Event):
@@ -120,6 +140,8 @@ class RunStopped(_Event):
     error: ErrorInfo | None = None
     guidance: str = ""
     wake_at: datetime | None = None
+    breakpoints: list[BreakpointHit] = Field(default_factory=list)
+    """PAUSED at breakpoints (`reason` breakpoint): each node held, with its inputs."""
 
 
 class RunControlled(_Event):
@@ -133,6 +155,7 @@ class RunControlled(_Event):
     compensate: bool = False  # a cancel: undo the completed steps first
     reason: str = ""
     input: JsonValue = None
+    position: BreakPosition = "before"  # a break / unbreak: before or after `node`
 
     @classmethod
     def of(cls, request: ControlRequest, *, run_id: str, id: str) -> RunControlled:

@@ -21,6 +21,8 @@ from pydantic import (
 
 from actorflow.definitions.events.names import RUN_ID_PATTERN
 from actorflow.definitions.events.values import (
+    Breakpoint,
+    BreakPosition,
     ConcurrencyRef,
     ControlAction,
     ErrorInfo,
@@ -171,6 +173,7 @@ class ControlRequest(Message):
     compensate: bool = False  # a cancel: undo the completed steps first
     reason: str = ""
     input: JsonValue = None
+    position: BreakPosition = "before"  # a break / unbreak: before or after `node`
 
 
 class ControlReply(Message):
@@ -225,6 +228,7 @@ class StartRunRequest(Message):
     parent: ParentRef | None = None
     depth: int = 0
     priority: Priority | None = None  # None: the workflow's
+    breakpoints: list[Breakpoint] = Field(default_factory=list)
 
 
 class StartRunReply(Message):

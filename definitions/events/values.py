@@ -82,6 +82,7 @@ class StopReason(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     MANUAL = "manual"
+    BREAKPOINT = "breakpoint"  # PAUSED at a breakpoint (or after a debugger's `step`)
 
 
 # --- values -------------------------------------------------------------------------------------
@@ -199,7 +200,38 @@ class Execution(Wire):
         return (self.finished_at - self.started_at).total_seconds()
 
 
-ControlAction = Literal["pause", "resume", "cancel", "terminate", "retry", "approve"]
+ControlAction = Literal[
+    "pause",
+    "resume",
+    "cancel",
+    "terminate",
+    "retry",
+    "approve",
+    "break",  # set a breakpoint (`node`, `position`)
+    "unbreak",  # clear one
+    "step",  # resume, stopping again before the next nodes that become ready
+    "override",  # replace inputs of the node a paused run stopped before (`input`)
+]
+
+BreakPosition = Literal["before", "after"]
+
+
+class Breakpoint(Wire):
+    """Stop the run PAUSED before `node` is scheduled, or after it succeeded."""
+
+    node: str
+    position: BreakPosition = "before"
+
+
+class BreakpointHit(Wire):
+    """Where a run stopped at a breakpoint: before a node, with the inputs it was about to
+    be scheduled with (a forEach node: one per item), or after one, with its output."""
+
+    node: str
+    position: BreakPosition = "before"
+    inputs: JsonValue = None
+    output: JsonValue = None
+
 
 WaitKind = Literal["sleep", "wait", "approval"]
 
