@@ -26,6 +26,7 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict
 
+from actorflow._run_view import RunView, run_view
 from actorflow._views import NodeInfo, node_infos
 from actorflow.actors.controller import request_start
 from actorflow.actors.controller.results import Applied, ControlAccepted
@@ -604,10 +605,29 @@ class AsyncRun:
 
     async def nodes(self) -> list[NodeInfo]:
         """Per-node status, attempts, timings and errors, folded from the run's history."""
+        return node_infos(await self._state())
+
+    async def _state(self) -> RunState:
         history = await replay(await self._client._jetstream(), self.run_id)
         if not history or not isinstance(history[0].event, ev.RunStarted):
             raise NotFoundError("run", self.run_id)
-        return node_infos(RunState.from_history(rec.event for rec in history))
+        return RunState.from_history(rec.event for rec in history)
+
+    async def view(self, *, depth: int = 4) -> RunView:
+        """Everything a picture of the run needs — nodes with their attempts, inputs,
+        outputs, errors, guidance and log lines, the edges and their layout — and the child
+        runs of its `workflow:` nodes, `depth` levels down (see `actorflow runs report`)."""
+        state = await self._state()
+        record = await self.status()
+        logs = await self.logs()
+        children: dict[str, RunView] = {}
+        if depth > 0:
+            for info in node_infos(state):
+                if info.child_run_id and info.child_run_id not in children:
+                    with contextlib.suppress(NotFoundError):  # not started yet
+                        child = self._client.get_run(info.child_run_id)
+                        children[info.child_run_id] = await child.view(depth=depth - 1)
+        return run_view(record, state, logs, children)
 
 
 def _as_models(
