@@ -613,21 +613,23 @@ class AsyncRun:
             raise NotFoundError("run", self.run_id)
         return RunState.from_history(rec.event for rec in history)
 
-    async def view(self, *, depth: int = 4) -> RunView:
+    async def view(self, *, depth: int = 4, logs: bool = True) -> RunView:
         """Everything a picture of the run needs — nodes with their attempts, inputs,
         outputs, errors, guidance and log lines, the edges and their layout — and the child
-        runs of its `workflow:` nodes, `depth` levels down (see `actorflow runs report`)."""
+        runs of its `workflow:` nodes, `depth` levels down (see `actorflow runs report`);
+        `logs=False` leaves the log lines out (cheaper, for a view redrawn while the run goes
+        on)."""
         state = await self._state()
         record = await self.status()
-        logs = await self.logs()
+        lines = await self.logs() if logs else []
         children: dict[str, RunView] = {}
         if depth > 0:
             for info in node_infos(state):
                 if info.child_run_id and info.child_run_id not in children:
                     with contextlib.suppress(NotFoundError):  # not started yet
                         child = self._client.get_run(info.child_run_id)
-                        children[info.child_run_id] = await child.view(depth=depth - 1)
-        return run_view(record, state, logs, children)
+                        children[info.child_run_id] = await child.view(depth=depth - 1, logs=logs)
+        return run_view(record, state, lines, children)
 
 
 def _as_models(

@@ -229,9 +229,9 @@ class Run:
     def nodes(self) -> list[NodeInfo]:
         return self._client._call(self._handle.nodes())
 
-    def view(self, *, depth: int = 4) -> RunView:
+    def view(self, *, depth: int = 4, logs: bool = True) -> RunView:
         """The run as a picture: see `AsyncRun.view`."""
-        return self._client._call(self._handle.view(depth=depth))
+        return self._client._call(self._handle.view(depth=depth, logs=logs))
 
     def logs(self, node: str | None = None) -> list[ev.LogLine]:
         """The run's captured output so far; see `AsyncRun.logs`."""

@@ -20,19 +20,22 @@ import logging
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import ray
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.text import Text
 
 from actorflow import _display as show
 from actorflow import cli_convert, cli_graph, cli_triggers
 from actorflow._sync import Client, Run
 from actorflow._views import NodeInfo
+from actorflow.cli_output import Format, OutputOption, WideOption, emit
 from actorflow.cluster import lifecycle, wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.convert import ConvertOptions
@@ -128,7 +131,7 @@ def down() -> None:
 
 
 @app.command()
-def status() -> None:
+def status(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Ray nodes and resources, NATS, JetStream streams, function pools and run counts."""
     settings = Settings()
     recorded = lifecycle.status(settings)
@@ -140,14 +143,31 @@ def status() -> None:
             "ACTORFLOW_RAY_ADDRESS and ACTORFLOW_NATS_URL to join one"
         )
     with _client() as client:
-        out.print(f"[bold]NATS[/bold]       {client.nats_url}")
-        if "ray" in recorded and not settings.ray_address:
-            out.print(f"[bold]dashboard[/bold]  {recorded['ray'].get('dashboard', '-')}")
+        dashboard = recorded["ray"].get("dashboard") if "ray" in recorded else None
         nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-        out.print(show.ray_nodes_table(nodes))
-        out.print(show.streams_table(client.stream_stats()))
-        out.print(show.pools_table(client.pools()))
-        out.print(show.status_counts(client.runs()))
+        streams, pools, records = client.stream_stats(), client.pools(), client.runs()
+    data = {
+        "nats": client.nats_url,
+        "dashboard": None if settings.ray_address else dashboard,
+        "ray_nodes": nodes,
+        "streams": streams,
+        "pools": pools,
+        "runs": dict(Counter(r.status.value for r in records)),
+    }
+
+    def tables(width: int | None) -> RenderableType:
+        head = [Text.assemble(("NATS", "bold"), f"       {data['nats']}")]
+        if data["dashboard"]:
+            head.append(Text.assemble(("dashboard", "bold"), f"  {data['dashboard']}"))
+        return Group(
+            *head,
+            show.ray_nodes_table(nodes, width),
+            show.streams_table(streams, width),
+            show.pools_table(pools, width),
+            show.status_counts(records),
+        )
+
+    emit(out, output, data, tables, wide=wide)
 
 
 # --- definitions ----------------------------------------------------------------------------
@@ -187,18 +207,21 @@ def _apply(client: Client, file: Path, convert: ConvertOptions | None = None) ->
 
 
 @workflows_app.command("list")
-def workflows_list() -> None:
+def workflows_list(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Every registered workflow version."""
     with _client() as client:
-        out.print(show.workflows_table(client.workflows()))
+        items = client.workflows()
+    emit(out, output, items, lambda width: show.workflows_table(items, width), wide=wide)
 
 
 @functions_app.command("list")
-def functions_list() -> None:
+def functions_list(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Every registered function version: replicas (ready/desired, min-max), pending and
     in-flight tasks, environment and level, resources, and whether its pool serves."""
     with _client() as client:
-        out.print(show.functions_table(client.functions(), client.pools()))
+        functions, pools = client.functions(), client.pools()
+    data = {"functions": functions, "pools": pools}
+    emit(out, output, data, lambda width: show.functions_table(functions, pools, width), wide=wide)
 
 
 def _check_ref(value: str) -> str:
@@ -229,10 +252,11 @@ def workflows_delete(ref: RefArg) -> None:
 
 
 @templates_app.command("list")
-def templates_list() -> None:
+def templates_list(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Every registered template version."""
     with _client() as client:
-        out.print(show.templates_table(client.templates()))
+        items = client.templates()
+    emit(out, output, items, lambda width: show.templates_table(items, width), wide=wide)
 
 
 @templates_app.command("delete")
@@ -244,10 +268,11 @@ def templates_delete(ref: RefArg) -> None:
 
 
 @connections_app.command("list")
-def connections_list() -> None:
+def connections_list(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Every registered connection version: its URL and where its password is read from."""
     with _client() as client:
-        out.print(show.connections_table(client.connections()))
+        items = client.connections()
+    emit(out, output, items, lambda width: show.connections_table(items, width), wide=wide)
 
 
 @connections_app.command("delete")
@@ -259,14 +284,12 @@ def connections_delete(ref: RefArg) -> None:
 
 
 @envs_app.command("list")
-def envs_list() -> None:
+def envs_list(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Every registered runtime environment version with its resource level."""
     with _client() as client:
-        out.print(
-            show.runtime_envs_table(
-                [e.model_dump(mode="json", by_alias=True) for e in client.runtime_envs()]
-            )
-        )
+        envs = client.runtime_envs()
+    dumped = [e.model_dump(mode="json", by_alias=True) for e in envs]
+    emit(out, output, envs, lambda width: show.runtime_envs_table(dumped, width), wide=wide)
 
 
 @envs_app.command("delete")
@@ -403,6 +426,7 @@ def _watch(client: Client, handle: Run, timeout: float | None) -> RunRecord:
 
 @runs_app.command("list")
 def runs_list(
+    *,
     status_: Annotated[
         RunStatus | None, typer.Option("--status", "-s", case_sensitive=False)
     ] = None,
@@ -411,10 +435,13 @@ def runs_list(
     key: Annotated[
         str | None, typer.Option("--key", "-k", help="Only runs of this concurrency key.")
     ] = None,
+    output: OutputOption = Format.table,
+    wide: WideOption = False,
 ) -> None:
     """Runs, newest first."""
     with _client() as client:
-        out.print(show.runs_table(client.runs(status_, workflow, key)[:limit]))
+        records = client.runs(status_, workflow, key)[:limit]
+    emit(out, output, records, lambda width: show.runs_table(records, width), wide=wide)
 
 
 @runs_app.command("show")
