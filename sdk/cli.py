@@ -22,6 +22,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +34,8 @@ from rich.text import Text
 
 from actorflow import _display as show
 from actorflow import cli_convert, cli_graph, cli_triggers
+from actorflow._graph_view import graph_tree
+from actorflow._report import render_report
 from actorflow._sync import Client, Run
 from actorflow._views import NodeInfo
 from actorflow.cli_output import Format, OutputOption, WideOption, emit
@@ -445,12 +448,71 @@ def runs_list(
 
 
 @runs_app.command("show")
-def runs_show(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> None:
-    """A run's record and nodes: attempts, timings, errors and tracebacks."""
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    output: OutputOption = Format.table,
+    wide: WideOption = False,
+    graph: Annotated[
+        bool, typer.Option("--graph", help="The DAG: each node's status, attempts, duration.")
+    ] = False,
+) -> None:
+    """A run's record and nodes: attempts, timings, errors and tracebacks (json / yaml:
+    the whole run view, inputs, outputs and log lines included)."""
     with _client() as client:
         handle = client.get_run(run_id)
-        nodes = handle.nodes()
-        out.print(show.run_detail(handle.status(), nodes, _children(client, nodes)))
+        if graph or output is not Format.table:
+            view = handle.view()
+            emit(out, output, view, lambda _width: graph_tree(view), wide=wide)
+            return
+        record, nodes = handle.status(), handle.nodes()
+        children = _children(client, nodes)
+    emit(
+        out,
+        output,
+        record,
+        lambda width: show.run_detail(record, nodes, children, width),
+        wide=wide,
+    )
+
+
+@runs_app.command("watch")
+def runs_watch(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> None:
+    """The DAG of `runs show --graph`, kept live until the run ends: exit 0 when it
+    SUCCEEDED, 1 otherwise (Ctrl-C stops watching; the run goes on)."""
+    with _client() as client:
+        handle = client.get_run(run_id)
+        view = handle.view(logs=False)
+        live = (
+            Live(graph_tree(view), console=out, refresh_per_second=4) if out.is_terminal else None
+        )
+        try:
+            with live or contextlib.nullcontext():
+                while not view.record.status.finished:
+                    time.sleep(_POLL)
+                    view = handle.view(logs=False)
+                    if live:
+                        live.update(graph_tree(view))
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+    if live is None:
+        out.print(graph_tree(view))
+    if view.record.status is not RunStatus.SUCCEEDED:
+        raise typer.Exit(1)
+
+
+@runs_app.command("report")
+def runs_report(
+    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", dir_okay=False, help="The HTML file to write.")
+    ] = Path("run.html"),
+) -> None:
+    """One self-contained HTML page (it needs no network): the DAG with statuses, a
+    timeline of every attempt, each node's inputs, output, error, guidance and log lines."""
+    with _client() as client:
+        view = client.get_run(run_id).view()
+    output.write_text(render_report(view, generated_at=datetime.now(UTC)), encoding="utf-8")
+    out.print(f"wrote {output}", highlight=False)
 
 
 _CHILD_LEVELS = 4  # sub-workflow levels folded into a table; deeper: `runs show CHILD`

@@ -67,4 +67,11 @@ def emit(
         return
     rendered = table(None)
     needed = console.measure(rendered, options=console.options.update_width(100_000)).maximum
-    console.print(rendered, width=max(console.width, needed), crop=False)
+    # A console's print never goes past the console's own width: print on a wider one.
+    wider = Console(
+        file=console.file,
+        width=max(console.width, needed),
+        force_terminal=console.is_terminal or None,
+        no_color=console.no_color,
+    )
+    wider.print(rendered, crop=False)
