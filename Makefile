@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup postgres example test unit integration lint typecheck docs bench soak clean
+.PHONY: setup postgres chromium example test unit integration lint typecheck docs bench soak clean
 
 # Strict editable installs link each module: re-install when a package folder gains or
 # loses a file (the folder's mtime changes), not on every edit.
@@ -29,16 +29,27 @@ postgres:
 		echo "postgresql not installed (apt-get install postgresql): its SQL test will be skipped"; \
 	fi
 
+# The headless browser the report test opens `runs report`'s page in (Debian package
+# `chromium`, driven by Playwright with executable_path): installed when missing in a root
+# shell with apt-get; elsewhere that test is skipped, saying why. Idempotent.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "chromium not installed (apt-get install chromium): the report browser test will be skipped"; \
+	fi
+
 example: setup
 	$(BIN)/actorflow run wordcount --file examples/wordcount/workflow.yaml --wait
 
-test: setup postgres lint typecheck docs
+test: setup postgres chromium lint typecheck docs
 	$(BIN)/python -m pytest
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit
 
-integration: setup postgres
+integration: setup postgres chromium
 	$(BIN)/python -m pytest tests/integration
 
 lint: setup

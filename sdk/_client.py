@@ -26,6 +26,7 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict
 
+from actorflow._run_view import RunView, run_view
 from actorflow._views import NodeInfo, node_infos
 from actorflow.actors.controller import request_start
 from actorflow.actors.controller.results import Applied, ControlAccepted, EngineInfo
@@ -672,10 +673,31 @@ class AsyncRun:
 
     async def nodes(self) -> list[NodeInfo]:
         """Per-node status, attempts, timings and errors, folded from the run's history."""
+        return node_infos(await self._state())
+
+    async def _state(self) -> RunState:
         history = await replay(await self._client._jetstream(), self.run_id)
         if not history or not isinstance(history[0].event, ev.RunStarted):
             raise NotFoundError("run", self.run_id)
-        return node_infos(RunState.from_history(rec.event for rec in history))
+        return RunState.from_history(rec.event for rec in history)
+
+    async def view(self, *, depth: int = 4, logs: bool = True) -> RunView:
+        """Everything a picture of the run needs — nodes with their attempts, inputs,
+        outputs, errors, guidance and log lines, the edges and their layout — and the child
+        runs of its `workflow:` nodes, `depth` levels down (see `actorflow runs report`);
+        `logs=False` leaves the log lines out (cheaper, for a view redrawn while the run goes
+        on)."""
+        state = await self._state()
+        record = await self.status()
+        lines = await self.logs() if logs else []
+        children: dict[str, RunView] = {}
+        if depth > 0:
+            for info in node_infos(state):
+                if info.child_run_id and info.child_run_id not in children:
+                    with contextlib.suppress(NotFoundError):  # not started yet
+                        child = self._client.get_run(info.child_run_id)
+                        children[info.child_run_id] = await child.view(depth=depth - 1, logs=logs)
+        return run_view(record, state, lines, children)
 
 
 def _as_models(

@@ -15,11 +15,13 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from actorflow._tables import Cell, Column, fitted
 from actorflow._views import AttemptInfo, NodeInfo
 from actorflow.actors.controller.results import Applied
 from actorflow.actors.functions.pools import PoolStatus
 from actorflow.definitions.events import LogLine, NodeStatus, RunRecord, RunStatus
 from actorflow.definitions.models import Connection, Function, StepTemplate, Workflow
+from actorflow.definitions.priorities import DEFAULT_PRIORITY
 
 _STATUS_STYLE = {
     RunStatus.SUCCEEDED: "green",
@@ -49,8 +51,10 @@ def seconds(value: float | None) -> str:
     return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def when(value: datetime | None) -> str:
-    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+def when(value: datetime | None, *, short: bool = False) -> str:
+    """Local time; `short` (what fits a narrow table) drops the year."""
+    form = "%m-%d %H:%M:%S" if short else "%Y-%m-%d %H:%M:%S"
+    return value.astimezone().strftime(form) if value else "-"
 
 
 def run_duration(record: RunRecord) -> float | None:
@@ -64,28 +68,44 @@ def as_json(value: Any) -> str:
 
 
 # --- runs ---------------------------------------------------------------------------------
-def runs_table(records: Iterable[RunRecord]) -> Table:
+def runs_table(records: Iterable[RunRecord], width: int | None = None) -> Table:
+    """`runs list`: `width` None shows every column whole (``--wide``); else the table fits
+    in `width` cells: short dates, ids cut in the middle, the priority only where a run
+    has one of its own."""
     records = list(records)
     nested = any(r.parent_run_id for r in records)
     keyed = any(r.concurrency for r in records)
-    columns = ["run", "workflow", "status", "priority", "progress", "created", "duration"]
-    table = Table(*columns, *(["key"] if keyed else []), *(["parent"] if nested else []))
-    table.columns[0].no_wrap = True
+    prioritised = any(r.priority != DEFAULT_PRIORITY for r in records)
+    short = width is not None
+    columns = [
+        Column("run", give="middle"),
+        Column("workflow", give="end"),
+        Column("status"),
+        Column("priority", wide=not prioritised, justify="right"),
+        Column("progress"),
+        Column("created"),
+        Column("duration", justify="right"),
+        *([Column("key", give="end")] if keyed else []),
+        *([Column("parent", give="middle")] if nested else []),
+    ]
+    rows: list[list[Cell]] = []
     for r in records:
         p = r.progress
         progress = f"{p.succeeded}/{p.total}" + (f" ({p.failed} failed)" if p.failed else "")
-        table.add_row(
-            r.run_id,
-            f"{r.workflow}@{r.version}",
-            status_text(r.status),
-            str(r.priority),
-            progress,
-            when(r.created_at),
-            seconds(run_duration(r)),
-            *([queue_cell(r)] if keyed else []),
-            *([r.parent_run_id or ""] if nested else []),
+        rows.append(
+            [
+                r.run_id,
+                f"{r.workflow}@{r.version}",
+                status_text(r.status),
+                str(r.priority),
+                progress,
+                when(r.created_at, short=short),
+                seconds(run_duration(r)),
+                *([queue_cell(r)] if keyed else []),
+                *([r.parent_run_id or ""] if nested else []),
+            ]
         )
-    return table
+    return fitted(columns, rows, width=width)
 
 
 def queue_cell(record: RunRecord) -> str:
@@ -113,17 +133,29 @@ def nodes_table(
     nodes: Iterable[NodeInfo],
     title: str | None = None,
     children: Mapping[str, list[NodeInfo]] | None = None,
+    width: int | None = None,
 ) -> Table:
     """One row per node, a template group's nodes indented under the group's row (which
     shows how the group ended), and a sub-workflow node's child run folded under it when
     `children` (child run id → its nodes) has it; a skipped node says why."""
-    table = Table("node", "status", "attempt", "duration", "replica", "detail", title=title)
-    _node_rows(table, list(nodes), children or {}, 0)
-    return table
+    columns = [
+        Column("node", give="end"),
+        Column("status"),
+        Column("attempt", justify="right"),
+        Column("duration", justify="right"),
+        Column("replica", give="middle"),
+        Column("detail", give="wrap"),
+    ]
+    rows: list[list[Cell]] = []
+    _node_rows(rows, list(nodes), children or {}, 0)
+    return fitted(columns, rows, width=width, title=title)
 
 
 def _node_rows(
-    table: Table, nodes: list[NodeInfo], children: Mapping[str, list[NodeInfo]], indent: int
+    rows: list[list[Cell]],
+    nodes: list[NodeInfo],
+    children: Mapping[str, list[NodeInfo]],
+    indent: int,
 ) -> None:
     for n, depth, group in grouped(nodes):
         detail = f"[{n.error.code}] {n.error.message}" if n.error else n.note
@@ -133,16 +165,18 @@ def _node_rows(
             detail = (detail + " — " if detail else "") + _undo(n.compensation)
         name = n.key.rpartition(".")[2] if depth else n.key
         label = "  " * (indent + depth) + (f"{name} (template)" if group else name)
-        table.add_row(
-            label,
-            status_text(n.status),
-            str(n.attempt or "-") if n.kind != "value" else "-",
-            seconds(n.duration),
-            n.replica or "-",
-            detail,
+        rows.append(
+            [
+                label,
+                status_text(n.status),
+                str(n.attempt or "-") if n.kind != "value" else "-",
+                seconds(n.duration),
+                n.replica or "-",
+                detail,
+            ]
         )
         if n.child_run_id and n.child_run_id in children:
-            _node_rows(table, children[n.child_run_id], children, indent + depth + 1)
+            _node_rows(rows, children[n.child_run_id], children, indent + depth + 1)
 
 
 def _undo(undo: AttemptInfo) -> str:
@@ -181,6 +215,7 @@ def run_detail(
     record: RunRecord,
     nodes: list[NodeInfo],
     children: Mapping[str, list[NodeInfo]] | None = None,
+    width: int | None = None,
 ) -> RenderableType:
     """`runs show`: the record, the nodes (child runs folded under their nodes), then
     every failed node's error and traceback."""
@@ -219,9 +254,9 @@ def run_detail(
         head.add_row("wakes at", when(record.wake_at))
     for failure in record.hook_failures:
         head.add_row("hook failed", Text(failure, style="red"))
-    parts: list[RenderableType] = [head, nodes_table(nodes, "nodes", children)]
+    parts: list[RenderableType] = [head, nodes_table(nodes, "nodes", children, width)]
     if any(n.attempts for n in nodes):
-        parts.append(executions_table(nodes))
+        parts.append(executions_table(nodes, width))
     for n in nodes:
         failures = [(a.attempt, a.error) for a in n.history] + [(n.attempt, n.error)]
         for number, err in failures:
@@ -233,37 +268,40 @@ def run_detail(
     return Group(*parts)
 
 
-def executions_table(nodes: Iterable[NodeInfo]) -> Table:
+def executions_table(nodes: Iterable[NodeInfo], width: int | None = None) -> Table:
     """Every attempt of every node: where it ran and what it cost. CPU is the handler
-    thread's CPU time; memory the replica process's peak RSS while the attempt ran."""
-    table = Table(
-        "node",
-        "attempt",
-        "status",
-        "replica",
-        "ray node",
-        "duration",
-        "cpu",
-        "peak mem",
-        "gpus",
-        title="executions",
-    )
+    thread's CPU time; memory the replica process's peak RSS while the attempt ran (the
+    Ray node and GPUs only with ``--wide``)."""
+    columns = [
+        Column("node", give="end"),
+        Column("attempt", justify="right"),
+        Column("status"),
+        Column("replica", give="middle"),
+        Column("ray node", wide=True),
+        Column("duration", justify="right"),
+        Column("cpu", justify="right"),
+        Column("peak mem", justify="right"),
+        Column("gpus", wide=True),
+    ]
+    rows: list[list[Cell]] = []
     for n in nodes:
         if n.kind == "value":
             continue  # computed in the run, never executed
         for a in n.attempts:
-            table.add_row(
-                n.key,
-                str(a.attempt),
-                status_text(a.status),
-                a.replica or "-",
-                a.ray_node[:12] or "-",
-                seconds(a.duration),
-                seconds(a.cpu_seconds),
-                "-" if a.peak_rss_bytes is None else _bytes(a.peak_rss_bytes),
-                ",".join(a.gpu_ids) or "-",
+            rows.append(
+                [
+                    n.key,
+                    str(a.attempt),
+                    status_text(a.status),
+                    a.replica or "-",
+                    a.ray_node[:12] or "-",
+                    seconds(a.duration),
+                    seconds(a.cpu_seconds),
+                    "-" if a.peak_rss_bytes is None else _bytes(a.peak_rss_bytes),
+                    ",".join(a.gpu_ids) or "-",
+                ]
             )
-    return table
+    return fitted(columns, rows, width=width, title="executions")
 
 
 def log_line(line: LogLine) -> Text:
@@ -280,11 +318,12 @@ def log_line(line: LogLine) -> Text:
 
 def status_counts(records: Iterable[RunRecord]) -> Table:
     counts = Counter(r.status for r in records)
-    table = Table("status", "runs", title="runs")
-    for status in RunStatus:
-        if counts[status]:
-            table.add_row(status_text(status), str(counts[status]))
-    return table
+    rows: list[list[Cell]] = [
+        [status_text(status), str(counts[status])] for status in RunStatus if counts[status]
+    ]
+    return fitted(
+        [Column("status"), Column("runs", justify="right")], rows, width=None, title="runs"
+    )
 
 
 # --- definitions and pools ------------------------------------------------------------------
@@ -299,30 +338,47 @@ def applied_table(results: list[Applied], existed: Collection[tuple[str, str, st
     return table
 
 
-def workflows_table(workflows: Iterable[Workflow]) -> Table:
-    return _graphs_table("workflow", workflows)
+def workflows_table(workflows: Iterable[Workflow], width: int | None = None) -> Table:
+    return _graphs_table("workflow", workflows, width)
 
 
-def templates_table(templates: Iterable[StepTemplate]) -> Table:
-    return _graphs_table("template", templates)
+def templates_table(templates: Iterable[StepTemplate], width: int | None = None) -> Table:
+    return _graphs_table("template", templates, width)
 
 
-def _graphs_table(kind: str, definitions: Iterable[Workflow | StepTemplate]) -> Table:
-    table = Table(kind, "version", "nodes", "inputs", "description")
-    for d in sorted(definitions, key=lambda d: (d.metadata.name, d.metadata.version)):
-        table.add_row(
+def _graphs_table(
+    kind: str, definitions: Iterable[Workflow | StepTemplate], width: int | None
+) -> Table:
+    columns = [
+        Column(kind, give="end"),
+        Column("version"),
+        Column("nodes", justify="right"),
+        Column("inputs", give="wrap"),
+        Column("description", give="wrap"),
+    ]
+    rows: list[list[Cell]] = [
+        [
             d.metadata.name,
             d.metadata.version,
             str(len(d.spec.nodes)),
             ", ".join(d.spec.inputs) or "-",
             d.metadata.description,
-        )
-    return table
+        ]
+        for d in sorted(definitions, key=lambda d: (d.metadata.name, d.metadata.version))
+    ]
+    return fitted(columns, rows, width=width)
 
 
-def connections_table(connections: Iterable[Connection]) -> Table:
+def connections_table(connections: Iterable[Connection], width: int | None = None) -> Table:
     """The URL (it holds no password) and where the password is read from, never a value."""
-    table = Table("connection", "version", "url", "password from", "description")
+    columns = [
+        Column("connection", give="end"),
+        Column("version"),
+        Column("url", give="wrap"),
+        Column("password from", give="wrap"),
+        Column("description", give="wrap"),
+    ]
+    rows: list[list[Cell]] = []
     for c in sorted(connections, key=lambda c: (c.metadata.name, c.metadata.version)):
         secret = c.spec.password
         where = (
@@ -332,41 +388,47 @@ def connections_table(connections: Iterable[Connection]) -> Table:
             if secret.from_env
             else (f"file {secret.from_file}")
         )
-        table.add_row(
-            c.metadata.name, c.metadata.version, c.spec.url, where, c.metadata.description
+        rows.append(
+            [c.metadata.name, c.metadata.version, c.spec.url, where, c.metadata.description]
         )
-    return table
+    return fitted(columns, rows, width=width)
 
 
-def functions_table(functions: Iterable[Function], pools: list[PoolStatus]) -> Table:
+def functions_table(
+    functions: Iterable[Function], pools: list[PoolStatus], width: int | None = None
+) -> Table:
     """One row per version: replicas as ready/desired and the autoscaler's bounds, the
-    queue behind them, and why a pool cannot serve when it cannot."""
+    queue behind them, and why a pool cannot serve when it cannot (environment and
+    resources only with ``--wide``)."""
     by_ref = {p.ref: p for p in pools}
-    table = Table(
-        "function",
-        "version",
-        "replicas",
-        "min-max",
-        "pending",
-        "in flight",
-        "env / level",
-        "resources",
-        "status",
-    )
+    columns = [
+        Column("function", give="end"),
+        Column("version"),
+        Column("replicas"),
+        Column("min-max"),
+        Column("pending"),
+        Column("in flight", justify="right"),
+        Column("env / level", wide=True),
+        Column("resources", wide=True),
+        Column("status", give="wrap"),
+    ]
+    rows: list[list[Cell]] = []
     for fn in sorted(functions, key=lambda f: (f.metadata.name, f.metadata.version)):
         pool = by_ref.get(fn.ref)
         bounds = f"{fn.spec.replicas.min}-{fn.spec.replicas.max}"
         if pool is None:
-            table.add_row(
-                fn.metadata.name,
-                fn.metadata.version,
-                "-",
-                bounds,
-                "-",
-                "-",
-                "-",
-                "-",
-                Text("no pool", style="red"),
+            rows.append(
+                [
+                    fn.metadata.name,
+                    fn.metadata.version,
+                    "-",
+                    bounds,
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    Text("no pool", style="red"),
+                ]
             )
             continue
         replicas = f"{pool.replicas}/{pool.desired}"
@@ -382,18 +444,20 @@ def functions_table(functions: Iterable[Function], pools: list[PoolStatus]) -> T
             if pool.error
             else Text("serving" if pool.replicas else "idle", style="green")
         )
-        table.add_row(
-            fn.metadata.name,
-            fn.metadata.version,
-            replicas,
-            bounds,
-            pending_text(pool),
-            str(pool.in_flight),
-            env,
-            _resources(fn.spec.resources.model_dump(exclude_defaults=True)),
-            status,
+        rows.append(
+            [
+                fn.metadata.name,
+                fn.metadata.version,
+                replicas,
+                bounds,
+                pending_text(pool),
+                str(pool.in_flight),
+                env,
+                _resources(fn.spec.resources.model_dump(exclude_defaults=True)),
+                status,
+            ]
         )
-    return table
+    return fitted(columns, rows, width=width)
 
 
 def pending_text(pool: PoolStatus) -> str:
@@ -404,21 +468,38 @@ def pending_text(pool: PoolStatus) -> str:
     return f"{pool.pending} (" + " ".join(f"p{p}:{by[p]}" for p in sorted(by, reverse=True)) + ")"
 
 
-def pools_table(pools: list[PoolStatus]) -> Table:
-    table = Table("pool", "replicas", "pending", "in flight", "nodes", title="function pools")
-    for p in sorted(pools, key=lambda p: (p.function, p.version)):
-        table.add_row(
+def pools_table(pools: list[PoolStatus], width: int | None = None) -> Table:
+    columns = [
+        Column("pool", give="end"),
+        Column("replicas"),
+        Column("pending"),
+        Column("in flight", justify="right"),
+        Column("nodes", justify="right"),
+    ]
+    rows: list[list[Cell]] = [
+        [
             p.ref,
             f"{p.replicas}/{p.desired} ({p.min}-{p.max})",
             pending_text(p),
             str(p.in_flight),
             str(len(p.nodes)),
-        )
-    return table
+        ]
+        for p in sorted(pools, key=lambda p: (p.function, p.version))
+    ]
+    return fitted(columns, rows, width=width, title="function pools")
 
 
-def runtime_envs_table(envs: list[dict[str, Any]]) -> Table:
-    table = Table("runtime env", "version", "pip", "env vars", "level", "bundles", "strategy")
+def runtime_envs_table(envs: list[dict[str, Any]], width: int | None = None) -> Table:
+    columns = [
+        Column("runtime env", give="end"),
+        Column("version"),
+        Column("pip", give="wrap"),
+        Column("env vars", give="wrap"),
+        Column("level", give="end"),
+        Column("bundles", give="wrap"),
+        Column("strategy", wide=True),
+    ]
+    rows: list[list[Cell]] = []
     for env in sorted(envs, key=lambda e: (e["metadata"]["name"], e["metadata"]["version"])):
         spec = env.get("spec", {})
         level = spec.get("level") or {}
@@ -426,27 +507,44 @@ def runtime_envs_table(envs: list[dict[str, Any]]) -> Table:
             f"{b.get('count', 1)}x {_resources({k: v for k, v in b.items() if k != 'count'})}"
             for b in level.get("bundles", [])
         )
-        table.add_row(
-            env["metadata"]["name"],
-            env["metadata"]["version"],
-            ", ".join(spec.get("pip", [])) or "-",
-            ", ".join(spec.get("envVars", {})) or "-",
-            level.get("name", "-"),
-            bundles or "-",
-            level.get("strategy", "-") if level else "-",
+        rows.append(
+            [
+                env["metadata"]["name"],
+                env["metadata"]["version"],
+                ", ".join(spec.get("pip", [])) or "-",
+                ", ".join(spec.get("envVars", {})) or "-",
+                level.get("name", "-"),
+                bundles or "-",
+                level.get("strategy", "-") if level else "-",
+            ]
         )
-    return table
+    return fitted(columns, rows, width=width)
 
 
-def streams_table(stats: list[dict[str, Any]]) -> Table:
-    table = Table("stream", "messages", "bytes", "consumers", title="JetStream")
-    for s in stats:
-        table.add_row(s["stream"], str(s["messages"]), _bytes(s["bytes"]), str(s["consumers"]))
-    return table
+def streams_table(stats: list[dict[str, Any]], width: int | None = None) -> Table:
+    columns = [
+        Column("stream", give="end"),
+        Column("messages", justify="right"),
+        Column("bytes", justify="right"),
+        Column("consumers", justify="right"),
+    ]
+    rows: list[list[Cell]] = [
+        [s["stream"], str(s["messages"]), _bytes(s["bytes"]), str(s["consumers"])] for s in stats
+    ]
+    return fitted(columns, rows, width=width, title="JetStream")
 
 
-def ray_nodes_table(nodes: list[dict[str, Any]]) -> Table:
-    table = Table("ray node", "address", "alive", "CPU", "GPU", "memory", "other", title="Ray")
+def ray_nodes_table(nodes: list[dict[str, Any]], width: int | None = None) -> Table:
+    columns = [
+        Column("ray node", give="end"),
+        Column("address", give="end"),
+        Column("alive"),
+        Column("CPU", justify="right"),
+        Column("GPU", justify="right"),
+        Column("memory", justify="right"),
+        Column("other", give="wrap"),
+    ]
+    rows: list[list[Cell]] = []
     for n in nodes:
         res = dict(n.get("Resources", {}))
         other = {
@@ -456,16 +554,18 @@ def ray_nodes_table(nodes: list[dict[str, Any]]) -> Table:
             and not k.startswith("node:")
             and not k.startswith("bundle_group")
         }
-        table.add_row(
-            str(n.get("NodeID", ""))[:12],
-            str(n.get("NodeManagerAddress", "")),
-            Text("yes", "green") if n.get("Alive") else Text("no", "red"),
-            f"{res.get('CPU', 0):g}",
-            f"{res.get('GPU', 0):g}",
-            _bytes(int(res.get("memory", 0))),
-            _resources(other),
+        rows.append(
+            [
+                str(n.get("NodeID", ""))[:12],
+                str(n.get("NodeManagerAddress", "")),
+                Text("yes", "green") if n.get("Alive") else Text("no", "red"),
+                f"{res.get('CPU', 0):g}",
+                f"{res.get('GPU', 0):g}",
+                _bytes(int(res.get("memory", 0))),
+                _resources(other),
+            ]
         )
-    return table
+    return fitted(columns, rows, width=width, title="Ray")
 
 
 def _resources(res: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Coroutine, Generator, Iterable
 from typing import Any, TypeVar
 
 from actorflow._client import AsyncClient, AsyncRun, Definitions, PublishResult, TriggerInfo
+from actorflow._run_view import RunView
 from actorflow._views import NodeInfo
 from actorflow.actors.controller.results import Applied, ControlAccepted, EngineInfo
 from actorflow.actors.functions.pools import PoolStatus
@@ -243,6 +244,10 @@ class Run:
 
     def nodes(self) -> list[NodeInfo]:
         return self._client._call(self._handle.nodes())
+
+    def view(self, *, depth: int = 4, logs: bool = True) -> RunView:
+        """The run as a picture: see `AsyncRun.view`."""
+        return self._client._call(self._handle.view(depth=depth, logs=logs))
 
     def logs(self, node: str | None = None) -> list[ev.LogLine]:
         """The run's captured output so far; see `AsyncRun.logs`."""

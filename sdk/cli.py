@@ -20,19 +20,25 @@ import logging
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import ray
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.text import Text
 
 from actorflow import _display as show
 from actorflow import cli_convert, cli_debug, cli_graph, cli_triggers
+from actorflow._graph_view import graph_tree
+from actorflow._report import render_report
 from actorflow._sync import Client, Run
 from actorflow._views import NodeInfo
+from actorflow.cli_output import Format, OutputOption, WideOption, emit
 from actorflow.cluster import lifecycle, wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.convert import ConvertOptions
@@ -129,7 +135,7 @@ def down() -> None:
 
 
 @app.command()
-def status() -> None:
+def status(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Ray nodes and resources, NATS, JetStream streams, function pools and run counts."""
     settings = Settings()
     recorded = lifecycle.status(settings)
@@ -142,14 +148,34 @@ def status() -> None:
         )
     with _client() as client:
         info = client.engine_info()
-        out.print(f"[bold]NATS[/bold]       {client.nats_url}")
-        out.print(f"[bold]dashboard[/bold]  {info.dashboard_url or '-'}")
-        out.print(f"[bold]metrics[/bold]    {info.metrics_url or info.metrics_error or 'off'}")
         nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-        out.print(show.ray_nodes_table(nodes))
-        out.print(show.streams_table(client.stream_stats()))
-        out.print(show.pools_table(client.pools()))
-        out.print(show.status_counts(client.runs()))
+        streams, pools, records = client.stream_stats(), client.pools(), client.runs()
+    data = {
+        "nats": client.nats_url,
+        "dashboard": info.dashboard_url or None,
+        "metrics": info.metrics_url or None,
+        "metrics_error": info.metrics_error or None,
+        "ray_nodes": nodes,
+        "streams": streams,
+        "pools": pools,
+        "runs": dict(Counter(r.status.value for r in records)),
+    }
+
+    def tables(width: int | None) -> RenderableType:
+        head = [Text.assemble(("NATS", "bold"), f"       {data['nats']}")]
+        if data["dashboard"]:
+            head.append(Text.assemble(("dashboard", "bold"), f"  {data['dashboard']}"))
+        metrics = info.metrics_url or info.metrics_error or "off (ACTORFLOW_METRICS_PORT=0)"
+        head.append(Text.assemble(("metrics", "bold"), f"    {metrics}"))
+        return Group(
+            *head,
+            show.ray_nodes_table(nodes, width),
+            show.streams_table(streams, width),
+            show.pools_table(pools, width),
+            show.status_counts(records),
+        )
+
+    emit(out, output, data, tables, wide=wide)
 
 
 # --- definitions ----------------------------------------------------------------------------
@@ -189,18 +215,21 @@ def _apply(client: Client, file: Path, convert: ConvertOptions | None = None) ->
 
 
 @workflows_app.command("list")
-def workflows_list() -> None:
+def workflows_list(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Every registered workflow version."""
     with _client() as client:
-        out.print(show.workflows_table(client.workflows()))
+        items = client.workflows()
+    emit(out, output, items, lambda width: show.workflows_table(items, width), wide=wide)
 
 
 @functions_app.command("list")
-def functions_list() -> None:
+def functions_list(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Every registered function version: replicas (ready/desired, min-max), pending and
     in-flight tasks, environment and level, resources, and whether its pool serves."""
     with _client() as client:
-        out.print(show.functions_table(client.functions(), client.pools()))
+        functions, pools = client.functions(), client.pools()
+    data = {"functions": functions, "pools": pools}
+    emit(out, output, data, lambda width: show.functions_table(functions, pools, width), wide=wide)
 
 
 def _check_ref(value: str) -> str:
@@ -231,10 +260,11 @@ def workflows_delete(ref: RefArg) -> None:
 
 
 @templates_app.command("list")
-def templates_list() -> None:
+def templates_list(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Every registered template version."""
     with _client() as client:
-        out.print(show.templates_table(client.templates()))
+        items = client.templates()
+    emit(out, output, items, lambda width: show.templates_table(items, width), wide=wide)
 
 
 @templates_app.command("delete")
@@ -246,10 +276,11 @@ def templates_delete(ref: RefArg) -> None:
 
 
 @connections_app.command("list")
-def connections_list() -> None:
+def connections_list(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Every registered connection version: its URL and where its password is read from."""
     with _client() as client:
-        out.print(show.connections_table(client.connections()))
+        items = client.connections()
+    emit(out, output, items, lambda width: show.connections_table(items, width), wide=wide)
 
 
 @connections_app.command("delete")
@@ -261,14 +292,12 @@ def connections_delete(ref: RefArg) -> None:
 
 
 @envs_app.command("list")
-def envs_list() -> None:
+def envs_list(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Every registered runtime environment version with its resource level."""
     with _client() as client:
-        out.print(
-            show.runtime_envs_table(
-                [e.model_dump(mode="json", by_alias=True) for e in client.runtime_envs()]
-            )
-        )
+        envs = client.runtime_envs()
+    dumped = [e.model_dump(mode="json", by_alias=True) for e in envs]
+    emit(out, output, envs, lambda width: show.runtime_envs_table(dumped, width), wide=wide)
 
 
 @envs_app.command("delete")
@@ -411,6 +440,7 @@ def _watch(client: Client, handle: Run, timeout: float | None) -> RunRecord:
 
 @runs_app.command("list")
 def runs_list(
+    *,
     status_: Annotated[
         RunStatus | None, typer.Option("--status", "-s", case_sensitive=False)
     ] = None,
@@ -419,19 +449,81 @@ def runs_list(
     key: Annotated[
         str | None, typer.Option("--key", "-k", help="Only runs of this concurrency key.")
     ] = None,
+    output: OutputOption = Format.table,
+    wide: WideOption = False,
 ) -> None:
     """Runs, newest first."""
     with _client() as client:
-        out.print(show.runs_table(client.runs(status_, workflow, key)[:limit]))
+        records = client.runs(status_, workflow, key)[:limit]
+    emit(out, output, records, lambda width: show.runs_table(records, width), wide=wide)
 
 
 @runs_app.command("show")
-def runs_show(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> None:
-    """A run's record and nodes: attempts, timings, errors and tracebacks."""
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    output: OutputOption = Format.table,
+    wide: WideOption = False,
+    graph: Annotated[
+        bool, typer.Option("--graph", help="The DAG: each node's status, attempts, duration.")
+    ] = False,
+) -> None:
+    """A run's record and nodes: attempts, timings, errors and tracebacks (json / yaml:
+    the whole run view, inputs, outputs and log lines included)."""
     with _client() as client:
         handle = client.get_run(run_id)
-        nodes = handle.nodes()
-        out.print(show.run_detail(handle.status(), nodes, _children(client, nodes)))
+        if graph or output is not Format.table:
+            view = handle.view()
+            emit(out, output, view, lambda _width: graph_tree(view), wide=wide)
+            return
+        record, nodes = handle.status(), handle.nodes()
+        children = _children(client, nodes)
+    emit(
+        out,
+        output,
+        record,
+        lambda width: show.run_detail(record, nodes, children, width),
+        wide=wide,
+    )
+
+
+@runs_app.command("watch")
+def runs_watch(run_id: Annotated[str, typer.Argument(help="The run id.")]) -> None:
+    """The DAG of `runs show --graph`, kept live until the run ends: exit 0 when it
+    SUCCEEDED, 1 otherwise (Ctrl-C stops watching; the run goes on)."""
+    with _client() as client:
+        handle = client.get_run(run_id)
+        view = handle.view(logs=False)
+        live = (
+            Live(graph_tree(view), console=out, refresh_per_second=4) if out.is_terminal else None
+        )
+        try:
+            with live or contextlib.nullcontext():
+                while not view.record.status.finished:
+                    time.sleep(_POLL)
+                    view = handle.view(logs=False)
+                    if live:
+                        live.update(graph_tree(view))
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+    if live is None:
+        out.print(graph_tree(view))
+    if view.record.status is not RunStatus.SUCCEEDED:
+        raise typer.Exit(1)
+
+
+@runs_app.command("report")
+def runs_report(
+    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", dir_okay=False, help="The HTML file to write.")
+    ] = Path("run.html"),
+) -> None:
+    """One self-contained HTML page (it needs no network): the DAG with statuses, a
+    timeline of every attempt, each node's inputs, output, error, guidance and log lines."""
+    with _client() as client:
+        view = client.get_run(run_id).view()
+    output.write_text(render_report(view, generated_at=datetime.now(UTC)), encoding="utf-8")
+    out.print(f"wrote {output}", highlight=False)
 
 
 _CHILD_LEVELS = 4  # sub-workflow levels folded into a table; deeper: `runs show CHILD`

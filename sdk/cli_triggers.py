@@ -16,6 +16,8 @@ from rich.table import Table
 
 from actorflow._client import TriggerInfo
 from actorflow._sync import Client
+from actorflow._tables import Cell, Column, fitted
+from actorflow.cli_output import Format, OutputOption, WideOption, emit
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.models import EventType
 
@@ -49,43 +51,56 @@ def _source(info: TriggerInfo) -> str:
     return f"lifecycle {life.workflow}{node} on {','.join(life.on)}"
 
 
-def triggers_table(infos: list[TriggerInfo], webhook: str | None = None) -> Table:
-    table = Table(title="triggers", title_justify="left")
-    for column in ("name", "source", "workflow", "enabled", "seen", "matched", "started"):
-        table.add_column(column, justify="right" if column in ("seen", "matched") else "left")
-    for column in ("errors", "rejected", "active", "last event", "last error"):
-        table.add_column(column)
+def triggers_table(
+    infos: list[TriggerInfo], webhook: str | None = None, width: int | None = None
+) -> Table:
+    """Each trigger and its counts (rejections, activity and the last event / error only
+    with ``--wide``)."""
+    columns = [
+        Column("name", give="end"),
+        Column("source", give="wrap"),
+        Column("workflow", give="end"),
+        Column("enabled"),
+        *(Column(c, justify="right") for c in ("seen", "matched", "started", "errors")),
+        Column("rejected", justify="right", wide=True),
+        Column("active", justify="right", wide=True),
+        Column("last event", wide=True),
+        Column("last error", give="wrap", wide=True),
+    ]
+    rows: list[list[Cell]] = []
     for info in infos:
         s = info.stats
         source = _source(info)
         if webhook and info.trigger.spec.source.webhook is not None:
             source += f"\n{webhook}/hooks/{info.name}"
-        table.add_row(
-            info.name,
-            source,
-            info.trigger.spec.workflow,
-            "yes" if info.enabled else "no",
-            str(s.seen),
-            str(s.matched),
-            str(s.started),
-            str(s.errors),
-            str(s.rejected),
-            str(s.active),
-            s.last_event_at.strftime("%Y-%m-%d %H:%M:%S") if s.last_event_at else "-",
-            s.last_error[:60] or "-",
+        rows.append(
+            [
+                info.name,
+                source,
+                info.trigger.spec.workflow,
+                "yes" if info.enabled else "no",
+                str(s.seen),
+                str(s.matched),
+                str(s.started),
+                str(s.errors),
+                str(s.rejected),
+                str(s.active),
+                s.last_event_at.strftime("%Y-%m-%d %H:%M:%S") if s.last_event_at else "-",
+                s.last_error[:60] or "-",
+            ]
         )
-    return table
+    return fitted(columns, rows, width=width, title="triggers")
 
 
 @triggers_app.command("list")
-def triggers_list() -> None:
+def triggers_list(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Every trigger with its counts: events seen, matched, runs started, errors, rejected."""
     with _client() as client:
         infos = client.triggers()
         webhook = None
         with contextlib.suppress(Exception):
             webhook = client.webhook_url()
-    out.print(triggers_table(infos, webhook))
+    emit(out, output, infos, lambda width: triggers_table(infos, webhook, width), wide=wide)
 
 
 @triggers_app.command("enable")
@@ -112,20 +127,24 @@ def triggers_delete(name: NameArg) -> None:
     out.print(f"deleted {name}", highlight=False)
 
 
-def event_types_table(types: list[EventType]) -> Table:
-    table = Table(title="event types", title_justify="left")
-    for column in ("name", "subject", "schema"):
-        table.add_column(column)
-    for t in types:
-        table.add_row(t.metadata.name, t.spec.subject, json.dumps(t.spec.json_schema)[:80])
-    return table
+def event_types_table(types: list[EventType], width: int | None = None) -> Table:
+    columns = [
+        Column("name", give="end"),
+        Column("subject", give="end"),
+        Column("schema", give="wrap"),
+    ]
+    rows: list[list[Cell]] = [
+        [t.metadata.name, t.spec.subject, json.dumps(t.spec.json_schema)[:80]] for t in types
+    ]
+    return fitted(columns, rows, width=width, title="event types")
 
 
 @events_app.command("list")
-def events_list() -> None:
+def events_list(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Declared event types: name, subject, payload schema."""
     with _client() as client:
-        out.print(event_types_table(client.event_types()))
+        types = client.event_types()
+    emit(out, output, types, lambda width: event_types_table(types, width), wide=wide)
 
 
 def _json(raw: str) -> Any:
