@@ -32,6 +32,7 @@ from actorflow.actors.controller import request_start
 from actorflow.actors.controller.results import Applied, ControlAccepted, EngineInfo
 from actorflow.actors.functions.pools import PoolStatus
 from actorflow.actors.run.history import replay
+from actorflow.actors.run.rerun import reuse_of
 from actorflow.actors.run.state import RunState
 from actorflow.actors.store.errors import NO_STREAM
 from actorflow.actors.store.jetstream import connect, ensure_infrastructure
@@ -596,6 +597,26 @@ class AsyncRun:
     async def clear_break(self, node: str, *, after: bool = False) -> None:
         position: ev.BreakPosition = "after" if after else "before"
         await self._client.control(self.run_id, "unbreak", node=node, position=position)
+
+    async def rerun(self, from_node: str, inputs: dict[str, Any] | None = None) -> AsyncRun:
+        """A new run of the same workflow version with the same inputs, in which every node
+        upstream of `from_node` is settled from this run's recorded outputs (not executed)
+        and `from_node` — its inputs updated with `inputs` — and what follows run again."""
+        state = await self._state()
+        reuse = reuse_of(state, from_node, inputs)
+        started = state.started
+        controller = await self._client._engine()
+        run_id: str = await _call(
+            controller.start_run.remote(
+                started.workflow,
+                dict(started.inputs),
+                started.version,
+                None,
+                started.priority,
+                reuse=reuse.model_dump(mode="json"),
+            )
+        )
+        return AsyncRun(self._client, run_id)
 
     async def paused_at(self) -> list[ev.BreakpointHit]:
         """The breakpoints the run is paused at, each held node with the inputs it will

@@ -320,6 +320,10 @@ class Run:
     def clear_break(self, node: str, *, after: bool = False) -> None:
         self._client._call(self._handle.clear_break(node, after=after))
 
+    def rerun(self, from_node: str, inputs: dict[str, Any] | None = None) -> Run:
+        """See `AsyncRun.rerun`."""
+        return Run(self._client, self._client._call(self._handle.rerun(from_node, inputs)))
+
     def paused_at(self) -> list[ev.BreakpointHit]:
         """See `AsyncRun.paused_at`."""
         return self._client._call(self._handle.paused_at())

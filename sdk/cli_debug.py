@@ -110,7 +110,29 @@ def break_(
     out.print(f"{'cleared' if clear else 'set'} breakpoint {where} {node} on {run_id}")
 
 
+def rerun(
+    run_id: RunArg,
+    from_node: Annotated[
+        str, typer.Option("--from", help="Run this node and what follows it again.")
+    ],
+    input_: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", metavar="KEY=VALUE", help="Override FROM's inputs."),
+    ] = None,
+) -> None:
+    """A new run reusing RUN's recorded outputs of everything upstream of --from."""
+    from actorflow.cli import parse_inputs  # the one KEY=VALUE reading
+
+    for pair in input_ or []:
+        if "=" not in pair or not pair.partition("=")[0]:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--input")
+    with _run(run_id) as run:
+        new = run.rerun(from_node, parse_inputs(input_ or []))
+    out.print(new.run_id, highlight=False)
+
+
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:
-    """`debug …` on the main app, `break` under `runs`."""
+    """`debug …` on the main app, `break` and `rerun` under `runs`."""
     app.add_typer(debug_app, name="debug")
     runs_app.command("break")(break_)
+    runs_app.command("rerun")(rerun)

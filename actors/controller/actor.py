@@ -141,10 +141,12 @@ class Controller:
         priority: int | None = None,
         *,
         breakpoints: list[dict[str, Any]] | None = None,
+        reuse: dict[str, Any] | None = None,
     ) -> str:
         points = [ev.Breakpoint.model_validate(b) for b in breakpoints or []]
+        reused = ev.Reuse.model_validate(reuse) if reuse is not None else None
         return await self._s.starter.start(
-            workflow, inputs, version, run_id, priority=priority, breakpoints=points
+            workflow, inputs, version, run_id, priority=priority, breakpoints=points, reuse=reused
         )
 
     async def control(self, run_id: str, request: dict[str, Any]) -> ControlAccepted:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from run_support import T0, complete, only_stop, schedule, started
@@ -210,3 +211,29 @@ def test_breakpoints_and_continue_end_with_the_same_outputs(
     wf = b.build()
     plain = _finish(run(wf), values)
     assert _finish(run(wf, *breaks), values) == plain
+
+
+def test_reuse_of_takes_every_upstream_output_and_refuses_a_failed_one() -> None:
+    from run_support import fail
+
+    from actorflow.actors.run.rerun import reuse_of, upstream
+    from actorflow.definitions.errors import ControlError
+
+    state = run(chain())
+    (a,) = schedule(state)
+    complete(state, a, 2)
+    (b,) = schedule(state)
+    complete(state, b, 3)
+    assert upstream(state, "c") == {"a", "b"}
+    reuse = reuse_of(state, "c", {"x": 9})
+    assert (reuse.run_id, reuse.node, reuse.outputs) == ("r1", "c", {"a": 2, "b": 3})
+    assert reuse.overrides == {"x": 9}
+    assert reuse_of(state, "a").outputs == {}  # nothing upstream of the first node
+
+    broken = run(chain())
+    (a,) = schedule(broken)
+    fail(broken, a, retryable=False)
+    with pytest.raises(ControlError, match="upstream node 'a' is FAILED"):
+        reuse_of(broken, "c")
+    with pytest.raises(ControlError, match="no node 'zz'"):
+        reuse_of(broken, "zz")
