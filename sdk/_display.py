@@ -21,7 +21,6 @@ from actorflow.actors.controller.results import Applied
 from actorflow.actors.functions.pools import PoolStatus
 from actorflow.definitions.events import LogLine, NodeStatus, RunRecord, RunStatus
 from actorflow.definitions.models import Connection, Function, StepTemplate, Workflow
-from actorflow.definitions.priorities import DEFAULT_PRIORITY
 
 _STATUS_STYLE = {
     RunStatus.SUCCEEDED: "green",
@@ -70,18 +69,16 @@ def as_json(value: Any) -> str:
 # --- runs ---------------------------------------------------------------------------------
 def runs_table(records: Iterable[RunRecord], width: int | None = None) -> Table:
     """`runs list`: `width` None shows every column whole (``--wide``); else the table fits
-    in `width` cells: short dates, ids cut in the middle, the priority only where a run
-    has one of its own."""
+    in `width` cells: short dates, ids cut in the middle, the priority only with ``--wide``."""
     records = list(records)
     nested = any(r.parent_run_id for r in records)
     keyed = any(r.concurrency for r in records)
-    prioritised = any(r.priority != DEFAULT_PRIORITY for r in records)
     short = width is not None
     columns = [
         Column("run", give="middle"),
         Column("workflow", give="end"),
         Column("status"),
-        Column("priority", wide=not prioritised, justify="right"),
+        Column("priority", wide=True, justify="right"),  # 80 columns: no room
         Column("progress"),
         Column("created"),
         Column("duration", justify="right"),
