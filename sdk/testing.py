@@ -25,6 +25,7 @@ import inspect
 import logging
 import sys
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -113,15 +114,8 @@ def _call_function(function: Function, wf: Workflow, node: str, inputs: Any) -> 
         idempotency_key=f"test-run.{node}.1",
         logger=logging.getLogger(f"actorflow.step.{node}"),
     )
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = {}
-    if isinstance(inputs, dict):
-        kwargs = dict(inputs)
-    elif inputs is not None:
-        args = (inputs,)
-    if handler.wants_ctx:
-        kwargs["ctx"] = ctx
-    result = _step(lambda: handler.func(*args, **kwargs))
+    with ThreadPoolExecutor(max_workers=1) as pool:  # a sync handler runs as on a replica
+        result = _step(lambda: handler.call(inputs, ctx, pool))
     if spec.output_schema is not None and (problem := Checker(spec.output_schema).problem(result)):
         raise StepError(
             ErrorCode.OUTPUT_INVALID,
