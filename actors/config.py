@@ -7,6 +7,8 @@ itself never reads the environment — it is handed an `EngineConfig`.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -72,7 +74,27 @@ class EngineTunables(BaseModel):
     trigger_ack_wait: float = Field(default=10.0, ge=1.0)
 
 
+class TracingConfig(BaseModel):
+    """Where every engine process sends its OpenTelemetry spans (read from the standard
+    ``OTEL_*`` variables by `cluster.settings`; None on `EngineConfig`: tracing off)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: ``otlp`` to a collector, or ``console`` (each process's stdout: Ray's worker logs).
+    exporter: Literal["otlp", "console"] = "otlp"
+    #: The traces endpoint: a URL ending in ``/v1/traces`` (HTTP) or ``host:port`` (gRPC).
+    endpoint: str = "http://localhost:4318/v1/traces"
+    protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: Longest one export may take (seconds); a slow collector delays no run.
+    timeout: float = Field(default=10.0, gt=0)
+    #: How often finished spans are sent (seconds; ``OTEL_BSP_SCHEDULE_DELAY``).
+    export_interval: float = Field(default=5.0, gt=0)
+    service_name: str = "actorflow"
+
+
 class EngineConfig(EngineTunables):
-    """What the actors are handed: the tunables and where NATS is."""
+    """What the actors are handed: the tunables, where NATS is, where traces go."""
 
     nats_url: str
+    tracing: TracingConfig | None = None

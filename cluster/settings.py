@@ -3,11 +3,77 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from actorflow.actors.config import EngineConfig, EngineTunables
+from actorflow.actors.config import EngineConfig, EngineTunables, TracingConfig
+from actorflow.definitions.errors import InputError
+
+
+class OtelSettings(BaseSettings):
+    """The standard OpenTelemetry variables actorflow honours (``OTEL_*``): tracing is on
+    when a traces exporter is chosen or an OTLP endpoint is set, and off by default."""
+
+    model_config = SettingsConfigDict(env_prefix="OTEL_", frozen=True)
+
+    sdk_disabled: bool = False
+    traces_exporter: str = ""
+    exporter_otlp_endpoint: str = ""
+    exporter_otlp_traces_endpoint: str = ""
+    exporter_otlp_protocol: str = ""
+    exporter_otlp_traces_protocol: str = ""
+    exporter_otlp_headers: str = ""
+    exporter_otlp_traces_headers: str = ""
+    exporter_otlp_timeout: float = Field(default=10_000, gt=0)  # milliseconds
+    bsp_schedule_delay: float = Field(default=5_000, gt=0)  # milliseconds
+    service_name: str = "actorflow"
+
+    def tracing(self) -> TracingConfig | None:
+        """The engine's tracing configuration, or None when tracing is off."""
+        exporter = self.traces_exporter.strip().lower()
+        endpoint = self.exporter_otlp_traces_endpoint or self.exporter_otlp_endpoint
+        if self.sdk_disabled or exporter == "none" or not (exporter or endpoint):
+            return None
+        if exporter not in ("", "otlp", "console"):
+            raise InputError(
+                f"OTEL_TRACES_EXPORTER={self.traces_exporter!r}: actorflow exports traces with "
+                "'otlp' or 'console' (or 'none')"
+            )
+        protocol = (self.exporter_otlp_traces_protocol or self.exporter_otlp_protocol).strip()
+        protocol = protocol or "http/protobuf"
+        if protocol not in ("http/protobuf", "grpc"):
+            raise InputError(
+                f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: use 'http/protobuf' or 'grpc'"
+            )
+        if self.exporter_otlp_traces_endpoint:
+            endpoint = self.exporter_otlp_traces_endpoint
+        elif endpoint and protocol == "http/protobuf":  # the base URL: the signal's path added
+            endpoint = endpoint.rstrip("/") + "/v1/traces"
+        elif not endpoint:
+            endpoint = "http://localhost:4318/v1/traces" if protocol != "grpc" else "localhost:4317"
+        return TracingConfig(
+            exporter="console" if exporter == "console" else "otlp",
+            endpoint=endpoint,
+            protocol=protocol,
+            headers=_headers(self.exporter_otlp_headers)
+            | _headers(self.exporter_otlp_traces_headers),
+            timeout=self.exporter_otlp_timeout / 1000,
+            export_interval=self.bsp_schedule_delay / 1000,
+            service_name=self.service_name,
+        )
+
+
+def _headers(spec: str) -> dict[str, str]:
+    """``key1=value1,key2=value2`` (values URL-encoded), as the OTLP exporter variables say."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"OTEL_EXPORTER_OTLP_HEADERS: {item!r} is not key=value")
+        out[unquote(key.strip()).lower()] = unquote(value.strip())
+    return out
 
 
 class Settings(BaseSettings, EngineTunables):
@@ -29,6 +95,9 @@ class Settings(BaseSettings, EngineTunables):
     ray_num_gpus: int | None = None
     #: How long to wait for Ray or NATS to answer before saying it is unreachable.
     connect_timeout: float = Field(default=10.0, gt=0)
+    #: Where engine processes send OpenTelemetry spans: from the standard ``OTEL_*``
+    #: variables (`OtelSettings`); None, the default, is tracing off.
+    tracing: TracingConfig | None = Field(default_factory=lambda: OtelSettings().tracing())
 
     @property
     def run_dir(self) -> Path:
@@ -40,4 +109,4 @@ class Settings(BaseSettings, EngineTunables):
 
     def engine(self, nats_url: str) -> EngineConfig:
         tunables = self.model_dump(include=set(EngineTunables.model_fields))
-        return EngineConfig(nats_url=nats_url, **tunables)
+        return EngineConfig(nats_url=nats_url, tracing=self.tracing, **tunables)

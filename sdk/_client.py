@@ -39,6 +39,7 @@ from actorflow.actors.store.jetstream import connect, ensure_infrastructure
 from actorflow.actors.store.log_reader import ensure_run_exists, follow_logs, read_logs
 from actorflow.actors.store.registry import Registry
 from actorflow.actors.store.streams import read_record, read_records
+from actorflow.actors.store.tracing import carrier, inject, sending
 from actorflow.cluster import wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
@@ -303,29 +304,33 @@ class AsyncClient:
         run_id = run_id or ev.new_run_id(name)
         points = [ev.Breakpoint(node=n) for n in break_before]
         points += [ev.Breakpoint(node=n, position="after") for n in break_after]
-        started = await request_start(
-            self.nc,
-            name,
-            dict(inputs or {}),
-            version,
-            run_id,
-            timeout=self.settings.connect_timeout,
-            priority=priority,
-            breakpoints=points,
-        )
-        if started is None:
-            # Refused, or NATS could not carry it: over Ray, the controller's own error is
-            # raised here (a start that did happen is not repeated: same run id).
-            started = await _call(
-                controller.start_run.remote(
-                    name,
-                    dict(inputs or {}),
-                    version,
-                    run_id,
-                    priority,
-                    breakpoints=[p.model_dump() for p in points],
-                )
+        with sending(
+            f"start {name}", ev.START_SUBJECT, actorflow__workflow=name, actorflow__run_id=run_id
+        ):
+            started = await request_start(
+                self.nc,
+                name,
+                dict(inputs or {}),
+                version,
+                run_id,
+                timeout=self.settings.connect_timeout,
+                priority=priority,
+                breakpoints=points,
             )
+            if started is None:
+                # Refused, or NATS could not carry it: over Ray, the controller's own error
+                # is raised here (a start that did happen is not repeated: same run id).
+                started = await _call(
+                    controller.start_run.remote(
+                        name,
+                        dict(inputs or {}),
+                        version,
+                        run_id,
+                        priority,
+                        breakpoints=[p.model_dump() for p in points],
+                        carrier=carrier() or None,
+                    )
+                )
         return AsyncRun(self, started)
 
     async def control(
@@ -362,7 +367,8 @@ class AsyncClient:
         """End the waits for (`signal`, `key`): publish on ``af.signal.<signal>.<key>``."""
         data = json.dumps(payload).encode()
         js = await self._jetstream()
-        await _nats(js.publish(ev.signal_subject(signal, key), data), self.nats_url)
+        subject = ev.signal_subject(signal, key)
+        await _nats(js.publish(subject, data, headers=inject()), self.nats_url)
 
     def get_run(self, run_id: str) -> AsyncRun:
         return AsyncRun(self, run_id)
@@ -492,7 +498,7 @@ class AsyncClient:
                     "schema", f"{where}: {errors[0].message} (event type {declared.metadata.name})"
                 )
         body = json.dumps(data).encode()
-        headers = {ev.MSG_ID: msg_id} if msg_id else None
+        headers = inject({ev.MSG_ID: msg_id} if msg_id else None)
         try:
             ack = await _nats(js.publish(subject, body, headers=headers), self.nats_url)
         except NO_STREAM:
@@ -614,6 +620,7 @@ class AsyncRun:
                 None,
                 started.priority,
                 reuse=reuse.model_dump(mode="json"),
+                carrier=carrier() or None,
             )
         )
         return AsyncRun(self._client, run_id)

@@ -39,6 +39,7 @@ from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import connect
 from actorflow.actors.store.retry import with_retries
 from actorflow.actors.store.streams import read_record
+from actorflow.actors.store.tracing import carrier, handling, start_process
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import (
     ActorflowError,
@@ -131,6 +132,7 @@ class TriggerHost:
         async with self._start_lock:
             if self._started:
                 return
+            start_process(self._config.tracing, "trigger-host")
             self._nc = await connect(self._config.nats_url, name=HOST_NAME)
             self._js = self._nc.jetstream()
             self._controller = ray.get_actor(CONTROLLER_NAME, namespace=self._config.namespace)
@@ -426,17 +428,28 @@ class _Runner:
             existed = await self._exists(run_id)
             try:
                 compiled = self.compiled
-                if host.nc is None or not await request_start(
-                    host.nc,
-                    compiled.workflow,
-                    inputs,
-                    compiled.version,
-                    run_id,
-                    timeout=host._config.trigger_ack_wait,
-                ):
-                    await host.controller.start_run.remote(
-                        compiled.workflow, inputs, compiled.version, run_id
-                    )
+                with handling(
+                    f"trigger {self.name}",
+                    msg.headers,
+                    msg.subject,
+                    actorflow__trigger=self.name,
+                    actorflow__run_id=run_id,
+                ):  # the run's trace goes on from the event's (its traceparent header)
+                    if host.nc is None or not await request_start(
+                        host.nc,
+                        compiled.workflow,
+                        inputs,
+                        compiled.version,
+                        run_id,
+                        timeout=host._config.trigger_ack_wait,
+                    ):
+                        await host.controller.start_run.remote(
+                            compiled.workflow,
+                            inputs,
+                            compiled.version,
+                            run_id,
+                            carrier=carrier() or None,
+                        )
             except ray.exceptions.RayTaskError as exc:
                 cause = exc.cause
                 if isinstance(cause, ActorflowError):  # bad inputs, unknown workflow: final

@@ -94,6 +94,9 @@ class WebhookServer:
             return await self._reject(name, 400, "not_json", f"body is not JSON: {exc}")
         delivery = _first(request, DELIVERY_HEADERS) or uuid.uuid4().hex
         headers = {ev.MSG_ID: ev.webhook_msg_id(name, delivery), ev.DELIVERY: delivery}
+        for key in (ev.TRACEPARENT, ev.TRACESTATE):  # the sender's trace goes on in the run
+            if (value := request.headers.get(key)) and len(value) <= 512:
+                headers[key] = value
         subject = ev.trigger_event_subject(name, "hook")
         ack = await with_retries(
             lambda: self._js.publish(subject, body, headers=headers), f"webhook {name}"

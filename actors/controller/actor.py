@@ -31,6 +31,8 @@ from actorflow.actors.run import signals
 from actorflow.actors.run.supervisor import RunSupervisor
 from actorflow.actors.store.jetstream import connect, ensure_infrastructure
 from actorflow.actors.store.registry import Registry
+from actorflow.actors.store.tracing import flush as flush_traces
+from actorflow.actors.store.tracing import start_process
 from actorflow.definitions import events as ev
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class Controller:
         async with self._start_lock:
             if self._services is not None:
                 return self.info()
+            start_process(self._config.tracing, "controller")
             nc = await connect(self._config.nats_url, name=CONTROLLER_NAME)
             js = nc.jetstream()
             await ensure_infrastructure(js, self._config)
@@ -142,11 +145,20 @@ class Controller:
         *,
         breakpoints: list[dict[str, Any]] | None = None,
         reuse: dict[str, Any] | None = None,
+        carrier: dict[str, str] | None = None,
     ) -> str:
+        """Start a run (`carrier`: the caller's W3C trace headers, if it traces)."""
         points = [ev.Breakpoint.model_validate(b) for b in breakpoints or []]
         reused = ev.Reuse.model_validate(reuse) if reuse is not None else None
         return await self._s.starter.start(
-            workflow, inputs, version, run_id, priority=priority, breakpoints=points, reuse=reused
+            workflow,
+            inputs,
+            version,
+            run_id,
+            priority=priority,
+            breakpoints=points,
+            reuse=reused,
+            carrier=carrier,
         )
 
     async def control(self, run_id: str, request: dict[str, Any]) -> ControlAccepted:
@@ -167,6 +179,7 @@ class Controller:
         await s.pools.shutdown()
         s.runs.shutdown()
         await s.nc.drain()
+        await asyncio.to_thread(flush_traces)
 
 
 __all__ = ["CONTROLLER_NAME", "Controller", "ControllerPlugin", "PluginFactory"]

@@ -22,6 +22,7 @@ from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.registry import Registry
 from actorflow.actors.store.retry import with_retries
 from actorflow.actors.store.streams import read_record
+from actorflow.actors.store.tracing import handling, inject
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ActorflowError, ControlError, NotFoundError
 
@@ -62,7 +63,7 @@ class ControlService:
             lambda: self._js.publish(
                 ev.run_subject(run_id, ev.CONTROL),
                 ev.encode(event),
-                headers={ev.MSG_ID: event.id},
+                headers=inject({ev.MSG_ID: event.id}),
             ),
             f"control {run_id}",
         )
@@ -88,7 +89,10 @@ class ControlService:
             request = json.loads(msg.data or b"{}")
             if not isinstance(request, dict):
                 raise ControlError("a control request is a JSON object")
-            accepted = await self.control(run_id, request)
+            with handling(
+                f"control {run_id}", msg.headers, msg.subject, root=False, actorflow__run_id=run_id
+            ):
+                accepted = await self.control(run_id, request)
             reply = ev.ControlReply.accepted(accepted.run_id, accepted.action, accepted.id)
         except (ValueError, ActorflowError) as exc:
             reply = ev.ControlReply.refused(str(exc))

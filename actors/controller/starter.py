@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -24,6 +25,7 @@ from actorflow.actors.store.errors import API_ERROR, is_wrong_last_sequence
 from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.registry import Registry
 from actorflow.actors.store.retry import with_retries
+from actorflow.actors.store.tracing import handling, inject, run_trace
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ErrorCode, InputError, NotFoundError, StepError
 from actorflow.definitions.models import Connection, Function, StepTemplate, Workflow, split_ref
@@ -62,14 +64,45 @@ class RunStarter:
         priority: int | None = None,
         breakpoints: list[ev.Breakpoint] | None = None,
         reuse: ev.Reuse | None = None,
+        carrier: Mapping[str, str] | None = None,
+        via: str | None = None,
     ) -> str:
         """Record the run's first event, make its first decision, hand it to a run actor;
         returns its id once the first steps are queued.
 
         With a `run_id` this is idempotent: starting the same id twice starts one run. A
         child run (of a `workflow:` node) names its `parent` and how deep it nests; a
-        `priority` (0-9) overrides the workflow's for this run.
+        `priority` (0-9) overrides the workflow's for this run. Traced, the start is a span
+        continuing the caller's trace (`carrier`: its W3C headers; `via`: the subject the
+        request came on), and the run's trace descends from it.
         """
+        with handling(
+            f"start {workflow}",
+            carrier,
+            via,
+            actorflow__workflow=workflow,
+            actorflow__run_id=run_id,
+            actorflow__parent_run_id=parent.run_id if parent else None,
+        ) as span:
+            run_id = await self._start(
+                workflow, inputs, version, run_id, parent, depth, priority, breakpoints, reuse
+            )
+            if span is not None:
+                span.set_attribute("actorflow.run_id", run_id)
+            return run_id
+
+    async def _start(  # noqa: PLR0917 - `start`'s arguments, passed on
+        self,
+        workflow: str,
+        inputs: dict[str, Any],
+        version: str | None,
+        run_id: str | None,
+        parent: ev.ParentRef | None,
+        depth: int,
+        priority: int | None,
+        breakpoints: list[ev.Breakpoint] | None,
+        reuse: ev.Reuse | None,
+    ) -> str:
         priority = check_priority(priority)
         if run_id is not None and (problem := ev.run_id_problem(run_id)):
             raise InputError(problem)
@@ -106,16 +139,16 @@ class RunStarter:
             priority=priority,
         )
         started = _debugged(started, breakpoints or [], reuse)
+        if (trace := run_trace()) is not None:
+            started = started.model_copy(update={"trace": trace})
         data = ev.encode(started)
+        headers = inject(
+            {ev.EXPECTED_LAST_SUBJECT_SEQ: "0", ev.MSG_ID: ev.decision_msg_id(run_id, 0)}
+        )
         try:
             ack = await with_retries(
                 lambda: self._js.publish(
-                    ev.run_subject(run_id, ev.DECISIONS),
-                    data,
-                    headers={
-                        ev.EXPECTED_LAST_SUBJECT_SEQ: "0",
-                        ev.MSG_ID: ev.decision_msg_id(run_id, 0),
-                    },
+                    ev.run_subject(run_id, ev.DECISIONS), data, headers=headers
                 ),
                 f"start {run_id}",
             )
@@ -203,6 +236,8 @@ class RunStarter:
                     depth=req.depth,
                     priority=req.priority,
                     breakpoints=req.breakpoints,
+                    carrier=msg.headers,
+                    via=msg.subject,
                 )
                 reply = ev.StartRunReply(ok=True, run_id=run_id)
             except Exception as exc:  # the caller repeats it over Ray to get the error itself
@@ -263,9 +298,9 @@ async def request_start(
     breakpoints: list[ev.Breakpoint] | None = None,
 ) -> str | None:
     """Start a run with one NATS request to the controller (the fast way in, for the SDK
-    and the trigger host). None when it did not start the run — refused, not JSON, no
-    answer — and the caller repeats the start over Ray, which raises the controller's
-    own error (a start that did happen is not repeated: same run id)."""
+    and the trigger host), in the current trace. None when it did not start the run —
+    refused, not JSON, no answer — and the caller repeats the start over Ray, which raises
+    the controller's own error (a start that did happen is not repeated: same run id)."""
     try:
         request = ev.encode(
             ev.StartRunRequest(
@@ -280,7 +315,7 @@ async def request_start(
     except (ValueError, TypeError):
         return None
     try:
-        msg = await nc.request(ev.START_SUBJECT, request, timeout=timeout)
+        msg = await nc.request(ev.START_SUBJECT, request, timeout=timeout, headers=inject())
         reply = ev.decode(ev.StartRunReply, msg.data)
     except (NatsError, TimeoutError, ev.DecodeError):
         return None

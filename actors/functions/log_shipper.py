@@ -20,6 +20,7 @@ import secrets
 from nats.js import JetStreamContext
 
 from actorflow.actors.functions.capture import LogTag, TaskLog
+from actorflow.actors.store.tracing import carrier
 from actorflow.definitions import events as ev
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class LogShipper:
                         shipping.subject,
                         ev.encode(ev.LogBatch(lines=batch)),
                         timeout=self._timeout,
-                        headers={ev.MSG_ID: msg_id},
+                        headers={ev.MSG_ID: msg_id, **shipping.headers},
                     )
                 except Exception as exc:
                     # Give up on this flush's remaining batches too: if the server did not
@@ -98,10 +99,11 @@ class LogShipper:
 
 
 class _Shipping:
-    __slots__ = ("batches", "execution", "lock", "subject")
+    __slots__ = ("batches", "execution", "headers", "lock", "subject")
 
     def __init__(self, subject: str) -> None:
         self.subject = subject
+        self.headers = carrier()  # the request's trace (opened in the request's context)
         self.execution = secrets.token_hex(8)
         self.batches = 0
         self.lock = asyncio.Lock()

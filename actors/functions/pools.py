@@ -38,6 +38,7 @@ from actorflow.actors.functions.intake import (
 from actorflow.actors.functions.placement import cluster_nodes
 from actorflow.actors.functions.replica import FunctionReplica
 from actorflow.actors.store.retry import with_retries
+from actorflow.actors.store.tracing import continued, inject
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ErrorCode, FunctionPoolError
 from actorflow.definitions.models import Function, RuntimeEnv
@@ -344,7 +345,8 @@ class FunctionPool:
                     await asyncio.sleep(0.5)
                     continue
                 for msg in msgs:
-                    await self._refuse(msg.data)
+                    with continued(msg.headers):
+                        await self._refuse(msg.data)
                     await msg.ack()
         finally:
             await intake.close()
@@ -371,7 +373,7 @@ class FunctionPool:
             execution=ev.Execution(started_at=at, finished_at=at),
         )
         js, subject = self._js, ev.result_subject(task.run_id, task.task)
-        headers = {ev.MSG_ID: ev.result_msg_id(task.idempotency_key)}
+        headers = inject({ev.MSG_ID: ev.result_msg_id(task.idempotency_key)}) or {}
         await with_retries(lambda: js.publish(subject, ev.encode(event), headers=headers), "refuse")
 
     # --- listing ---------------------------------------------------------------------------

@@ -35,6 +35,8 @@ from actorflow.actors.store.blobs import BlobStore
 from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import connect
 from actorflow.actors.store.retry import with_retries
+from actorflow.actors.store.tracing import RunSpans, fail, handling, inject, start_process
+from actorflow.actors.store.tracing import flush as flush_traces
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ErrorCode, PayloadError, StepError
 from actorflow.definitions.models import Function
@@ -85,6 +87,7 @@ class FunctionReplica:
     async def start(self) -> dict[str, Any]:
         """Import the handler (an import error surfaces to `apply`), then start pulling."""
         spec = self._function.spec
+        start_process(self._config.tracing, "replica")
         self._handler = Handler.load(spec.handler, spec.code_dir)
         self._node_id = ray.get_runtime_context().get_node_id()
         self._since = datetime.now(UTC)
@@ -140,6 +143,7 @@ class FunctionReplica:
             with contextlib.suppress(Exception):
                 await self._nc.close()
         self._pool.shutdown(wait=False)
+        await asyncio.to_thread(flush_traces)  # the last attempts' spans
 
     async def _pull_loop(self, intake: Intake) -> None:
         """Pull as many tasks as there are free slots while a backlog is known, else one;
@@ -212,6 +216,35 @@ class FunctionReplica:
             # persisting it): running it again would repeat a completed step's effects.
             log.info("task %s already has a result; not running it again", task.idempotency_key)
             return True
+        meta_fn = self._function.metadata
+        with handling(
+            f"execute {meta_fn.name}",
+            msg.headers,
+            msg.subject,
+            root=False,  # a task queued without a trace (tracing was off) starts none
+            actorflow__run_id=task.run_id,
+            actorflow__workflow=task.workflow,
+            actorflow__node=task.task.node,
+            actorflow__index=task.task.index,
+            actorflow__attempt=task.task.attempt,
+            actorflow__function=f"{meta_fn.name}@{meta_fn.version}",
+            actorflow__replica=self._name,
+            messaging__message__id=task.idempotency_key,
+        ) as span:
+            event, duplicate = await self._execute_traced(task, msg, results)
+            if isinstance(event, ev.TaskFailed):
+                fail(span, event.error.code, event.error.message)
+        spans = RunSpans.of_task(task, msg.headers)
+        if spans is not None and not duplicate:  # a result stored before: its span was too
+            spans.emit_attempt(task, event, msg.subject)
+        return True
+
+    async def _execute_traced(
+        self, task: ev.TaskScheduled, msg: Msg, results: str
+    ) -> tuple[ev.TaskCompleted | ev.TaskFailed, bool]:
+        """Run the handler and store its result: the result, and whether JetStream already
+        had it (a second delivery of a finished task)."""
+        assert self._js is not None
         started_at = datetime.now(UTC)
         heartbeat = asyncio.create_task(self._keep_alive(msg, task, started_at))
         cpu, peak = CpuMeter(), self._rss.begin()
@@ -246,10 +279,12 @@ class FunctionReplica:
                 run_id=task.run_id, task=task.task, output=outcome, execution=execution
             )
         data = ev.encode(event)
-        headers = {ev.MSG_ID: ev.result_msg_id(task.idempotency_key)}
+        headers = inject({ev.MSG_ID: ev.result_msg_id(task.idempotency_key)}) or {}
         js = self._js
-        await with_retries(lambda: js.publish(results, data, headers=headers), "publish result")
-        return True
+        ack = await with_retries(
+            lambda: js.publish(results, data, headers=headers), "publish result"
+        )
+        return event, bool(ack.duplicate)
 
     async def _already_done(self, subject: str) -> bool:
         assert self._js is not None
@@ -341,7 +376,7 @@ class FunctionReplica:
                 percent=percent,
                 message=message,
             )
-            coro = self._nc.publish(subject, ev.encode(event))
+            coro = self._nc.publish(subject, ev.encode(event), headers=inject())
             try:
                 running = asyncio.get_running_loop()
             except RuntimeError:
@@ -370,7 +405,9 @@ class FunctionReplica:
         )
         with contextlib.suppress(Exception):  # a view: the result carries the same facts
             await self._nc.publish(
-                ev.result_subject(task.run_id, task.task, started=True), ev.encode(started)
+                ev.result_subject(task.run_id, task.task, started=True),
+                ev.encode(started),
+                headers=inject(),
             )
         interval = max(self._config.task_ack_wait / 3, 0.5)
         while True:

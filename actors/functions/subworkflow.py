@@ -18,6 +18,7 @@ from nats.errors import Error as NatsError
 from actorflow.actors.functions import engine_link
 from actorflow.actors.functions.context import StepContext
 from actorflow.actors.store.streams import read_record
+from actorflow.actors.store.tracing import inject
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ErrorCode, NotFoundError, StepError
 
@@ -79,7 +80,7 @@ async def _start(link: engine_link.EngineLink, request: ev.StartRunRequest) -> N
     data = ev.encode(request)
     for attempt in range(_START_TRIES):
         try:
-            msg = await link.nc.request(ev.START_SUBJECT, data, timeout=10)
+            msg = await link.nc.request(ev.START_SUBJECT, data, timeout=10, headers=inject())
             reply = ev.decode(ev.StartRunReply, msg.data)
         except (NatsError, TimeoutError, ev.DecodeError):
             await asyncio.sleep(0.5 * (attempt + 1))  # the controller may be restarting

@@ -21,6 +21,7 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from opentelemetry import context as otel_context
 
 from actorflow.actors.config import EngineConfig
 from actorflow.actors.run import children, queue, signals
@@ -43,6 +44,8 @@ from actorflow.actors.run.turns import Line
 from actorflow.actors.store.blobs import BlobStore
 from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import connect
+from actorflow.actors.store.tracing import RunSpans, inject, start_process
+from actorflow.actors.store.tracing import flush as flush_traces
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import FencedError
 from actorflow.definitions.models import HookPoint
@@ -66,6 +69,7 @@ class RunActor:
         return f"RunActor({self._name}, {runs} run{'' if runs == 1 else 's'})"
 
     async def start(self) -> str:
+        start_process(self._config.tracing, "run-actor")
         self._nc = await connect(self._config.nats_url, name=self._name)
         self._js = self._nc.jetstream()
         self._blobs = BlobStore(self._js, self._config.inline_limit)
@@ -120,6 +124,7 @@ class RunActor:
     async def stop(self) -> None:
         if self._nc:
             await self._nc.drain()
+        await asyncio.to_thread(flush_traces)  # the last runs' spans
 
 
 class _Driver:
@@ -150,6 +155,8 @@ class _Driver:
         self._queue: queue.TurnQueue | None = None  # waiting for its turn: the queue's view
         self._holders: tuple[str, ...] = ()  # the places it last found itself waiting for
         self._holders_since = 0.0  # … since when (monotonic)
+        self._spans: RunSpans | None = None  # traced: the run's derived spans
+        self._trace_token: object | None = None
 
     @property
     def last_control(self) -> str | None:
@@ -178,9 +185,17 @@ class _Driver:
     async def _on_msg(self, msg: Msg) -> None:
         self._inbox.put_nowait(msg)
 
+    def _trace(self, started: ev.RunStarted) -> None:
+        """Traced, what this driver publishes from now on carries the run's span (the
+        context is this driver's task's own: other runs' drivers are not touched)."""
+        self._spans = RunSpans.of(started)
+        if self._spans is not None:
+            self._trace_token = otel_context.attach(self._spans.run_context())
+
     async def run_new(
         self, started: ev.RunStarted, seq: int, scheduled: ev.TasksScheduled | None
     ) -> str:
+        self._trace(started)
         await self._listen()
         self._state = RunState(started)
         if scheduled is not None:
@@ -246,6 +261,7 @@ class _Driver:
             log.error("run %s has no RunStarted in its history; nothing to recover", self.run_id)
             return "UNKNOWN"
         events = [rec.event for rec in history]
+        self._trace(history[0].event)
         state = self._state = RunState.from_history(events, await self._blob_values(events))
         await self._forget_signalled_waits()
         self._hooks = HookRunner(state, self._config.hook_timeout)
@@ -429,7 +445,9 @@ class _Driver:
         async def send(child: str, action: ev.ControlAction) -> None:
             request = ev.ControlRequest(action=action, reason=f"parent {self.run_id} {action}")
             with contextlib.suppress(Exception):
-                await self._nc.request(ev.control_subject(child), ev.encode(request), timeout=10)
+                await self._nc.request(
+                    ev.control_subject(child), ev.encode(request), timeout=10, headers=inject()
+                )
 
         await asyncio.gather(*(send(child, action) for child, action in requests))
 
@@ -451,6 +469,9 @@ class _Driver:
         )
         await self._decisions.append(event)
         self._state.apply(event)
+        if decision.status.finished and self._spans is not None:
+            state = self._state  # the fence took the stop: its span is written once
+            self._spans.emit_run(state.started, event, state.episode, state.deadline_from)
         if decision.status.finished:
             await self._release()
         await self._announce_nodes(stopping=decision.status)
@@ -548,7 +569,7 @@ class _Driver:
             )
             subject = ev.node_event_subject(event.workflow, self.run_id, node_id, status)
             try:
-                await self._nc.publish(subject, ev.encode(event))
+                await self._nc.publish(subject, ev.encode(event), headers=inject())
             except Exception as exc:  # best effort, like run lifecycle events
                 log.debug("could not publish %s: %s", subject, exc)
 
@@ -560,3 +581,6 @@ class _Driver:
                 await sub.unsubscribe()
         if self._records is not None:
             await self._records.close()
+        if self._trace_token is not None:
+            otel_context.detach(self._trace_token)  # type: ignore[arg-type]
+            self._trace_token = None

@@ -19,6 +19,7 @@ from actorflow.actors.run.hooks import HookRunner
 from actorflow.actors.run.state import PlannedTask, RunState, Schedule
 from actorflow.actors.store.blobs import BlobStore
 from actorflow.actors.store.retry import with_retries
+from actorflow.actors.store.tracing import RunSpans
 from actorflow.definitions import events as ev
 
 
@@ -26,8 +27,10 @@ async def publish_tasks(
     js: JetStreamContext, blobs: BlobStore, started: ev.RunStarted, tasks: list[PlannedTask]
 ) -> None:
     """Queue a run's `tasks` on their functions' subjects (one per priority); publishing one
-    again is harmless (the server deduplicates on its idempotency key)."""
+    again is harmless (the server deduplicates on its idempotency key). Traced, each task
+    names its attempt's span, the parent of its execution."""
     run_id, workflow = started.run_id, started.workflow
+    spans = RunSpans.of(started)
 
     async def publish(task: PlannedTask) -> None:
         message = ev.TaskScheduled(
@@ -42,6 +45,8 @@ async def publish_tasks(
         subject = ev.task_subject(task.function, task.version, task.priority)
         data = ev.encode(message)
         headers = {ev.MSG_ID: message.idempotency_key}
+        if spans is not None:
+            headers = spans.attempt_headers(task.ref, headers)
         await with_retries(lambda: js.publish(subject, data, headers=headers), f"publish {subject}")
 
     await asyncio.gather(*(publish(task) for task in tasks))

@@ -10,6 +10,7 @@ from nats.js import JetStreamContext
 
 from actorflow.actors.store.retry import is_wrong_last_sequence, with_retries
 from actorflow.actors.store.streams import read_stream
+from actorflow.actors.store.tracing import inject
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import FencedError
 
@@ -42,6 +43,7 @@ class DecisionLog:
             ev.MSG_ID: ev.decision_msg_id(self._run_id, self.last_seq, self._incarnation),
         }
         data = ev.encode(event)
+        headers = inject(headers) or headers
         try:
             ack = await with_retries(
                 lambda: self._js.publish(self._subject, data, headers=headers),

@@ -30,6 +30,7 @@ from actorflow.actors.run.turns import Line, QueueLog, Turn
 from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.retry import with_retries
 from actorflow.actors.store.streams import read_stream
+from actorflow.actors.store.tracing import inject
 from actorflow.definitions import events as ev
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ async def append(
     line = ev.QueueEntry(op=op, entry=entry, run_id=run_id, limit=ref.limit, key=ref.key)
     subject = ev.queue_subject(ref.queue)
     data = ev.encode(line)
-    headers = {ev.MSG_ID: ev.queue_msg_id(entry, op)}
+    headers = inject({ev.MSG_ID: ev.queue_msg_id(entry, op)}) or {}
     ack = await with_retries(
         lambda: js.publish(subject, data, headers=headers), f"{op} {entry} on {subject}"
     )

@@ -22,6 +22,7 @@ from actorflow.actors.run.state import RunState
 from actorflow.actors.store.errors import NOT_FOUND, is_wrong_last_sequence
 from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.retry import with_retries
+from actorflow.actors.store.tracing import inject
 from actorflow.definitions import events as ev
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class RecordWriter:
         )
         subject = ev.run_event_subject(state.started.workflow, state.started.run_id, state.status)
         try:
-            await self._nc.publish(subject, ev.encode(event))
+            await self._nc.publish(subject, ev.encode(event), headers=inject())
         except Exception as exc:  # lifecycle events are best effort; the record is not
             log.warning("could not publish %s: %s", subject, exc)
 

@@ -24,6 +24,7 @@ from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import key_value
 from actorflow.actors.store.retry import with_retries
 from actorflow.actors.store.streams import read_stream
+from actorflow.actors.store.tracing import inject
 from actorflow.definitions import events as ev
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,9 @@ async def deliver(
     )
     await with_retries(
         lambda: js.publish(
-            ev.run_subject(run_id, ev.CONTROL), ev.encode(event), headers={ev.MSG_ID: event.id}
+            ev.run_subject(run_id, ev.CONTROL),
+            ev.encode(event),
+            headers=inject({ev.MSG_ID: event.id}),
         ),
         f"deliver signal to {run_id}",
     )

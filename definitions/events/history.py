@@ -34,6 +34,7 @@ from actorflow.definitions.events.values import (
     RunStatus,
     StopReason,
     TaskRef,
+    TraceContext,
     WaitRef,
     Wire,
     now,
@@ -93,6 +94,8 @@ class RunStarted(_Event):
     """Breakpoints set when the run started (`actorflow run --break-before`)."""
     reuse: Reuse | None = None
     """A rerun: the nodes settled from an earlier run's recorded outputs, not executed."""
+    trace: TraceContext | None = None
+    """Its OpenTelemetry trace (tracing on when it started)."""
 
 
 class RunClaimed(_Event):

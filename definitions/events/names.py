@@ -78,6 +78,9 @@ DELIVERY = "Af-Delivery"
 REJECT_REASON = "Af-Reject-Reason"
 REJECT_MESSAGE = "Af-Reject-Message"
 """A refused webhook delivery, recorded on ``af.trigger.<name>.rejected``: why, and what."""
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+"""W3C Trace Context, on every message the engine publishes while tracing is on."""
 
 # --- durable consumers ------------------------------------------------------------------------
 SIGNAL_ROUTER = "controller-signals"

@@ -149,6 +149,14 @@ class ParentRef(Wire):
     on_parent_stop: OnParentStop = "cancel"
 
 
+class TraceContext(Wire):
+    """The trace a run belongs to, recorded when it starts: the W3C context of the span
+    that started it, which every span of the run descends from."""
+
+    traceparent: str = Field(max_length=55)
+    tracestate: str = Field(default="", max_length=512)
+
+
 class ConcurrencyRef(Wire):
     """A run's place in a concurrency queue, decided when it starts: the `group` (the
     workflow's name unless its definition names one), the rendered `key`, the run's own

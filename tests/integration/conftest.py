@@ -28,6 +28,8 @@ STEPS_DIR = Path(__file__).parent / "steps"
 # The test_faults_* modules share faults_support; importlib mode puts no test folder on the path.
 sys.path.append(str(Path(__file__).parent))
 
+from otlp_support import Collector  # noqa: E402 - found through the line above
+
 
 def _fn(name: str, handler: str, **spec: object) -> actorflow.Function:
     return actorflow.Function.model_validate(
@@ -131,7 +133,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def settings(home: Path, nats_server: nats_process.NatsProcess, ray_cluster: Cluster) -> Settings:
+def otlp() -> Iterator[Collector]:
+    """The OTLP collector every engine of the session sends its spans to: the suite runs
+    traced, so every test also proves tracing breaks nothing (test_tracing reads them)."""
+    collector = Collector().start()
+    yield collector
+    collector.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    home: Path, nats_server: nats_process.NatsProcess, ray_cluster: Cluster, otlp: Collector
+) -> Settings:
     return Settings(
         home=home,
         nats_url=nats_server.url,
@@ -141,6 +154,7 @@ def settings(home: Path, nats_server: nats_process.NatsProcess, ray_cluster: Clu
         webhook_port=0,  # parallel sessions on one machine: never a fixed port
         metrics_port=_free_port(),
         trigger_ack_wait=3.0,  # a killed trigger host's held events come back quickly
+        tracing=otlp.config,
     )
 
 
@@ -277,10 +291,12 @@ def _module_removes_what_it_applied(client: actorflow.Client) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def engine(client: actorflow.Client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def engine(
+    client: actorflow.Client, tmp_path_factory: pytest.TempPathFactory, otlp: Collector
+) -> Iterator[Any]:
     """A private engine (`faults_support.Engine`) for each fault module; depends on the
-    session `client` so the session's Ray (8 CPUs) is up first."""
+    session `client` so the session's Ray (8 CPUs) is up first. Traced, like the session's."""
     from faults_support import private_engine
 
-    with private_engine(tmp_path_factory) as eng:
+    with private_engine(tmp_path_factory, otlp.config) as eng:
         yield eng

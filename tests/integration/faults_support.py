@@ -43,6 +43,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 import actorflow
+from actorflow.actors.config import TracingConfig
 from actorflow.actors.run.history import replay
 from actorflow.actors.store.streams import read_stream
 from actorflow.cluster import nats_process
@@ -213,7 +214,9 @@ def new_client(settings: Settings) -> actorflow.Client:
 
 
 @contextlib.contextmanager
-def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def private_engine(
+    tmp_path_factory: pytest.TempPathFactory, tracing: TracingConfig | None = None
+) -> Iterator[Engine]:
     """A fresh engine on the session's Ray (which must be up), torn down on exit.
 
     It is handed out warm: every replica of `FUNCTIONS` started. Ray starts only as many
@@ -232,6 +235,7 @@ def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]
         run_actors=2,
         task_ack_wait=3.0,
         metrics_port=free_port(),  # never 9464: another engine on this machine may have it
+        tracing=tracing,
     )
     eng = Engine(home, port, settings, new_client(settings), nats_pid, own)
     try:
