@@ -1,11 +1,12 @@
-"""O1/O3: W1 and W3 with metrics on, beside the same engine with metrics off.
+"""O1/O3: W1 and W3 with metrics and tracing on, beside the same engine with both off.
 
 Two engines share one Ray (each with its own nats-server and namespace): "off" has
-``metrics_port=0`` (no fold, no endpoint); "on" folds every history event and serves
-``/metrics``, scraped every second while it runs (as Prometheus would, only more often).
-The two are measured alternately, `repeat` rounds, so drift of the machine falls on both;
-the figures are medians. Plain Ray tasks doing the same DAG are measured in the same run
-for scale. (Tracing is not built yet; when it is, "on" turns it on too.)
+``metrics_port=0`` (no fold, no endpoint) and no tracing; "on" folds every history event
+and serves ``/metrics``, scraped every second while it runs (as Prometheus would, only more
+often), and every engine process exports its spans over OTLP/HTTP to a collector in this
+process (`_Collector`: it decodes and counts them). The two are measured alternately,
+`repeat` rounds, so drift of the machine falls on both; the figures are medians. Plain Ray
+tasks doing the same DAG are measured in the same run for scale.
 
 python -m benchmarks.observability [--repeat 5]
 """
@@ -18,13 +19,51 @@ import contextlib
 import os
 import statistics
 import tempfile
+import threading
 import urllib.request
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from actorflow import AsyncClient, Settings
+from actorflow.actors.config import TracingConfig
 from benchmarks import spine
+
+
+class _Collector:
+    """An OTLP/HTTP traces endpoint that decodes every export and counts its spans."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                request = ExportTraceServiceRequest.FromString(body)
+                collector.spans += sum(
+                    len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans
+                )
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def config(self) -> TracingConfig:
+        port = self._server.server_address[1]
+        return TracingConfig(endpoint=f"http://127.0.0.1:{port}/v1/traces")
+
+    def close(self) -> None:
+        self._server.shutdown()
 
 
 async def _prepare(client: AsyncClient) -> None:
@@ -53,9 +92,10 @@ async def _engine(home: Path, namespace: str, **settings: Any) -> AsyncIterator[
 
 async def run(repeat: int) -> dict[str, tuple[float, float]]:
     root = Path(tempfile.mkdtemp(prefix="actorflow-bench-obs-"))
+    collector = _Collector()
     async with (
-        _engine(root / "off", "bench-off", metrics_port=0) as off,
-        _engine(root / "on", "bench-on", metrics_port=_free_port()) as on,
+        _engine(root / "off", "bench-off", metrics_port=0, tracing=None) as off,
+        _engine(root / "on", "bench-on", metrics_port=_free_port(), tracing=collector.config) as on,
     ):
         scraper = asyncio.create_task(_scrape_forever((await on.engine_info()).metrics_url))
         w1: dict[str, list[float]] = {"off": [], "on": []}
@@ -68,6 +108,8 @@ async def run(repeat: int) -> dict[str, tuple[float, float]]:
                     w3[label].append(100 / wall)
         finally:
             scraper.cancel()
+        await asyncio.sleep(6)  # the last spans' export (every 5 s by default)
+    collector.close()
     ray_w1 = statistics.median(spine.ray_chain(100) * 10 for _ in range(repeat))
     ray_w3 = 100 / statistics.median(spine.ray_diamonds(100)[0] for _ in range(repeat))
     m = statistics.median
@@ -78,6 +120,7 @@ async def run(repeat: int) -> dict[str, tuple[float, float]]:
         "W3 100 diamonds, runs/s — off": (m(w3["off"]), ray_w3),
         "W3 100 diamonds, runs/s — on": (m(w3["on"]), ray_w3),
         "W3 off / on (throughput)": (m(w3["off"]) / m(w3["on"]), 1.0),
+        "spans received (on)": (float(collector.spans), 0.0),
     }
 
 
@@ -99,7 +142,9 @@ def main() -> None:
     for name, (ours, theirs) in results.items():
         print(f"{name:40} {ours:12.4g} {theirs:12.4g}")
     slow = max(results["W1 on / off"][0], results["W3 off / on (throughput)"][0])
-    print(f"metrics cost: {100 * (slow - 1):+.1f} % (target: within 10 %)")
+    print(f"metrics + tracing cost: {100 * (slow - 1):+.1f} % (target: within 10 %)")
+    if results["spans received (on)"][0] == 0:
+        raise SystemExit("tracing was on but the collector received no span")
 
 
 if __name__ == "__main__":

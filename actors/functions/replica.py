@@ -216,34 +216,33 @@ class FunctionReplica:
             # persisting it): running it again would repeat a completed step's effects.
             log.info("task %s already has a result; not running it again", task.idempotency_key)
             return True
-        meta_fn = self._function.metadata
         with handling(
-            f"execute {meta_fn.name}",
+            f"execute {self._function.metadata.name}",
             msg.headers,
             msg.subject,
             root=False,  # a task queued without a trace (tracing was off) starts none
             actorflow__run_id=task.run_id,
-            actorflow__workflow=task.workflow,
             actorflow__node=task.task.node,
-            actorflow__index=task.task.index,
             actorflow__attempt=task.task.attempt,
-            actorflow__function=f"{meta_fn.name}@{meta_fn.version}",
-            actorflow__replica=self._name,
-            messaging__message__id=task.idempotency_key,
         ) as span:
-            event, duplicate = await self._execute_traced(task, msg, results)
+            event = await self._attempt(task, msg)
             if isinstance(event, ev.TaskFailed):
                 fail(span, event.error.code, event.error.message)
+            # The result carries the execution's context; the execution ends before the
+            # result is stored, so the run (which ends after it) contains the attempt.
+            headers = inject({ev.MSG_ID: ev.result_msg_id(task.idempotency_key)}) or {}
+        ended = ev.now()
+        js, data = self._js, ev.encode(event)
+        ack = await with_retries(
+            lambda: js.publish(results, data, headers=headers), "publish result"
+        )
         spans = RunSpans.of_task(task, msg.headers)
-        if spans is not None and not duplicate:  # a result stored before: its span was too
-            spans.emit_attempt(task, event, msg.subject)
+        if spans is not None and not ack.duplicate:  # a result stored before: its span too
+            spans.emit_attempt(task, event, msg.subject, ended)
         return True
 
-    async def _execute_traced(
-        self, task: ev.TaskScheduled, msg: Msg, results: str
-    ) -> tuple[ev.TaskCompleted | ev.TaskFailed, bool]:
-        """Run the handler and store its result: the result, and whether JetStream already
-        had it (a second delivery of a finished task)."""
+    async def _attempt(self, task: ev.TaskScheduled, msg: Msg) -> ev.TaskCompleted | ev.TaskFailed:
+        """Run the handler (heartbeats, accounting, captured output): its result."""
         assert self._js is not None
         started_at = datetime.now(UTC)
         heartbeat = asyncio.create_task(self._keep_alive(msg, task, started_at))
@@ -278,13 +277,7 @@ class FunctionReplica:
             event = ev.TaskCompleted(
                 run_id=task.run_id, task=task.task, output=outcome, execution=execution
             )
-        data = ev.encode(event)
-        headers = inject({ev.MSG_ID: ev.result_msg_id(task.idempotency_key)}) or {}
-        js = self._js
-        ack = await with_retries(
-            lambda: js.publish(results, data, headers=headers), "publish result"
-        )
-        return event, bool(ack.duplicate)
+        return event
 
     async def _already_done(self, subject: str) -> bool:
         assert self._js is not None

@@ -331,9 +331,12 @@ class RunSpans:
         return self._context(self.span_id)
 
     def attempt_headers(self, task: ev.TaskRef, headers: dict[str, str]) -> dict[str, str]:
-        """A task message's headers: the attempt's span is the parent of its execution."""
-        out = dict(headers)
-        _W3C.inject(out, context=self._context(self.attempt_id(task)))
+        """A task message's headers: the attempt's span is the parent of its execution
+        (formatted here, not by the propagator: this is on every task's path)."""
+        span = self.attempt_id(task)
+        out = {**headers, ev.TRACEPARENT: f"00-{self.trace_id:032x}-{span:016x}-{self._flags:02x}"}
+        if self._state:
+            out[ev.TRACESTATE] = self._state
         return out
 
     def attempt_context(self, task: ev.TaskRef) -> otel_context.Context:
@@ -378,17 +381,18 @@ class RunSpans:
         task: ev.TaskScheduled,
         result: ev.TaskCompleted | ev.TaskFailed,
         subject: str,
+        end: datetime,
     ) -> None:
-        """A node attempt's span, from when it was queued until its result is stored."""
+        """A node attempt's span, from when it was queued to `end` (its execution over,
+        its result about to be stored)."""
         ref, execution = task.task, result.execution
         attrs: dict[str, Any] = {
-            **MESSAGING,
-            "messaging.destination.name": subject,
             "actorflow.run_id": self.run_id,
             "actorflow.workflow": task.workflow,
             "actorflow.node": ref.node,
             "actorflow.attempt": ref.attempt,
             "actorflow.function": f"{task.function}@{task.version}",
+            "messaging.destination.name": subject,
         }
         if ref.index is not None:
             attrs["actorflow.index"] = ref.index
@@ -407,7 +411,7 @@ class RunSpans:
             self.attempt_id(ref),
             self.run_context(),
             start=task.at,
-            end=ev.now(),  # its result is stored: the attempt is over, its execution too
+            end=end,
             kind=SpanKind.PRODUCER,
             attributes=attrs,
             error=error,

@@ -140,6 +140,30 @@ def test_a_three_node_run_is_one_trace_nested_across_processes(
     assert len({s.span_id for s in spans}) == len(spans)
 
 
+def test_a_child_run_continues_its_parent_nodes_trace(
+    client: actorflow.Client, otlp: Collector
+) -> None:
+    _chain(client, "tr-chain")
+    b = actorflow.WorkflowBuilder("tr-parent", version="1")
+    call = b.workflow("call", "tr-chain@1", inputs={"x": 10})
+    b.output("sum", "${{ nodes.call.output.sum }}")
+    del call
+    client.apply(b.build())
+    run = client.run("tr-parent", {})
+    assert run.result(timeout=60) == {"sum": 16}
+    parent = _complete(otlp, run.run_id, nodes=1, executions=1)
+    child_id = ev.child_run_id(run.run_id, ev.TaskRef(node="call"), "tr-chain")
+    child = _complete(otlp, child_id, nodes=3, executions=3)
+    (execution,) = [
+        s for s in _by_name(parent, "execute ") if s.attributes["actorflow.node"] == "call"
+    ]
+    (child_start,) = _by_name(child, "start ")
+    assert child_start.trace_id == execution.trace_id
+    assert child_start.parent_id == execution.span_id, "the child starts inside its node"
+    (child_run,) = _by_name(child, "run ")
+    assert child_run.attributes["actorflow.parent_run_id"] == run.run_id
+
+
 def test_failed_attempts_carry_their_error_code(client: actorflow.Client, otlp: Collector) -> None:
     b = actorflow.WorkflowBuilder("tr-fail", version="1")
     b.node(
