@@ -28,7 +28,10 @@ SCRIPT = textwrap.dedent(
         client.apply(sys.argv[1])
         result = client.run("hello", {"name": "Ada"}).result(timeout=120)
         info = client.engine_info()
-        actors = list_actors(filters=[("state", "=", "ALIVE")], detail=True)
+        # Its own dashboard: other Ray instances on the machine (the session's) are not it.
+        actors = list_actors(
+            address=info.dashboard_url, filters=[("state", "=", "ALIVE")], detail=True
+        )
         with urllib.request.urlopen(info.dashboard_url + "/api/version", timeout=10) as r:
             dashboard_ok = r.status == 200
         with urllib.request.urlopen(info.metrics_url, timeout=10) as r:
