@@ -31,6 +31,7 @@ from actorflow.actors.functions.context import StepContext
 from actorflow.actors.functions.handlers import Handler
 from actorflow.actors.functions.intake import WATCH_TIMEOUT, Intake
 from actorflow.actors.functions.log_shipper import LogShipper
+from actorflow.actors.functions.subworkflow import HANDLER as SUBWORKFLOW_HANDLER
 from actorflow.actors.store.blobs import BlobStore
 from actorflow.actors.store.errors import NOT_FOUND
 from actorflow.actors.store.jetstream import connect
@@ -55,6 +56,7 @@ class FunctionReplica:
     ) -> None:
         self._function = Function.model_validate(function)
         self._checks = _Checks.of(self._function)
+        self._children_report = self._function.spec.handler == SUBWORKFLOW_HANDLER
         self._config = config
         self._name = name
         self._serial = serial
@@ -237,7 +239,9 @@ class FunctionReplica:
             lambda: js.publish(results, data, headers=headers), "publish result"
         )
         spans = RunSpans.of_task(task, msg.headers)
-        if spans is not None and not ack.duplicate:  # a result stored before: its span too
+        # A result stored before was a finished attempt's, whose span was written then —
+        # except a `workflow:` node's, whose child run stores it first (it ran here).
+        if spans is not None and (not ack.duplicate or self._children_report):
             spans.emit_attempt(task, event, msg.subject, ended)
         return True
 

@@ -22,6 +22,7 @@ from actorflow.actors.store.tracing import inject
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ErrorCode, NotFoundError, StepError
 
+HANDLER = f"{__name__}:run"  # what `builtin_function("workflow", …)` names
 _START_TRIES = 5
 _POLL = 1.0  # seconds between record reads when no lifecycle event arrives
 
@@ -42,8 +43,16 @@ async def run(  # noqa: PLR0917 - the node's task inputs, by name
     child = ev.child_run_id(ctx.run_id, task, workflow)
     parent = ev.ParentRef(run_id=ctx.run_id, task=task, on_parent_stop=on_parent_stop)
     changed = asyncio.Event()
+    ended: list[ev.RunLifecycle] = []
 
-    async def on_event(_msg: Any) -> None:
+    async def on_event(msg: Any) -> None:
+        # The event of the child's end says all the record would (it is published once
+        # the end is durable): no read of the record then. Events are best effort, so
+        # the record is still read when one is missed.
+        with contextlib.suppress(ev.DecodeError):
+            event = ev.decode(ev.RunLifecycle, msg.data)
+            if event.run_id == child and event.status.finished:
+                ended.append(event)
         changed.set()
 
     sub = await link.nc.subscribe(ev.run_events_filter(workflow, child), cb=on_event)
@@ -59,20 +68,14 @@ async def run(  # noqa: PLR0917 - the node's task inputs, by name
         )
         await _start(link, request)
         ctx.logger.info("child run %s (%s@%s)", child, workflow, version)
-        record = await _ended(link, child, changed)
+        record = await _ended(link, child, changed, ended)
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
     if record.status is ev.RunStatus.SUCCEEDED:
         return record.outputs
-    error = record.error
-    detail = f": [{error.code}] {error.message}" if error else ""
-    raise StepError(
-        error.code if error else ErrorCode.CHILD_FAILED,
-        f"child run {child} ended {record.status.value}{detail}",
-        retryable=False,
-        details={"child_run_id": child, "status": record.status.value},
-    )
+    failure = ev.child_failure(child, record.status, record.error)
+    raise StepError(failure.code, failure.message, retryable=False, details=dict(failure.details))
 
 
 async def _start(link: engine_link.EngineLink, request: ev.StartRunRequest) -> None:
@@ -98,10 +101,17 @@ async def _start(link: engine_link.EngineLink, request: ev.StartRunRequest) -> N
     )
 
 
-async def _ended(link: engine_link.EngineLink, child: str, changed: asyncio.Event) -> ev.RunRecord:
+async def _ended(
+    link: engine_link.EngineLink,
+    child: str,
+    changed: asyncio.Event,
+    ended: list[ev.RunLifecycle],
+) -> ev.RunRecord | ev.RunLifecycle:
     js = link.nc.jetstream()
     while True:
         changed.clear()
+        if ended:
+            return ended[0]
         with contextlib.suppress(NotFoundError, NatsError, TimeoutError):
             record = await read_record(js, child)
             if record.status.finished:

@@ -469,6 +469,8 @@ class _Driver:
         )
         await self._decisions.append(event)
         self._state.apply(event)
+        if decision.status.finished and self._state.started.parent is not None:
+            await self._report_to_parent(event)
         if decision.status.finished and self._spans is not None:
             state = self._state  # the fence took the stop: its span is written once
             self._spans.emit_run(state.started, event, state.episode, state.deadline_from)
@@ -479,6 +481,40 @@ class _Driver:
         if decision.status.finished:
             await self._fire("after_run")
         await self._records.stopped()
+
+    async def _report_to_parent(self, stopped: ev.RunStopped) -> None:
+        """A child run's end is its parent node's result: stored here, the moment the end
+        is durable, it spares the parent the round trips of the node's handler noticing
+        it (which stores the same result again — deduplicated on the same message id —
+        and is what covers a crash of this driver in between)."""
+        started = self._state.started if self._state else None
+        if started is None or started.parent is None:
+            return
+        parent = started.parent
+        execution = ev.Execution(
+            replica=f"run {self.run_id}",
+            workflow=started.workflow,
+            started_at=started.at,
+            finished_at=stopped.at,
+        )
+        result: ev.TaskCompleted | ev.TaskFailed
+        if stopped.status is ev.RunStatus.SUCCEEDED:
+            output = await self._blobs.to_payload(dict(stopped.outputs))
+            result = ev.TaskCompleted(
+                run_id=parent.run_id, task=parent.task, output=output, execution=execution
+            )
+        else:
+            error = ev.child_failure(self.run_id, stopped.status, stopped.error)
+            result = ev.TaskFailed(
+                run_id=parent.run_id, task=parent.task, error=error, execution=execution
+            )
+        key = parent.task.idempotency_key(parent.run_id)
+        headers = inject({ev.MSG_ID: ev.result_msg_id(key)}) or {}
+        subject = ev.result_subject(parent.run_id, parent.task)
+        try:
+            await self._js.publish(subject, ev.encode(result), headers=headers)
+        except Exception as exc:  # the node's handler reports it anyway
+            log.info("end of %s not reported to its parent here: %s", self.run_id, exc)
 
     async def _wait_for_events(self, due: datetime | None) -> bool:
         """Block for at least one event (or the next timer), then fold all that wait.

@@ -180,6 +180,7 @@ from actorflow.definitions.events.values import (
     WaitKind,
     WaitRef,
     Wire,
+    child_failure,
     child_run_id,
     now,
 )
@@ -290,6 +291,7 @@ __all__ = [
     "WaitRegistration",
     "WaitsStarted",
     "Wire",
+    "child_failure",
     "child_run_id",
     "control_filter",
     "control_subject",

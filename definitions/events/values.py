@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from actorflow.definitions.errors import ErrorCode
 from actorflow.definitions.events.names import OBJECT_STORE
 
 SCHEMA_VERSION = 1
@@ -174,6 +175,21 @@ def child_run_id(parent_run_id: str, task: TaskRef, workflow: str) -> str:
     bounded in length however deep the nesting."""
     digest = hashlib.sha256(task.idempotency_key(parent_run_id).encode()).hexdigest()[:16]
     return f"{workflow}-{digest}"
+
+
+def child_failure(child: str, status: RunStatus, error: ErrorInfo | None) -> ErrorInfo:
+    """How a `workflow:` node fails when its child run ends other than SUCCEEDED: with the
+    child's own error code (else CHILD_FAILED), never retried as such (its retry is a new
+    child), the child's id in the details. One definition for both who may say it — the
+    child's driver, reporting its end to the parent, and the node's handler."""
+    detail = f": [{error.code}] {error.message}" if error else ""
+    return ErrorInfo(
+        code=error.code if error else ErrorCode.CHILD_FAILED,
+        message=f"child run {child} ended {status.value}{detail}",
+        type="actorflow.StepError",
+        retryable=False,
+        details={"child_run_id": child, "status": status.value},
+    )
 
 
 class Execution(Wire):
