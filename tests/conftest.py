@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# A 2-core machine shared with Ray: a property's example may take longer than Hypothesis's
+# 200 ms default without anything being wrong; the properties, not the clock, are tested.
+settings.register_profile("actorflow", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("actorflow")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
