@@ -29,6 +29,8 @@ class Settings(BaseSettings, EngineTunables):
     ray_num_gpus: int | None = None
     #: How long to wait for Ray or NATS to answer before saying it is unreachable.
     connect_timeout: float = Field(default=10.0, gt=0)
+    #: The port `actorflow serve` answers the REST API on (on 127.0.0.1; 0: any free port).
+    api_port: int = Field(default=8781, ge=0, le=65535)
 
     @property
     def run_dir(self) -> Path:
