@@ -31,6 +31,10 @@ class Settings(BaseSettings, EngineTunables):
     connect_timeout: float = Field(default=10.0, gt=0)
     #: The port `actorflow serve` answers the REST API on (on 127.0.0.1; 0: any free port).
     api_port: int = Field(default=8781, ge=0, le=65535)
+    #: Requests a second one API token may make on average (0: no limit) …
+    api_rate_limit: float = Field(default=50.0, ge=0)
+    #: … and in a burst.
+    api_rate_burst: int = Field(default=100, ge=1)
 
     @property
     def run_dir(self) -> Path:

@@ -3,7 +3,8 @@
 Example:
     ```python
     async with AsyncClient() as client:
-        app = create_app(client)   # serve with uvicorn, or `actorflow serve`
+        access = await AccessStore.open(client.js, client.settings.home)
+        app = create_app(client, access)   # serve with uvicorn, or `actorflow serve`
     ```
 """
 
@@ -17,6 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from actorflow._client import AsyncClient
 from actorflow.server import errors, routes_definitions, routes_runs
 from actorflow.server.models import Health
+from actorflow.server.ratelimit import RateLimiter
+from actorflow.server.store import AccessStore
 
 #: The largest request body the API reads (a definition, a start's inputs, an event).
 MAX_BODY = 1024 * 1024
@@ -64,14 +67,19 @@ async def _nothing() -> Message:
     return {"type": "http.disconnect"}
 
 
-def create_app(client: AsyncClient) -> FastAPI:
-    """The API over a connected `client` (the app never closes it)."""
+def create_app(
+    client: AsyncClient, access: AccessStore | None, limiter: RateLimiter | None = None
+) -> FastAPI:
+    """The API over a connected `client` and the access store (the app closes neither;
+    without a store every authenticated route answers 401)."""
     app = FastAPI(
         title="actorflow",
         version=API_VERSION,
         description="Durable, event-driven workflows: definitions, runs, logs, signals.",
     )
     app.state.client = client
+    app.state.access = access
+    app.state.limiter = limiter
     errors.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
@@ -87,4 +95,4 @@ def create_app(client: AsyncClient) -> FastAPI:
 
 def openapi_document(app: FastAPI | None = None) -> dict[str, Any]:
     """The OpenAPI document (no engine needed: the routes alone make it)."""
-    return (app or create_app(AsyncClient.__new__(AsyncClient))).openapi()
+    return (app or create_app(AsyncClient.__new__(AsyncClient), None)).openapi()

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from actorflow._views import NodeInfo
 from actorflow.actors.controller.results import Applied
 from actorflow.definitions import events as ev
+from actorflow.server.access import AuditEntry, Ownership
 
 
 class _Request(BaseModel):
@@ -74,6 +75,7 @@ class Versions(BaseModel):
     name: str
     latest: str
     versions: list[str]
+    ownership: Ownership | None = None  # workflows: owner, namespace, visibility
 
 
 class VersionList(BaseModel):
@@ -82,6 +84,10 @@ class VersionList(BaseModel):
 
 class LogLines(BaseModel):
     lines: list[ev.LogLine]
+
+
+class AuditLog(BaseModel):
+    entries: list[AuditEntry]
 
 
 class Health(BaseModel):

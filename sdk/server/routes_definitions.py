@@ -12,11 +12,20 @@ from actorflow._client import AsyncClient, TriggerInfo
 from actorflow.definitions.loader import dump
 from actorflow.definitions.models import AnyDefinition, EventType
 from actorflow.server import engine
-from actorflow.server.deps import engine_client
+from actorflow.server.access import (
+    DEFAULT_NAMESPACE,
+    UNOWNED,
+    Ownership,
+    Verb,
+    Visibility,
+    allowed,
+)
+from actorflow.server.deps import caller, engine_client
 from actorflow.server.errors import ApiError
+from actorflow.server.guard import Guard, Guarded
 from actorflow.server.models import AppliedList, VersionList, Versions, dumped
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(caller)])
 Client = Annotated[AsyncClient, Depends(engine_client)]
 Format = Annotated[Literal["json", "yaml"], Query(description="How the definition is written.")]
 
@@ -70,15 +79,68 @@ def _written(models: list[AnyDefinition] | AnyDefinition, fmt: str) -> Response:
     return Response(json.dumps(body), media_type="application/json")
 
 
+Namespace = Annotated[
+    str,
+    Query(
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The namespace a new workflow is created in.",
+    ),
+]
+VisibilityQuery = Annotated[
+    Visibility | None,
+    Query(description="private (owner and namespace) or public; default: kept, new private"),
+]
+
+
+async def _apply(
+    guard: Guard, models: list[AnyDefinition], namespace: str, visibility: Visibility | None
+) -> AppliedList:
+    """Check every definition of the batch before any is applied (all or nothing), then
+    record who owns the new workflows and audit each change."""
+    owned: dict[str, Ownership | None] = {}
+    for model in models:
+        name = model.metadata.name
+        if model.kind != "Workflow":
+            guard.has_role("editor")
+        elif (existing := await guard.store.ownership("workflow", name)) is not None:
+            owned[name] = await guard.workflow(name, "change")
+        else:
+            guard.may_create(namespace)
+            owned[name] = None
+    applied = await engine.apply(guard.client, models)
+    for name, existing in owned.items():
+        own = existing or Ownership(owner=guard.user, namespace=namespace)
+        if visibility is not None or existing is None:
+            own = own.model_copy(update={"visibility": visibility or own.visibility})
+            await guard.store.set_ownership("workflow", name, own)
+    for a in applied:
+        ns = (owned.get(a.name) or Ownership(namespace=namespace)).namespace
+        await guard.audit("apply", f"{a.kind}/{a.name}@{a.version}", ns)
+    return AppliedList(applied=applied)
+
+
 @router.post("/definitions", response_model=AppliedList, openapi_extra=_BODY_DOC)
-async def apply_definitions(request: Request, client: Client) -> AppliedList:
+async def apply_definitions(
+    request: Request,
+    client: Client,
+    guard: Guarded,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    visibility: VisibilityQuery = None,
+) -> AppliedList:
     """Register definitions of any kind; a batch with a bad one changes nothing."""
     models = await _definitions(request, client)
-    return AppliedList(applied=await engine.apply(client, models))
+    return await _apply(guard, models, namespace, visibility)
 
 
 @router.post("/workflows", response_model=AppliedList, openapi_extra=_BODY_DOC)
-async def apply_workflows(request: Request, client: Client) -> AppliedList:
+async def apply_workflows(
+    request: Request,
+    client: Client,
+    guard: Guarded,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    visibility: VisibilityQuery = None,
+) -> AppliedList:
     """Create a workflow or a new version of one (only `Workflow` documents)."""
     models = await _definitions(request, client)
     others = sorted({m.kind for m in models} - {"Workflow"})
@@ -88,42 +150,61 @@ async def apply_workflows(request: Request, client: Client) -> AppliedList:
             "request_invalid",
             f"only Workflow documents here, not {', '.join(others)} (POST /api/v1/definitions)",
         )
-    return AppliedList(applied=await engine.apply(client, models))
+    return await _apply(guard, models, namespace, visibility)
 
 
-async def _listing(client: AsyncClient, kind: str) -> VersionList:
+async def _versions(guard: Guard, kind: str, name: str, own: Ownership | None) -> Versions:
+    latest, versions = await engine.versions(guard.client, kind, name)
+    return Versions(name=name, latest=latest, versions=versions, ownership=own)
+
+
+async def _listing(guard: Guard, kind: str) -> VersionList:
     listed: list[Any]
+    client = guard.client
     if kind == "Workflow":
         listed = await client.workflows()
-    elif kind == "Function":
-        listed = await client.functions()
+        owned = await guard.store.owned("workflow")
     else:
-        listed = await client.runtime_envs()
-    names = sorted({d.metadata.name for d in listed})
+        guard.has_role("viewer")
+        listed = await (client.functions() if kind == "Function" else client.runtime_envs())
+        owned = {}
     items = []
-    for name in names:
-        latest, versions = await engine.versions(client, kind, name)
-        items.append(Versions(name=name, latest=latest, versions=versions))
+    for name in sorted({d.metadata.name for d in listed}):
+        own = owned.get(name, UNOWNED) if kind == "Workflow" else None
+        if own is None or allowed(guard.caller.user, "see", own):
+            items.append(await _versions(guard, kind, name, own))
     return VersionList(items=items)
+
+
+async def _may(guard: Guard, kind: str, name: str, verb: Verb) -> Ownership | None:
+    """A workflow by its ownership; functions and environments by the caller's roles."""
+    if kind == "Workflow":
+        return await guard.workflow(name, verb)
+    guard.has_role("viewer" if verb == "see" else "editor")
+    return None
 
 
 def _register_kind(path: str, kind: str) -> None:
     """list / versions / get / delete for one kind, under ``/api/v1/{path}``."""
 
-    async def list_kind(client: Client) -> VersionList:
-        return await _listing(client, kind)
+    async def list_kind(guard: Guarded) -> VersionList:
+        return await _listing(guard, kind)
 
-    async def kind_versions(name: str, client: Client) -> Versions:
-        latest, versions = await engine.versions(client, kind, name)
-        return Versions(name=name, latest=latest, versions=versions)
+    async def kind_versions(name: str, guard: Guarded) -> Versions:
+        own = await _may(guard, kind, name, "see")
+        return await _versions(guard, kind, name, own)
 
     async def get_version(
-        name: str, version: str, client: Client, format: Format = "json"
+        name: str, version: str, guard: Guarded, format: Format = "json"
     ) -> Response:
-        return _written(await engine.definition(client, kind, name, version), format)
+        await _may(guard, kind, name, "see")
+        return _written(await engine.definition(guard.client, kind, name, version), format)
 
-    async def delete_version(name: str, version: str, client: Client) -> Response:
-        await client.delete(kind, f"{name}@{version}")
+    async def delete_version(name: str, version: str, guard: Guarded) -> Response:
+        own = await _may(guard, kind, name, "change")
+        await guard.client.delete(kind, f"{name}@{version}")
+        namespace = own.namespace if own else DEFAULT_NAMESPACE
+        await guard.audit("delete", f"{kind}/{name}@{version}", namespace)
         return Response(status_code=204)
 
     label = path.replace("-", " ")
@@ -152,15 +233,18 @@ for _path, _kind in _KINDS.items():
 
 
 @router.get("/triggers", response_model=list[TriggerInfo])
-async def list_triggers(client: Client) -> list[TriggerInfo]:
-    return await client.triggers()
+async def list_triggers(guard: Guarded) -> list[TriggerInfo]:
+    guard.has_role("viewer")
+    return await guard.client.triggers()
 
 
 @router.get("/triggers/{name}", response_model=TriggerInfo)
-async def get_trigger(name: str, client: Client) -> TriggerInfo:
-    return await client.trigger(name)
+async def get_trigger(name: str, guard: Guarded) -> TriggerInfo:
+    guard.has_role("viewer")
+    return await guard.client.trigger(name)
 
 
 @router.get("/event-types", response_model=list[EventType])
-async def list_event_types(client: Client) -> list[EventType]:
-    return await client.event_types()
+async def list_event_types(guard: Guarded) -> list[EventType]:
+    guard.has_role("viewer")
+    return await guard.client.event_types()

@@ -15,10 +15,13 @@ from actorflow._client import AsyncClient, PublishResult
 from actorflow.actors.controller.results import ControlAccepted
 from actorflow.definitions import events as ev
 from actorflow.server import engine
-from actorflow.server.deps import engine_client
+from actorflow.server.access import RANK
+from actorflow.server.deps import caller, engine_client
 from actorflow.server.errors import ApiError
+from actorflow.server.guard import Guarded
 from actorflow.server.models import (
     Action,
+    AuditLog,
     Control,
     LogLines,
     Publish,
@@ -29,7 +32,7 @@ from actorflow.server.models import (
     StartRun,
 )
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(caller)])
 Client = Annotated[AsyncClient, Depends(engine_client)]
 _KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
@@ -51,18 +54,28 @@ def idempotent_run_id(workflow: str, key: str, scope: str = "") -> str:
 @router.post("/workflows/{name}/runs", status_code=201, response_model=Started)
 async def start_run(
     name: str,
-    client: Client,
+    guard: Guarded,
     response: Response,
     body: Annotated[StartRun | None, Body()] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Started:
     """Start a run of a workflow (its latest version unless `version`); with an
-    ``Idempotency-Key`` header, repeating the request starts no second run."""
+    ``Idempotency-Key`` header, repeating the request (the same caller's) starts no second
+    run. The run is the caller's, in the workflow's namespace, as visible as it."""
     body = body or StartRun()
-    run_id = idempotent_run_id(name, idempotency_key) if idempotency_key else None
-    run = await client.run(
+    own = await guard.workflow(name, "run")
+    run_id = (
+        idempotent_run_id(name, idempotency_key, guard.user)
+        if idempotency_key
+        else ev.new_run_id(name)
+    )
+    # Owned before it starts: a run is never listed without its owner.
+    run_own = own.model_copy(update={"owner": guard.user})
+    await guard.store.set_ownership("run", run_id, run_own)
+    run = await guard.client.run(
         name, dict(body.inputs), version=body.version, run_id=run_id, priority=body.priority
     )
+    await guard.audit("start", f"run/{run.run_id}", own.namespace, 201)
     response.headers["Location"] = f"/api/v1/runs/{run.run_id}"
     return Started(run_id=run.run_id, workflow=name)
 
@@ -72,7 +85,7 @@ PageSize = Annotated[int, Query(ge=1, le=engine.MAX_PAGE_SIZE)]
 
 @router.get("/runs", response_model=RunPage)
 async def list_runs(
-    client: Client,
+    guard: Guarded,
     status: Annotated[ev.RunStatus | None, Query()] = None,
     workflow: Annotated[str | None, Query(max_length=256)] = None,
     page_size: PageSize = 100,
@@ -80,14 +93,15 @@ async def list_runs(
 ) -> RunPage:
     """Runs newest first, `page_size` at a time; pass `next_page_token` back for the next
     page (runs started meanwhile never shift it)."""
-    records = await client.runs(status=status, workflow=workflow)
+    records = await guard.visible_runs(await guard.client.runs(status=status, workflow=workflow))
     runs, token = engine.page(records, page_size, page_token)
     return RunPage(runs=runs, next_page_token=token)
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail)
-async def get_run(run_id: str, client: Client) -> RunDetail:
+async def get_run(run_id: str, client: Client, guard: Guarded) -> RunDetail:
     """The run's record and every node's status, attempts and error."""
+    await guard.run(run_id, "see")
     record = await client.record(run_id)
     nodes = await client.get_run(run_id).nodes()
     return RunDetail(record=record, nodes=nodes)
@@ -98,13 +112,14 @@ async def control_run(
     run_id: str,
     action: Action,
     client: Client,
+    guard: Guarded,
     body: Annotated[Control | None, Body()] = None,
 ) -> ControlAccepted:
     """Pause, resume, cancel, terminate, retry a node or approve an approval node; 409
     with the reason when the action does not apply to the run as it is."""
     body = body or Control()
-    await client.record(run_id)  # 404 for an unknown run, before anything is sent
-    return await client.control(
+    own = await guard.run(run_id, "control")  # 404 for an unknown run, before anything
+    accepted = await client.control(
         run_id,
         action,
         node=body.node,
@@ -113,6 +128,8 @@ async def control_run(
         input=body.input,
         compensate=body.compensate,
     )
+    await guard.audit(action, f"run/{run_id}", own.namespace, 202)
+    return accepted
 
 
 @router.get(
@@ -123,11 +140,13 @@ async def control_run(
 async def run_logs(
     run_id: str,
     client: Client,
+    guard: Guarded,
     node: Annotated[str | None, Query(max_length=256)] = None,
     follow: bool = False,
 ) -> LogLines | StreamingResponse:
     """What the steps printed and logged; with ``follow=true``, newline-delimited JSON
     that goes on until the run has finished."""
+    await guard.run(run_id, "see")
     run = client.get_run(run_id)
     if not follow:
         return LogLines(lines=await run.logs(node))
@@ -142,16 +161,43 @@ async def run_logs(
 
 @router.post("/signals/{signal}/{key}", status_code=202)
 async def send_signal(
-    signal: str, key: str, client: Client, body: Annotated[Signal | None, Body()] = None
+    signal: str,
+    key: str,
+    client: Client,
+    guard: Guarded,
+    body: Annotated[Signal | None, Body()] = None,
 ) -> Response:
-    """End the waits registered for (signal, key) with the payload."""
+    """End the waits registered for (signal, key) with the payload (operators only)."""
+    guard.has_role("operator")
     await client.signal(signal, key, (body or Signal()).payload)
+    await guard.audit("signal", f"signal/{signal}/{key}", status=202)
     return Response(status_code=202)
 
 
 @router.post("/events", response_model=PublishResult)
-async def publish_event(body: Publish, client: Client) -> PublishResult:
-    """Publish a JSON event (checked against its event type) for triggers to see."""
-    return await client.publish(
+async def publish_event(body: Publish, client: Client, guard: Guarded) -> PublishResult:
+    """Publish a JSON event (checked against its event type) for triggers to see
+    (operators only)."""
+    guard.has_role("operator")
+    published = await client.publish(
         body.subject, body.data, event_type=body.event_type, msg_id=body.msg_id
     )
+    await guard.audit("publish", f"subject/{body.subject}")
+    return published
+
+
+@router.get("/audit", response_model=AuditLog)
+async def audit_log(
+    guard: Guarded,
+    namespace: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=engine.MAX_PAGE_SIZE)] = 100,
+) -> AuditLog:
+    """Who changed or controlled what, and when, newest first: the entries of the
+    namespaces the caller is an admin of."""
+    entries = [
+        e
+        for e in await guard.store.audit_log()
+        if guard.caller.user.role_in(e.namespace) >= RANK["admin"]
+        and (namespace is None or e.namespace == namespace)
+    ]
+    return AuditLog(entries=entries[::-1][:limit])

@@ -6,30 +6,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from actorflow._client import AsyncClient
 from actorflow.cluster.settings import Settings
 from actorflow.server.serve import server
+from actorflow.server.store import AccessStore
+
+_T = TypeVar("_T")
+
+
+@dataclass
+class Served:
+    """A running API: its URL, and its access store to run calls on (from the tests'
+    thread, on the server's loop)."""
+
+    url: str
+    store: AccessStore
+    loop: asyncio.AbstractEventLoop
+    admin_token: str = ""
+
+    def call(self, op: Callable[[AccessStore], Coroutine[Any, Any, _T]]) -> _T:
+        return asyncio.run_coroutine_threadsafe(op(self.store), self.loop).result(60)
+
+    def token(self, user: str, roles: dict[str, Any] | None = None, **options: Any) -> str:
+        """A token of `user` (added with `roles` first when given)."""
+        if roles is not None:
+            self.call(lambda s: s.add_user(user, roles))
+        token, _ = self.call(lambda s: s.create_token(user, **options))
+        return token
 
 
 @contextlib.contextmanager
-def serving(settings: Settings) -> Iterator[str]:
+def serving(settings: Settings) -> Iterator[Served]:
     """The base URL of a running API; stopped (and its client closed) on exit."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="api-test", daemon=True)
     thread.start()
 
-    async def start() -> tuple[AsyncClient, Any, asyncio.Task[None]]:
+    async def start() -> tuple[AsyncClient, AccessStore, Any, asyncio.Task[None]]:
         client = AsyncClient(settings, log_to_driver=False)
         await client.connect()
-        srv = server(client, 0)
+        store = await AccessStore.open(client.js, settings.home)
+        srv = server(client, store, settings.model_copy(update={"api_port": 0}))
         task = asyncio.ensure_future(srv.serve())
         await asyncio.wait_for(srv.ready.wait(), 30)
-        return client, srv, task
+        return client, store, srv, task
 
-    client, srv, task = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
+    client, store, srv, task = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
 
     async def stop() -> None:
         srv.should_exit = True
@@ -37,7 +63,7 @@ def serving(settings: Settings) -> Iterator[str]:
         await client.close()
 
     try:
-        yield srv.url
+        yield Served(srv.url, store, loop)
     finally:
         asyncio.run_coroutine_threadsafe(stop(), loop).result(60)
         loop.call_soon_threadsafe(loop.stop)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from api_support import error_of, serving
+from api_support import Served, error_of, serving
+from conftest import Cli
 
 import actorflow
 from actorflow.cluster.settings import Settings
+from actorflow.server.store import bootstrap
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 60
@@ -69,8 +72,25 @@ YAML = {"content-type": "application/yaml"}
 
 
 @pytest.fixture(scope="module")
-def api(client: actorflow.Client, settings: Settings) -> Iterator[httpx.Client]:
-    with serving(settings) as url, httpx.Client(base_url=url, timeout=TIMEOUT) as http:
+def served(client: actorflow.Client, settings: Settings) -> Iterator[Served]:
+    """The API, and the admin token its first start made (this module is the session's
+    only user of the API's bucket: it starts with no user)."""
+    with serving(settings) as running:
+        written = running.call(lambda s: bootstrap(s, settings.home))
+        assert written is not None
+        assert written.stat().st_mode & 0o777 == 0o600
+        assert running.call(lambda s: bootstrap(s, settings.home)) is None  # once
+        assert (settings.home / "api.key").stat().st_mode & 0o777 == 0o600
+        running.admin_token = written.read_text().strip()
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api(served: Served) -> Iterator[httpx.Client]:
+    """The admin's client, with the two test workflows applied."""
+    token = served.admin_token
+    auth = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=served.url, timeout=TIMEOUT, headers=auth) as http:
         applied = http.post("/api/v1/workflows", content=ECHO + "---\n" + GATE, headers=YAML)
         assert applied.status_code == 200, applied.text
         yield http
@@ -81,8 +101,44 @@ def _versions(api: httpx.Client, name: str) -> list[str]:
     return list(got.json()["versions"]) if got.status_code == 200 else []
 
 
-def test_health_needs_nothing(api: httpx.Client) -> None:
-    assert api.get("/healthz").json() == {"status": "ok"}
+def test_health_needs_no_token_and_everything_else_one(served: Served) -> None:
+    assert httpx.get(f"{served.url}/healthz").json() == {"status": "ok"}
+    for path in ("/api/v1/workflows", "/api/v1/runs", "/api/v1/runs/x/logs"):
+        missing = error_of(httpx.get(served.url + path), 401, "unauthenticated")
+        assert "Bearer" in missing["message"]
+    basic = {"authorization": "Basic YTpi"}
+    error_of(httpx.get(f"{served.url}/api/v1/runs", headers=basic), 401, "unauthenticated")
+    token = served.token("api-bob", {"default": "viewer"})
+    forged = token[:-4] + ("aaaa" if not token.endswith("aaaa") else "bbbb")
+    for bad in (forged, "af_nothing", "af_0123456789abcdef_x", "plain"):
+        error_of(
+            httpx.get(f"{served.url}/api/v1/runs", headers={"authorization": f"Bearer {bad}"}),
+            401,
+            "unauthenticated",
+        )
+    ok = httpx.get(f"{served.url}/api/v1/runs", headers={"authorization": f"Bearer {token}"})
+    assert ok.status_code == 200
+
+
+def test_expired_and_revoked_tokens_are_refused(served: Served) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    expired = served.token("api-bob", {"default": "viewer"}, expires_at=past)
+    answer = httpx.get(f"{served.url}/api/v1/runs", headers={"authorization": f"Bearer {expired}"})
+    assert "expired" in error_of(answer, 401, "unauthenticated")["message"]
+    later = datetime.now(UTC) + timedelta(hours=1)
+    token = served.token("api-bob", expires_at=later)
+    auth = {"authorization": f"Bearer {token}"}
+    assert httpx.get(f"{served.url}/api/v1/runs", headers=auth).status_code == 200
+    token_id = token.split("_")[1]
+    served.call(lambda s: s.revoke(token_id))
+    error_of(httpx.get(f"{served.url}/api/v1/runs", headers=auth), 401, "unauthenticated")
+    # a removed user's tokens stop working too
+    other = served.token("api-carol", {"default": "viewer"})
+    served.call(lambda s: s.remove_user("api-carol"))
+    gone = {"authorization": f"Bearer {other}"}
+    error_of(httpx.get(f"{served.url}/api/v1/runs", headers=gone), 401, "unauthenticated")
+    stored = served.call(lambda s: s.tokens())
+    assert all(token not in t.model_dump_json() for t in stored)
 
 
 def test_definitions_are_listed_and_read_as_json_or_yaml(api: httpx.Client) -> None:
@@ -252,3 +308,165 @@ def test_events_are_published(api: httpx.Client) -> None:
     assert sent.status_code == 200, sent.text
     assert sent.json()["subject"] == "api.test.ping"
     error_of(api.post("/api/v1/events", json={"subject": "api.*", "data": 1}), 409, "conflict")
+
+
+def test_users_and_tokens_from_the_cli(served: Served, cli: Cli) -> None:
+    added = cli("users", "add", "api-dora", "--role", "team=operator", "-r", "default=viewer")
+    assert added.returncode == 0, added.stderr
+    made = cli("tokens", "create", "api-dora", "--expires", "1h", "--name", "ci")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    assert token.startswith("af_")
+    assert "shown once" in made.stderr
+    auth = {"authorization": f"Bearer {token}"}
+    assert httpx.get(f"{served.url}/api/v1/runs", headers=auth).status_code == 200
+    listed = cli("tokens", "list", "--user", "api-dora", "-o", "json")
+    (info,) = json.loads(listed.stdout)
+    assert (info["user"], info["name"]) == ("api-dora", "ci")
+    assert token not in listed.stdout
+    assert "digest" not in listed.stdout
+    users = json.loads(cli("users", "list", "-o", "json").stdout)
+    assert {"name": "api-dora", "roles": {"team": "operator", "default": "viewer"}}.items() <= {
+        k: v for u in users if u["name"] == "api-dora" for k, v in u.items()
+    }.items()
+    assert cli("tokens", "revoke", info["id"]).returncode == 0
+    error_of(httpx.get(f"{served.url}/api/v1/runs", headers=auth), 401, "unauthenticated")
+    bad = cli("users", "add", "api-erin", "--role", "team=boss")
+    assert bad.returncode == 2
+    assert "NAMESPACE=ROLE" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    unknown = cli("tokens", "create", "nobody")
+    assert unknown.returncode == 1
+    assert "user 'nobody' not found" in unknown.stderr
+    assert cli("users", "remove", "api-dora").returncode == 0
+
+
+def _as(served: Served, token: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=served.url, timeout=TIMEOUT, headers={"authorization": f"Bearer {token}"}
+    )
+
+
+def _echo(name: str, version: str = "1") -> str:
+    return ECHO.replace("api-echo", name).replace('version: "1"', f'version: "{version}"')
+
+
+# who → (see, run, change) on a private and on a public workflow of namespace team-a
+PRIVATE = {
+    "viewer": (200, 403, 403),
+    "operator": (200, 201, 403),
+    "editor": (200, 201, 200),
+    "outsider": (404, 404, 404),  # admin of team-b only: a token of another namespace
+    "nobody": (404, 404, 404),
+}
+PUBLIC = {
+    "viewer": (200, 201, 403),
+    "operator": (200, 201, 403),
+    "editor": (200, 201, 200),
+    "outsider": (200, 201, 403),
+    "nobody": (200, 201, 403),
+}
+ROLES = {
+    "viewer": {"team-a": "viewer"},
+    "operator": {"team-a": "operator"},
+    "editor": {"team-a": "editor"},
+    "outsider": {"team-b": "admin"},
+    "nobody": {},
+}
+
+
+def test_roles_owners_and_visibility(
+    served: Served, api: httpx.Client, client: actorflow.Client
+) -> None:
+    for name, visibility in (("api-priv", "private"), ("api-pub", "public")):
+        made = api.post(
+            "/api/v1/workflows",
+            content=_echo(name),
+            headers=YAML,
+            params={"namespace": "team-a", "visibility": visibility},
+        )
+        assert made.status_code == 200, made.text
+    admin_runs = {
+        name: api.post(f"/api/v1/workflows/{name}/runs", json={}).json()["run_id"]
+        for name in ("api-priv", "api-pub")
+    }
+    for run_id in admin_runs.values():
+        client.get_run(run_id).wait(timeout=TIMEOUT)
+    tokens = {who: served.token(f"api-{who}", roles) for who, roles in ROLES.items()}
+    for who, token in tokens.items():
+        with _as(served, token) as http:
+            for name, table in (("api-priv", PRIVATE), ("api-pub", PUBLIC)):
+                see, run, change = table[who]
+                where = (who, name)
+                assert http.get(f"/api/v1/workflows/{name}").status_code == see, where
+                got = http.get(f"/api/v1/workflows/{name}/versions/1")
+                assert got.status_code == see, where
+                started = http.post(f"/api/v1/workflows/{name}/runs", json={})
+                assert started.status_code == run, (where, started.text)
+                version = f"{who}-2"
+                changed = http.post("/api/v1/workflows", content=_echo(name, version), headers=YAML)
+                assert changed.status_code == change, (where, changed.text)
+                versions = api.get(f"/api/v1/workflows/{name}").json()["versions"]
+                assert (version in versions) == (change == 200), where  # refused: unchanged
+                if change != 200:
+                    assert changed.json()["error"]["code"] in ("forbidden", "not_found")
+                # someone else's run: operators of team-a control it (a finished run: 409)
+                control = http.post(f"/api/v1/runs/{admin_runs[name]}/cancel", json={})
+                detail = http.get(f"/api/v1/runs/{admin_runs[name]}")
+                assert detail.status_code == (200 if see == 200 else 404), where
+                wanted = 409 if who in ("operator", "editor") else (403 if see == 200 else 404)
+                assert control.status_code == wanted, (where, control.text)
+                if started.status_code == 201:  # one's own run: its owner controls it
+                    own = started.json()["run_id"]
+                    client.get_run(own).wait(timeout=TIMEOUT)
+                    assert http.post(f"/api/v1/runs/{own}/cancel", json={}).status_code == 409
+            listed = {w["name"] for w in http.get("/api/v1/workflows").json()["items"]}
+            assert ("api-priv" in listed) == (PRIVATE[who][0] == 200), who
+            assert "api-pub" in listed
+            runs = {
+                r["run_id"]
+                for r in http.get("/api/v1/runs", params={"page_size": 500}).json()["runs"]
+            }
+            assert (admin_runs["api-priv"] in runs) == (PRIVATE[who][0] == 200), who
+            assert admin_runs["api-pub"] in runs
+    pub = api.get("/api/v1/workflows/api-pub").json()["ownership"]
+    assert pub == {"owner": "admin", "namespace": "team-a", "visibility": "public"}
+    with _as(served, tokens["editor"]) as http:
+        elsewhere = http.post(
+            "/api/v1/workflows",
+            content=_echo("api-b"),
+            headers=YAML,
+            params={"namespace": "team-b"},
+        )
+        error_of(elsewhere, 403, "forbidden")
+        fn = "apiVersion: actorflow/v1\nkind: Function\nmetadata: {name: api-f, version: '1'}\n"
+        fn += "spec: {handler: 'af_test_steps:echo'}\n"
+    with _as(served, tokens["viewer"]) as http:
+        error_of(http.post("/api/v1/definitions", content=fn, headers=YAML), 403, "forbidden")
+        error_of(http.post("/api/v1/signals/s/k", json={}), 403, "forbidden")
+        assert http.get("/api/v1/audit").json()["entries"] == []  # no admin anywhere
+    with _as(served, tokens["outsider"]) as http:
+        seen = http.get("/api/v1/audit").json()["entries"]
+        assert all(e["namespace"] == "team-b" for e in seen)
+    audit = api.get("/api/v1/audit", params={"namespace": "team-a"}).json()["entries"]
+    applied = [(e["user"], e["action"], e["target"]) for e in audit]
+    assert ("api-editor", "apply", "Workflow/api-priv@editor-2") in applied
+    assert ("api-operator", "cancel", f"run/{admin_runs['api-priv']}") not in applied  # refused
+    assert any(e["user"] == "api-outsider" and e["action"] == "start" for e in audit)
+    assert all(e["at"] for e in audit)
+
+
+def test_a_token_over_its_rate_is_told_when_to_retry(settings: Settings, served: Served) -> None:
+    slow = settings.model_copy(update={"api_rate_limit": 0.01, "api_rate_burst": 3})
+    with serving(slow) as limited:
+        token = limited.token("api-busy", {"default": "viewer"})
+        other = limited.token("api-busy")
+        with _as(limited, token) as http:
+            codes = [http.get("/api/v1/event-types").status_code for _ in range(3)]
+            assert codes == [200, 200, 200]
+            refused = http.get("/api/v1/event-types")
+            error_of(refused, 429, "rate_limited")
+            assert int(refused.headers["retry-after"]) >= 60
+            assert http.get("/healthz").status_code == 200  # needs no token, spends none
+        with _as(limited, other) as http:  # per token
+            assert http.get("/api/v1/event-types").status_code == 200
