@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actorflow._client import AsyncClient
-from actorflow.server import errors, routes_definitions, routes_runs
+from actorflow.server import errors, routes_definitions, routes_graph, routes_runs
 from actorflow.server.models import Health
 from actorflow.server.ratelimit import RateLimiter
 from actorflow.server.store import AccessStore
@@ -88,6 +88,7 @@ def create_app(
         return Health()
 
     app.include_router(routes_definitions.router, tags=["definitions"])
+    app.include_router(routes_graph.router, tags=["graph"])
     app.include_router(routes_runs.router, tags=["runs"])
     app.add_middleware(_BodyLimit)
     return app

@@ -42,8 +42,11 @@ _BODY_DOC = {
 _KINDS = {"workflows": "Workflow", "functions": "Function", "runtime-envs": "RuntimeEnv"}
 
 
-async def _definitions(request: Request, client: AsyncClient) -> list[AnyDefinition]:
-    """The body's definitions, validated: YAML (one or more documents) or JSON (one)."""
+async def _definitions(
+    request: Request, client: AsyncClient
+) -> tuple[list[AnyDefinition], str | None]:
+    """The body's definitions, validated: YAML (one or more documents) or JSON (one); and
+    the YAML text (what later graph edits edit, keeping its lines)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
     try:
@@ -68,7 +71,8 @@ async def _definitions(request: Request, client: AsyncClient) -> list[AnyDefinit
             f"send the definition as application/yaml or application/json, not {ctype!r}",
         )
     # JSON is YAML: the loader reads both, and its issues name the body's lines.
-    return await engine.validate(client, text, "<request body>")
+    models = await engine.validate(client, text, "<request body>")
+    return models, (text if ctype in _YAML_TYPES else None)
 
 
 def _written(models: list[AnyDefinition] | AnyDefinition, fmt: str) -> Response:
@@ -93,8 +97,14 @@ VisibilityQuery = Annotated[
 ]
 
 
-async def _apply(
-    guard: Guard, models: list[AnyDefinition], namespace: str, visibility: Visibility | None
+async def apply_checked(
+    guard: Guard,
+    models: list[AnyDefinition],
+    namespace: str,
+    visibility: Visibility | None,
+    *,
+    source: str | None = None,
+    action: str = "apply",
 ) -> AppliedList:
     """Check every definition of the batch before any is applied (all or nothing), then
     record who owns the new workflows and audit each change."""
@@ -109,6 +119,11 @@ async def _apply(
             guard.may_create(namespace)
             owned[name] = None
     applied = await engine.apply(guard.client, models)
+    if source is not None:
+        for model in models:
+            if model.kind == "Workflow":
+                meta = model.metadata
+                await guard.store.put_source(meta.name, meta.version, source)
     for name, existing in owned.items():
         own = existing or Ownership(owner=guard.user, namespace=namespace)
         if visibility is not None or existing is None:
@@ -116,7 +131,7 @@ async def _apply(
             await guard.store.set_ownership("workflow", name, own)
     for a in applied:
         ns = (owned.get(a.name) or Ownership(namespace=namespace)).namespace
-        await guard.audit("apply", f"{a.kind}/{a.name}@{a.version}", ns)
+        await guard.audit(action, f"{a.kind}/{a.name}@{a.version}", ns)
     return AppliedList(applied=applied)
 
 
@@ -129,8 +144,8 @@ async def apply_definitions(
     visibility: VisibilityQuery = None,
 ) -> AppliedList:
     """Register definitions of any kind; a batch with a bad one changes nothing."""
-    models = await _definitions(request, client)
-    return await _apply(guard, models, namespace, visibility)
+    models, source = await _definitions(request, client)
+    return await apply_checked(guard, models, namespace, visibility, source=source)
 
 
 @router.post("/workflows", response_model=AppliedList, openapi_extra=_BODY_DOC)
@@ -142,7 +157,7 @@ async def apply_workflows(
     visibility: VisibilityQuery = None,
 ) -> AppliedList:
     """Create a workflow or a new version of one (only `Workflow` documents)."""
-    models = await _definitions(request, client)
+    models, source = await _definitions(request, client)
     others = sorted({m.kind for m in models} - {"Workflow"})
     if others:
         raise ApiError(
@@ -150,7 +165,7 @@ async def apply_workflows(
             "request_invalid",
             f"only Workflow documents here, not {', '.join(others)} (POST /api/v1/definitions)",
         )
-    return await _apply(guard, models, namespace, visibility)
+    return await apply_checked(guard, models, namespace, visibility, source=source)
 
 
 async def _versions(guard: Guard, kind: str, name: str, own: Ownership | None) -> Versions:

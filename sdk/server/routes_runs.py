@@ -69,12 +69,11 @@ async def start_run(
         if idempotency_key
         else ev.new_run_id(name)
     )
-    # Owned before it starts: a run is never listed without its owner.
-    run_own = own.model_copy(update={"owner": guard.user})
-    await guard.store.set_ownership("run", run_id, run_own)
     run = await guard.client.run(
         name, dict(body.inputs), version=body.version, run_id=run_id, priority=body.priority
     )
+    # Until this is written the run is its workflow's (same namespace and visibility).
+    await guard.store.set_ownership("run", run.run_id, own.model_copy(update={"owner": guard.user}))
     await guard.audit("start", f"run/{run.run_id}", own.namespace, 201)
     response.headers["Location"] = f"/api/v1/runs/{run.run_id}"
     return Started(run_id=run.run_id, workflow=name)

@@ -197,6 +197,18 @@ class AccessStore:
     async def set_ownership(self, kind: str, name: str, ownership: Ownership) -> None:
         await self._kv.put(f"owner.{kind}.{name}", ownership.model_dump_json().encode())
 
+    # --- workflow sources (what graph edits edit) ----------------------------------------
+    async def put_source(self, name: str, version: str, text: str) -> None:
+        await self._kv.put(f"source.{name}.{version}", text.encode())
+
+    async def source(self, name: str, version: str) -> str | None:
+        """The YAML a workflow version was applied as through the API, if it was."""
+        try:
+            entry = await self._kv.get(f"source.{name}.{version}")
+        except NOT_FOUND:
+            return None
+        return (entry.value or b"").decode()
+
     # --- audit ----------------------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:
         key = f"audit.{entry.at.strftime('%Y%m%dT%H%M%S%f')}.{secrets.token_hex(4)}"

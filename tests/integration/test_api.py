@@ -470,3 +470,64 @@ def test_a_token_over_its_rate_is_told_when_to_retry(settings: Settings, served:
             assert http.get("/healthz").status_code == 200  # needs no token, spends none
         with _as(limited, other) as http:  # per token
             assert http.get("/api/v1/event-types").status_code == 200
+
+
+GRAPH = """\
+apiVersion: actorflow/v1
+kind: Workflow
+metadata: {name: api-graph, version: "1"}
+spec:
+  nodes:
+    # the first step
+    - id: a
+      function: echo@1
+      inputs: {value: 1}
+    - id: b
+      function: echo@1
+      inputs: {value: 2}
+"""
+
+
+def test_graph_edits_register_versions_and_keep_the_text(
+    served: Served, api: httpx.Client, client: actorflow.Client
+) -> None:
+    assert api.post("/api/v1/workflows", content=GRAPH, headers=YAML).status_code == 200
+    edges = "/api/v1/workflows/api-graph/edges"
+    added = api.post(edges, json={"node": "b", "needs": "a"})
+    assert added.status_code == 201, added.text
+    assert added.json()["applied"]["version"] == "2"
+    assert {(e["source"], e["target"]) for e in added.json()["layout"]["edges"]} == {("a", "b")}
+    two = api.get("/api/v1/workflows/api-graph/versions/2").json()
+    assert two["spec"]["nodes"][1]["needs"] == ["a"]
+    source = served.call(lambda s: s.source("api-graph", "2")) or ""
+    assert "# the first step" in source
+    assert "inputs: {value: 1}" in source  # untouched lines stay as they were written
+    cycle = error_of(api.post(edges, json={"node": "a", "needs": "b"}), 422, "definition_invalid")
+    assert "cycle" in cycle["message"]
+    taken = api.post(edges, json={"node": "a", "needs": "b"}, params={"new_version": "1"})
+    error_of(taken, 409, "conflict")
+    node = {"id": "c", "function": "echo@1", "needs": ["b"], "inputs": {"value": 3}}
+    three = api.post("/api/v1/workflows/api-graph/nodes", json={"node": node})
+    assert three.status_code == 201, three.text
+    assert len(three.json()["layout"]["nodes"]) == 3
+    refused = api.delete("/api/v1/workflows/api-graph/nodes/b")  # c needs it
+    error_of(refused, 422, "definition_invalid")
+    assert api.get("/api/v1/workflows/api-graph").json()["versions"] == ["1", "2", "3"]
+    assert api.delete("/api/v1/workflows/api-graph/edges/c/b").status_code == 200
+    undo = api.post(
+        "/api/v1/workflows/api-graph/edits", json={"ops": [{"type": "remove_node", "id": "c"}]}
+    )
+    assert undo.status_code == 201, undo.text
+    assert undo.json()["inverse"][0]["type"] == "add_node"
+    graph = api.get("/api/v1/workflows/api-graph/graph").json()
+    assert (graph["version"], {n["id"] for n in graph["nodes"]}) == ("5", {"a", "b"})
+    run_id = api.post("/api/v1/workflows/api-graph/runs", json={}).json()["run_id"]
+    assert client.get_run(run_id).wait(timeout=TIMEOUT).status is actorflow.RunStatus.SUCCEEDED
+    with _as(served, served.token("api-gv", {"default": "viewer"})) as viewer:
+        error_of(viewer.post(edges, json={"node": "a", "needs": "b"}), 403, "forbidden")
+        assert viewer.get("/api/v1/workflows/api-graph/graph").status_code == 200
+    with _as(served, served.token("api-go", {"elsewhere": "admin"})) as outsider:
+        error_of(outsider.post(edges, json={"node": "a", "needs": "b"}), 404, "not_found")
+        error_of(outsider.get("/api/v1/workflows/api-graph/graph"), 404, "not_found")
+    error_of(api.post(edges, json={"node": "a", "needs": "b", "color": 1}), 422, "request_invalid")
+    assert api.get("/api/v1/workflows/api-graph").json()["versions"] == ["1", "2", "3", "4", "5"]
