@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actorflow._client import AsyncClient
-from actorflow.server import errors, routes_definitions, routes_graph, routes_runs
+from actorflow.server import errors, routes_definitions, routes_graph, routes_runs, ui
 from actorflow.server.models import Health
 from actorflow.server.ratelimit import RateLimiter
 from actorflow.server.store import AccessStore
@@ -50,7 +50,9 @@ class _BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise errors.ApiError(413, "too_large", self._message())
+                # FastAPI passes an HTTPException raised while it parses a body through
+                # (any other error there becomes a 400).
+                raise HTTPException(413, self._message())
             return message
 
         await self.app(scope, limited, send)
@@ -90,6 +92,7 @@ def create_app(
     app.include_router(routes_definitions.router, tags=["definitions"])
     app.include_router(routes_graph.router, tags=["graph"])
     app.include_router(routes_runs.router, tags=["runs"])
+    app.include_router(ui.router)
     app.add_middleware(_BodyLimit)
     return app
 
