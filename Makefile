@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 # Strict editable installs link each module: re-install when a package folder gains or
 # loses a file (the folder's mtime changes), not on every edit.
-PKG_DIRS := sdk definitions definitions/events definitions/convert runtime_envs actors actors/store actors/functions actors/run actors/controller actors/metrics triggers cluster
+PKG_DIRS := sdk definitions definitions/events definitions/convert runtime_envs actors actors/store actors/functions actors/run actors/controller actors/metrics triggers cluster sdk/server
 
 $(STAMP): pyproject.toml $(PKG_DIRS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)

@@ -98,6 +98,12 @@ class Settings(BaseSettings, EngineTunables):
     #: Where engine processes send OpenTelemetry spans: from the standard ``OTEL_*``
     #: variables (`OtelSettings`); None, the default, is tracing off.
     tracing: TracingConfig | None = Field(default_factory=lambda: OtelSettings().tracing())
+    #: The port `actorflow serve` answers the REST API on (on 127.0.0.1; 0: any free port).
+    api_port: int = Field(default=8781, ge=0, le=65535)
+    #: Requests a second one API token may make on average (0: no limit) …
+    api_rate_limit: float = Field(default=50.0, ge=0)
+    #: … and in a burst.
+    api_rate_burst: int = Field(default=100, ge=1)
 
     @property
     def run_dir(self) -> Path:

@@ -33,7 +33,7 @@ from rich.live import Live
 from rich.text import Text
 
 from actorflow import _display as show
-from actorflow import cli_convert, cli_debug, cli_graph, cli_triggers
+from actorflow import cli_convert, cli_debug, cli_graph, cli_server, cli_triggers
 from actorflow._graph_view import graph_tree
 from actorflow._report import render_report
 from actorflow._sync import Client, Run
@@ -89,6 +89,7 @@ app.add_typer(cli_triggers.events_app, name="events")
 app.command()(cli_triggers.publish)
 cli_graph.register(app)  # `graph` and `edit`
 cli_debug.register(app, runs_app)  # `debug …`, `runs break`
+cli_server.register(app)  # `serve`
 
 
 @app.callback()

@@ -55,6 +55,9 @@ KV_WAITS = "AF_WAITS"
 KV_TRIGGERS = "AF_TRIGGERS"
 """``trigger.<name>`` (the applied Trigger, with its enabled flag), ``eventtype.<name>``,
 ``stats.<name>`` (`TriggerStats`) and ``webhook`` (the HTTP server's address)."""
+KV_API = "AF_API"
+"""The REST API's own state: ``user.<name>``, ``token.<id>`` (a keyed hash, never the
+token), ``owner.<kind>.<name>`` (owner, namespace, visibility) and ``audit.<time>.<id>``."""
 OBJECT_STORE = "AF_BLOBS"
 METRICS_SNAPSHOT = "metrics.fold"
 """The controller's metrics fold and the history sequence it has seen up to (an object of

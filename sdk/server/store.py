@@ -1,0 +1,237 @@
+"""The API's state in the ``AF_API`` KV bucket: users, tokens (as keyed hashes),
+ownership of definitions and runs, and the audit log.
+
+A token is ``af_<id>_<secret>``: shown once, when created; stored is only an HMAC-SHA256
+of the secret under the server key (``ACTORFLOW_HOME/api.key``, mode 0600, made at first
+use), compared in constant time. A leaked bucket gives no token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
+
+from actorflow.actors.store.errors import BAD_REQUEST, NOT_FOUND, not_found_as
+from actorflow.actors.store.streams import read_kv_values
+from actorflow.definitions import events as ev
+from actorflow.definitions.errors import NotFoundError
+from actorflow.server.access import (
+    AuditEntry,
+    Ownership,
+    Role,
+    TokenInfo,
+    TokenRecord,
+    User,
+    check_name,
+)
+from actorflow.server.errors import ApiError
+
+KEY_FILE = "api.key"
+#: Where the first start writes the admin token it makes (mode 0600).
+ADMIN_TOKEN_FILE = "api-admin-token"
+_PREFIX = "af_"
+
+
+def server_key(home: Path) -> bytes:
+    """The HMAC key tokens are hashed with: read, or made once with mode 0600."""
+    path = home / KEY_FILE
+    home.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AccessStore:
+    """Reads and writes of the ``AF_API`` bucket; no cache, so a revocation or a removed
+    user holds from the next request on."""
+
+    def __init__(self, js: JetStreamContext, kv: KeyValue, key: bytes) -> None:
+        self._js = js
+        self._kv = kv
+        self._key = key
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, home: Path, replicas: int = 1) -> AccessStore:
+        try:
+            kv = await js.key_value(ev.KV_API)
+        except NOT_FOUND:
+            config = KeyValueConfig(
+                bucket=ev.KV_API, history=1, replicas=replicas, storage=StorageType.FILE
+            )
+            try:
+                kv = await js.create_key_value(config=config)
+            except BAD_REQUEST:  # made concurrently
+                kv = await js.key_value(ev.KV_API)
+        return cls(js, kv, server_key(home))
+
+    async def _values(self, prefix: str) -> dict[str, bytes]:
+        return await read_kv_values(self._js, ev.KV_API, prefix)
+
+    # --- users ----------------------------------------------------------------------------
+    async def add_user(self, name: str, roles: dict[str, Role]) -> User:
+        """Add a user, or replace the roles of an existing one."""
+        check_name("user", name)
+        for namespace in roles:
+            if namespace != "*":
+                check_name("namespace", namespace)
+        user = User(name=name, roles=roles, created_at=now())
+        await self._kv.put(f"user.{name}", user.model_dump_json().encode())
+        return user
+
+    async def user(self, name: str) -> User:
+        with not_found_as("user", name):
+            entry = await self._kv.get(f"user.{name}")
+        return User.model_validate_json(entry.value or b"")
+
+    async def users(self) -> list[User]:
+        values = await self._values("user.")
+        return sorted((User.model_validate_json(v) for v in values.values()), key=lambda u: u.name)
+
+    async def remove_user(self, name: str) -> None:
+        """Remove a user and revoke every token of theirs."""
+        await self.user(name)
+        for token in await self.tokens(name):
+            await self.revoke(token.id)
+        await self._kv.delete(f"user.{name}")
+
+    # --- tokens ---------------------------------------------------------------------------
+    def _digest(self, secret: str) -> str:
+        return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
+
+    async def create_token(
+        self, user: str, *, expires_at: datetime | None = None, name: str = ""
+    ) -> tuple[str, TokenRecord]:
+        """A new token for `user`: the token itself (shown once) and what is stored."""
+        await self.user(user)
+        token_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        record = TokenRecord(
+            id=token_id,
+            user=user,
+            digest=self._digest(secret),
+            created_at=now(),
+            expires_at=expires_at,
+            name=name,
+        )
+        await self._kv.put(f"token.{token_id}", record.model_dump_json().encode())
+        return f"{_PREFIX}{token_id}_{secret}", record
+
+    async def tokens(self, user: str | None = None) -> list[TokenInfo]:
+        values = await self._values("token.")
+        records = [TokenRecord.model_validate_json(v) for v in values.values()]
+        return sorted(
+            (
+                TokenInfo.model_validate(r.model_dump(exclude={"digest"}))
+                for r in records
+                if user is None or r.user == user
+            ),
+            key=lambda t: t.created_at,
+        )
+
+    async def revoke(self, token_id: str) -> None:
+        with not_found_as("token", token_id):
+            await self._kv.get(f"token.{token_id}")
+        await self._kv.delete(f"token.{token_id}")
+
+    async def authenticate(self, token: str) -> tuple[User, str]:
+        """The user a presented token belongs to, and the token's id; 401 when it is
+        malformed, unknown, revoked or expired (the same answer for the first three)."""
+        refused = ApiError(
+            401,
+            "unauthenticated",
+            "the token is not valid (unknown, revoked or malformed)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+        if not token.startswith(_PREFIX) or token.count("_") < 2:
+            raise refused
+        token_id, secret = token[len(_PREFIX) :].split("_", 1)
+        if not token_id.isalnum():
+            raise refused
+        try:
+            entry = await self._kv.get(f"token.{token_id}")
+        except NOT_FOUND:
+            raise refused from None
+        record = TokenRecord.model_validate_json(entry.value or b"")
+        if not hmac.compare_digest(record.digest, self._digest(secret)):
+            raise refused
+        if record.expires_at is not None and record.expires_at <= now():
+            raise ApiError(
+                401,
+                "unauthenticated",
+                f"the token expired at {record.expires_at.isoformat()}",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        try:
+            user = await self.user(record.user)
+        except NotFoundError:
+            raise refused from None
+        return user, token_id
+
+    # --- ownership ------------------------------------------------------------------------
+    async def ownership(self, kind: str, name: str) -> Ownership | None:
+        try:
+            entry = await self._kv.get(f"owner.{kind}.{name}")
+        except NOT_FOUND:
+            return None
+        return Ownership.model_validate_json(entry.value or b"")
+
+    async def owned(self, kind: str) -> dict[str, Ownership]:
+        values = await self._values(f"owner.{kind}.")
+        return {k: Ownership.model_validate_json(v) for k, v in values.items()}
+
+    async def set_ownership(self, kind: str, name: str, ownership: Ownership) -> None:
+        await self._kv.put(f"owner.{kind}.{name}", ownership.model_dump_json().encode())
+
+    # --- workflow sources (what graph edits edit) ----------------------------------------
+    async def put_source(self, name: str, version: str, text: str) -> None:
+        await self._kv.put(f"source.{name}.{version}", text.encode())
+
+    async def source(self, name: str, version: str) -> str | None:
+        """The YAML a workflow version was applied as through the API, if it was."""
+        try:
+            entry = await self._kv.get(f"source.{name}.{version}")
+        except NOT_FOUND:
+            return None
+        return (entry.value or b"").decode()
+
+    # --- audit ----------------------------------------------------------------------------
+    async def audit(self, entry: AuditEntry) -> None:
+        key = f"audit.{entry.at.strftime('%Y%m%dT%H%M%S%f')}.{secrets.token_hex(4)}"
+        await self._kv.put(key, entry.model_dump_json().encode())
+
+    async def audit_log(self) -> list[AuditEntry]:
+        """Every entry, oldest first."""
+        values = await self._values("audit.")
+        return [AuditEntry.model_validate_json(values[k]) for k in sorted(values)]
+
+
+async def bootstrap(store: AccessStore, home: Path) -> Path | None:
+    """With no user yet, make ``admin`` (admin of every namespace) and one token for it,
+    written to `ADMIN_TOKEN_FILE` under `home` (mode 0600); returns that path, or None
+    when users exist (nothing is made twice)."""
+    if await store.users():
+        return None
+    await store.add_user("admin", {"*": "admin"})
+    token, _ = await store.create_token("admin", name="first start")
+    path = home / ADMIN_TOKEN_FILE
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return path
