@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from actorflow.actors.config import EngineConfig, EngineTunables
+
+# What Go's time.ParseDuration reads (nats-server parses the value), positive only.
+_GO_DURATION = re.compile(r"(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
 
 
 class Settings(BaseSettings, EngineTunables):
@@ -29,6 +33,20 @@ class Settings(BaseSettings, EngineTunables):
     ray_num_gpus: int | None = None
     #: How long to wait for Ray or NATS to answer before saying it is unreachable.
     connect_timeout: float = Field(default=10.0, gt=0)
+    #: How often the nats-server that actorflow starts (embedded or `actorflow up`) fsyncs
+    #: its store: a Go duration (nats-server's default `2m`) or `always`, an fsync per
+    #: write — for those who cannot lose an acknowledged write on power loss or a kernel
+    #: crash, at a cost per step (docs/benchmarks.md). A killed nats-server loses nothing
+    #: either way: written data is in the OS's page cache.
+    nats_sync_interval: str = "2m"
+
+    @field_validator("nats_sync_interval")
+    @classmethod
+    def _go_duration_or_always(cls, value: str) -> str:
+        value = value.strip()
+        if value != "always" and not _GO_DURATION.fullmatch(value):
+            raise ValueError(f"{value!r} is neither `always` nor a duration such as 2m, 30s, 500ms")
+        return value
 
     @property
     def run_dir(self) -> Path:

@@ -36,3 +36,20 @@ def test_bounds_are_checked_where_they_are_read(monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.parametrize("name", sorted(Settings.model_fields))
 def test_every_setting_is_documented(name: str) -> None:
     assert f"`ACTORFLOW_{name.upper()}`" in DOCS.read_text()
+
+
+@pytest.mark.parametrize("value", ["2m", "always", "1m30s", "500ms", "1.5s"])
+def test_nats_sync_interval_takes_a_go_duration_or_always(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ACTORFLOW_NATS_SYNC_INTERVAL", value)
+    assert Settings().nats_sync_interval == value
+
+
+@pytest.mark.parametrize("value", ["soon", "2", "-1s", "2 m", "always;"])
+def test_a_bad_nats_sync_interval_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ACTORFLOW_NATS_SYNC_INTERVAL", value)
+    with pytest.raises(ValidationError, match=r"nats_sync_interval[\s\S]*neither `always`"):
+        Settings()
