@@ -4,8 +4,11 @@ SIGKILLed and restarted; then every run is audited.
     python -m benchmarks.soak [--runs 1000] [--kill-every 3] [--nats-restarts 2]
 
 Prints one JSON line of figures and exits non-zero if an invariant is broken: every run
-SUCCEEDED with the right output, no step completed twice in any history, and no step whose
-run actor (not replica) was killed ran again.
+SUCCEEDED with the right output, no step completed twice in any history, and, by the
+steps' own ledger (the independent witness), every completed step ran (no side effect
+missing) and none ran again after its result was in the history (no replica is killed, so
+recovery may re-execute only a step whose result never became durable). Run actors are
+killed in turn by `ray.kill` and by SIGKILL of their process.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from nats.js import JetStreamContext
 
 import actorflow
 from actorflow import AsyncClient, Settings, WorkflowBuilder
-from actorflow.actors.run.history import replay
-from actorflow.actors.store.streams import read_records
+from actorflow.actors.store.streams import read_records, read_stream
 from actorflow.cluster import nats_process
 from actorflow.definitions import events as ev
 
@@ -92,7 +95,12 @@ async def chaos(
             if a["namespace"] == namespace and a["name"].startswith("af-run-actor-")
         ]
         if names:
-            ray.kill(ray.get_actor(rng.choice(names), namespace=namespace), no_restart=True)
+            actor = ray.get_actor(rng.choice(names), namespace=namespace)
+            if kills % 2:  # the OS's kill, by pid, as well as Ray's
+                pid = await actor.__ray_call__.remote(lambda _self: os.getpid())
+                os.kill(pid, signal.SIGKILL)
+            else:
+                ray.kill(actor, no_restart=True)
             kills += 1
         if nats_restarts < restarts and kills % 2 == 0:
             os.kill(nats["pid"], signal.SIGKILL)
@@ -136,18 +144,15 @@ async def main(args: argparse.Namespace) -> int:
         errors = [repr(r) for r in results if isinstance(r, BaseException)]
         wall = time.perf_counter() - t0
         records = {r.run_id: r async for r in read_records(client.js)}
-        duplicates = wrong = 0
-        for run_id, x in run_ids.items():
-            record = records.get(run_id)
-            if record is None or record.outputs != {"y": expected(x)}:
-                wrong += 1
-            completions = collections.Counter(
-                (r.event.task.key, r.event.task.attempt)
-                for r in await replay(client.js, run_id)
-                if isinstance(r.event, ev.TaskCompleted)
-            )
-            duplicates += sum(n - 1 for n in completions.values())
-    executions = collections.Counter(line.split()[0] for line in ledger.read_text().splitlines())
+        completed = await _completions(client.js)
+    wrong = sum(
+        records.get(run_id) is None or records[run_id].outputs != {"y": expected(x)}
+        for run_id, x in run_ids.items()
+    )
+    duplicates = sum(n - 1 for n in collections.Counter(k for k, _ in completed).values())
+    stored = dict(reversed(completed))  # key -> when its (first) result was stored
+    notes = [line.split() for line in ledger.read_text().splitlines()]
+    executions = collections.Counter(key for key, _, _ in notes)
     figures.update(
         runs=args.runs,
         succeeded=sum(r.status is ev.RunStatus.SUCCEEDED for r in records.values()),
@@ -155,14 +160,36 @@ async def main(args: argparse.Namespace) -> int:
         duplicate_completions=duplicates,
         steps=len(executions),
         steps_run_more_than_once=sum(1 for n in executions.values() if n > 1),
+        completed_step_reruns=sum(
+            key in stored and float(at) > stored[key] for key, _, at in notes
+        ),
+        missing_side_effects=sum(executions[key] == 0 for key in stored),
         errors=errors[:3],
         seconds=round(wall, 1),
         runs_per_second=round(args.runs / wall, 1),
     )
     print(json.dumps(figures))
     nats_process.stop(nats["pid"])
-    ok = figures["succeeded"] == args.runs and not wrong and not duplicates and not errors
+    ok = (
+        figures["succeeded"] == args.runs
+        and not wrong
+        and not duplicates
+        and not figures["completed_step_reruns"]
+        and not figures["missing_side_effects"]
+        and not errors
+    )
     return 0 if ok else 1
+
+
+async def _completions(js: JetStreamContext) -> list[tuple[str, float]]:
+    """(idempotency key, when stored) of every `TaskCompleted` in the history, in order."""
+    out = []
+    async for msg in read_stream(js, ev.STREAM_HISTORY, ev.HISTORY_SUBJECTS):
+        event = ev.decode_history(msg.data)
+        if isinstance(event, ev.TaskCompleted):
+            run_id = msg.subject.split(".")[2]
+            out.append((event.task.idempotency_key(run_id), msg.metadata.timestamp.timestamp()))
+    return out
 
 
 def cli() -> None:

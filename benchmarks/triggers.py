@@ -122,12 +122,14 @@ async def latency(client: AsyncClient, samples: int) -> list[float]:
 
 
 async def flood(client: AsyncClient, events: int) -> dict[str, Any]:
+    # Each event's run id is derived from its Msg-Id: only those runs count as its run.
+    wanted = {run_id_for("bench-flood", f"flood-{i}") for i in range(events)}
     done: set[str] = set()
     all_done = asyncio.Event()
 
     async def on_done(msg: Any) -> None:
         parsed = ev.parse_run_event_subject(msg.subject)
-        if parsed is not None:
+        if parsed is not None and parsed[1] in wanted:
             done.add(parsed[1])
         if len(done) >= events:
             all_done.set()

@@ -64,6 +64,7 @@ def up(settings: Settings) -> dict[str, Any]:
                 settings.run_dir,
                 detached=True,
                 log_file=logs / "nats-server.log",
+                sync_interval=settings.nats_sync_interval,
             )
             state["nats"] = {"pid": proc.pid, "url": proc.url}
             started.append("nats")

@@ -47,9 +47,12 @@ def start(
     detached: bool,
     log_file: Path | None = None,
     port: int = -1,
+    sync_interval: str = "2m",
 ) -> NatsProcess:
     """Start nats-server with JetStream on a loopback port (`-1`: a free one) and wait until
     it serves. Restarting on the same store dir and port resumes where it stopped.
+    `sync_interval` is how often it fsyncs its store (a Go duration, or `always`); the
+    server reads it from a config file in `run_dir` (it has no flag for it).
 
     A non-detached server gets SIGTERM when this process dies (PR_SET_PDEATHSIG), so an
     embedded cluster never outlives its program; a detached one (`actorflow up`) does.
@@ -57,8 +60,12 @@ def start(
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = run_dir / "ports"
     ports_dir.mkdir(parents=True, exist_ok=True)
+    config = run_dir / "nats-server.conf"
+    config.write_text(f"jetstream {{\n  sync_interval: {json.dumps(sync_interval)}\n}}\n")
     args = [
         binary(),
+        "-c",
+        str(config),
         "-js",
         "-sd",
         str(store_dir),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import unquote
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from actorflow.actors.config import EngineConfig, EngineTunables, TracingConfig
@@ -76,6 +77,10 @@ def _headers(spec: str) -> dict[str, str]:
     return out
 
 
+# What Go's time.ParseDuration reads (nats-server parses the value), positive only.
+_GO_DURATION = re.compile(r"(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
+
+
 class Settings(BaseSettings, EngineTunables):
     """Defaults give the embedded local cluster; set the addresses to join existing ones.
 
@@ -104,6 +109,20 @@ class Settings(BaseSettings, EngineTunables):
     api_rate_limit: float = Field(default=50.0, ge=0)
     #: … and in a burst.
     api_rate_burst: int = Field(default=100, ge=1)
+    #: How often the nats-server that actorflow starts (embedded or `actorflow up`) fsyncs
+    #: its store: a Go duration (nats-server's default `2m`) or `always`, an fsync per
+    #: write — for those who cannot lose an acknowledged write on power loss or a kernel
+    #: crash, at a cost per step (docs/benchmarks.md). A killed nats-server loses nothing
+    #: either way: written data is in the OS's page cache.
+    nats_sync_interval: str = "2m"
+
+    @field_validator("nats_sync_interval")
+    @classmethod
+    def _go_duration_or_always(cls, value: str) -> str:
+        value = value.strip()
+        if value != "always" and not _GO_DURATION.fullmatch(value):
+            raise ValueError(f"{value!r} is neither `always` nor a duration such as 2m, 30s, 500ms")
+        return value
 
     @property
     def run_dir(self) -> Path:

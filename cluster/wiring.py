@@ -56,7 +56,12 @@ def nats_url(settings: Settings) -> str:
         return str(up["url"])
     home = settings.home.resolve()
     if home not in _embedded_nats:
-        proc = nats_process.start(settings.jetstream_dir, settings.run_dir, detached=False)
+        proc = nats_process.start(
+            settings.jetstream_dir,
+            settings.run_dir,
+            detached=False,
+            sync_interval=settings.nats_sync_interval,
+        )
         log.info("started embedded nats-server pid %d at %s", proc.pid, proc.url)
         _embedded_nats[home] = proc.url
     return _embedded_nats[home]

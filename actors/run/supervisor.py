@@ -3,7 +3,9 @@
 The supervisor lives in the controller. It hands each active run to the least-loaded run
 actor, re-drives a run by replay when its run actor dies, wakes WAITING runs when their
 timer is due (never early: the driver re-checks the time), and re-drives a run whose
-driver stopped while a control request was arriving.
+driver stopped while a control request was arriving. Ray reports a dead run actor at
+once, but not a frozen one (SIGSTOP, a hung process): the supervisor probes its run actors
+and replaces one that stops answering (see `_probe`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class RunSupervisor:
         self._driving: dict[str, asyncio.Task[None]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._replacing: dict[int, asyncio.Future[None]] = {}
+        # Run actors found unresponsive: id(handle) -> set when found so; the retired
+        # ones (handle -> when) are killed once they answer again, or after drain_timeout.
+        self._lost: dict[int, asyncio.Future[None]] = {}
+        self._retired: dict[Any, float] = {}
+        self._prober: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._actors = [
@@ -43,6 +50,7 @@ class RunSupervisor:
         ]
         await asyncio.gather(*(a.start.remote() for a in self._actors))
         self._load = dict.fromkeys(range(len(self._actors)), 0)
+        self._prober = asyncio.create_task(self._probe())
 
     @property
     def active(self) -> int:
@@ -107,9 +115,11 @@ class RunSupervisor:
                         if self._config.run_task_names
                         else actor.drive.options(enable_task_events=False)
                     )
-                    result = await call.remote(run_id, started, seq, first)
+                    result = await self._unless_lost(
+                        actor, call.remote(run_id, started, seq, first)
+                    )
                     break
-                except ray.exceptions.RayActorError:
+                except (ray.exceptions.RayActorError, _UnresponsiveError):
                     log.warning("run actor %d died driving %s; re-driving by replay", index, run_id)
                     try:
                         await self._replace(index, actor)
@@ -129,6 +139,68 @@ class RunSupervisor:
             self.wake_at(run_id, datetime.fromisoformat(result["wake_at"]))
         if result.get("status") != "FENCED" and await self._missed_control(run_id, result):
             self.drive(run_id)
+
+    def _lost_signal(self, actor: Any) -> asyncio.Future[None]:
+        return self._lost.setdefault(id(actor), asyncio.get_running_loop().create_future())
+
+    async def _unless_lost(self, actor: Any, ref: Any) -> dict[str, Any]:
+        """The driver's result, or `_UnresponsiveError` as soon as its run actor is found so:
+        the run is then re-driven elsewhere, and the new incarnation's claim fences the
+        frozen one should it ever wake."""
+        drive: asyncio.Future[dict[str, Any]] = asyncio.ensure_future(ref)
+        lost = self._lost_signal(actor)
+        either: set[asyncio.Future[Any]] = {drive, lost}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if drive.done():
+            return drive.result()
+        drive.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no warning
+        raise _UnresponsiveError
+
+    async def _probe(self) -> None:
+        """A run actor that leaves a probe unanswered for five ack waits (15 s at least) is
+        replaced and every run it drove re-driven by replay. A busy or starved one answers
+        late, not never: the wait is long so that re-driving cannot add to an overload. A
+        dead one is left to the drivers' calls, which see it at once."""
+        wait = max(5 * self._config.task_ack_wait, 15.0)
+        while True:
+            await asyncio.sleep(self._config.task_ack_wait)
+            actors = [(i, a) for i, a in enumerate(self._actors) if i not in self._replacing]
+            retired = list(self._retired)
+            answers = await asyncio.gather(
+                *(self._answers(a, wait) for _, a in actors),
+                *(self._answers(a, self._config.task_ack_wait) for a in retired),
+            )
+            for (index, actor), ok in zip(actors, answers, strict=False):
+                if not ok and self._actors[index] is actor:
+                    log.warning("run actor %d does not answer; replacing it", index)
+                    self._retired.setdefault(actor, asyncio.get_running_loop().time())
+                    lost = self._lost_signal(actor)
+                    if not lost.done():
+                        lost.set_result(None)
+                    await self._replace_quietly(index, actor)
+            now = asyncio.get_running_loop().time()
+            for actor, ok in zip(retired, answers[len(actors) :], strict=True):
+                if ok or now - self._retired[actor] > self._config.drain_timeout:
+                    del self._retired[actor]
+                    self._lost.pop(id(actor), None)
+                    with contextlib.suppress(Exception):
+                        ray.kill(actor, no_restart=True)
+
+    @staticmethod
+    async def _answers(actor: Any, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.ensure_future(actor.active.remote()), timeout)
+        except ray.exceptions.RayActorError:
+            return True  # dead, not frozen: its drivers' calls report it
+        except Exception:  # no answer in time
+            return False
+        return True
+
+    async def _replace_quietly(self, index: int, actor: Any) -> None:
+        try:
+            await self._replace(index, actor)
+        except Exception:
+            log.exception("run actor %d could not be replaced yet", index)
 
     async def _missed_control(self, run_id: str, result: dict[str, Any]) -> bool:
         """A control request appended as the driver was leaving: the driver never saw it."""
@@ -188,8 +260,14 @@ class RunSupervisor:
         return count
 
     def shutdown(self) -> None:
+        if self._prober is not None:
+            self._prober.cancel()
         for timer in self._timers.values():
             timer.cancel()
-        for actor in self._actors:
+        for actor in [*self._actors, *self._retired]:
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
+
+
+class _UnresponsiveError(Exception):
+    """A run actor stopped answering probes: its drivers' results will not come."""

@@ -153,7 +153,7 @@ def test_stale_incarnation_is_fenced(engine: fs.Engine, tmp_path: Path) -> None:
     assert audit["stale_decisions"] == audit["decisions_after_finish"] == 0
     assert audit["duplicate_schedules"] == audit["duplicate_completions"] == 0
     assert audit["extra_finishes"] == 0
-    assert all(starts[k] == 1 for k in keys)  # a claim re-publishes; the server dedupes
+    assert all(starts[k] == 1 for k in keys), starts  # a claim re-publishes; the server dedupes
     assert sc.record_before.status is ev.RunStatus.SUCCEEDED
     assert sc.record_before.outputs == _FENCE_OUTPUTS
 
@@ -167,3 +167,74 @@ def test_stale_incarnation_cannot_set_back_the_run_record(
     assert sc.record_before.status is ev.RunStatus.SUCCEEDED
     assert sc.record_after.status is ev.RunStatus.SUCCEEDED
     assert sc.record_after.outputs == _FENCE_OUTPUTS
+
+
+@pytest.mark.timeout(120)
+def test_engine_takes_over_from_a_frozen_run_actor_and_fences_it(
+    engine: fs.Engine, tmp_path: Path
+) -> None:
+    """The engine's own run actor driving a run is frozen (SIGSTOP by pid) while w1 is held:
+    Ray still sees it alive, so the controller must find it unresponsive itself, replace
+    it and re-drive the run, whose new incarnation's claim fences the frozen one. Thawed
+    (SIGCONT) with w1's and w2's results waiting, the stale one's appends are refused: no
+    decision of its incarnation follows the claim, and the record stays SUCCEEDED."""
+    ledger = tmp_path / "ledger"
+    gate = ledger.with_suffix(".gate")
+    run = engine.client.run("ffence", {"ledger": str(ledger), "gate": str(gate)}, version="1")
+    rid = run.run_id
+    a_name = fs.wait_for(
+        lambda: next((n for n in fs.named("af-run-actor-") if rid in (fs.active(n) or [])), None),
+        10,
+        "the run's driver",
+    )
+    fs.wait_for(lambda: fs.starts(ledger)[f"{rid}.w1.1"] == 1, 20, "w1 to start")
+    a_pid = fs.pid(fs.run_actor(a_name))
+    first_inc = fs.incarnation(next(r for r in fs.history(engine.url)[rid] if r.decision))
+    os.kill(a_pid, signal.SIGSTOP)
+    try:
+        stopped_at = time.monotonic()
+        claim = fs.wait_for(
+            lambda: next(
+                (e for e in fs.replayed(engine.url, rid) if isinstance(e, ev.RunClaimed)), None
+            ),
+            60,
+            "the engine to re-drive the run elsewhere",
+            0.2,
+        )
+        taken_over = time.monotonic() - stopped_at
+        Path(f"{gate}.w1").touch()
+        fs.wait_for(lambda: fs.starts(ledger)[f"{rid}.w2.1"] == 1, 30, "w2 to start")
+        Path(f"{gate}.w2").touch()
+        record = run.wait(timeout=60)
+    finally:
+        os.kill(a_pid, signal.SIGCONT)
+    # Thawed, the stale driver folds the results it was sent and tries to go on; the
+    # controller, hearing from it again, retires it.
+    fs.wait_for(lambda: a_name not in fs.named("af-run-actor-"), 60, "the stale actor to go")
+    history = fs.history(engine.url)[rid]
+    audit = fs.audit({rid: history}, {rid: _FENCE_OUTPUTS}, 4)
+    claims = [r for r in history if isinstance(r.event, ev.RunClaimed)]
+    starts = fs.starts(ledger)
+    figures = {
+        "test": "fence_frozen_run_actor",
+        "taken_over_s": round(taken_over, 1),
+        "claims": len(claims),
+        "stale_decisions": audit["stale_decisions"],
+        "reexecuted_steps": sum(max(0, n - 1) for n in starts.values()),
+    }
+    fs.report(figures)
+    assert record.status is ev.RunStatus.SUCCEEDED
+    assert record.outputs == _FENCE_OUTPUTS
+    assert [c.event.incarnation for c in claims] == [claim.incarnation]
+    assert claim.incarnation != first_inc
+    after = [r for r in history if r.decision and r.seq > claims[0].seq]
+    assert after
+    assert all(fs.incarnation(r) == claim.incarnation for r in after)
+    assert audit["completed"] == 1
+    assert audit["stale_decisions"] == audit["decisions_after_finish"] == 0
+    assert audit["duplicate_schedules"] == audit["duplicate_completions"] == 0
+    assert audit["extra_finishes"] == 0
+    assert sorted(starts.values()) == [1, 1, 1, 1]  # every step ran once
+    final = fs.records(engine.url)[rid]
+    assert final.status is ev.RunStatus.SUCCEEDED
+    assert final.outputs == _FENCE_OUTPUTS

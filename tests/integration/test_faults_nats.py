@@ -12,6 +12,7 @@ import pytest
 
 from actorflow.cluster import nats_process
 from actorflow.definitions import events as ev
+from actorflow.definitions.errors import ActorflowError
 
 
 def test_nats_process_start_honours_port(tmp_path: Path) -> None:
@@ -21,6 +22,22 @@ def test_nats_process_start_honours_port(tmp_path: Path) -> None:
         assert proc.url == f"nats://127.0.0.1:{port}"
     finally:
         nats_process.stop(proc.pid)
+
+
+def test_nats_process_start_passes_the_sync_interval(tmp_path: Path) -> None:
+    """The server reads `sync_interval` from the config file it is started with: `always`
+    serves, and a value it cannot parse makes it refuse to start, naming the field."""
+    proc = nats_process.start(
+        tmp_path / "js", tmp_path / "run", detached=False, sync_interval="always"
+    )
+    try:
+        args = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        config = Path(args[args.index(b"-c") + 1].decode())
+        assert 'sync_interval: "always"' in config.read_text()
+    finally:
+        nats_process.stop(proc.pid)
+    with pytest.raises(ActorflowError, match="sync_interval"):
+        nats_process.start(tmp_path / "js", tmp_path / "run", detached=False, sync_interval="x")
 
 
 @pytest.mark.timeout(90)
@@ -64,9 +81,9 @@ def test_nats_server_killed_and_restarted(engine: fs.Engine, tmp_path: Path) -> 
     fs.invariants(figures, len(expected), engine.url, set(expected) - set(done))
     assert figures["succeeded_records"] == figures["nodes_ok"] == len(expected)
     assert figures["missing_side_effects"] == 0
-    # Steps whose result publish met a dead server run again (at least once, same key). A
-    # step whose result was already durable runs again too (`completed_step_reruns`): see
-    # test_completed_step_is_not_run_again_after_nats_server_crash.
+    # Steps whose result publish met a dead server run again (at least once, same key); a
+    # step whose result was already durable never does.
+    assert figures["completed_step_reruns"] == 0
 
 
 def _completed_step_reruns(url: str, ledger: Path, run_ids: set[str]) -> tuple[int, int]:

@@ -3,6 +3,8 @@ again with the same key; a pool replaces a dead replica."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -14,13 +16,21 @@ from actorflow.definitions import events as ev
 
 
 @pytest.mark.timeout(90)
-def test_replica_killed_mid_step(engine: fs.Engine, tmp_path: Path) -> None:
-    """SIGKILL (ray.kill) the replica running a 2 s step: the task is redelivered to the
-    pool's other replica after the ack wait and runs again, same key, attempt 1."""
+@pytest.mark.parametrize("how", ["ray_kill", "sigkill_long_step"])
+def test_replica_killed_mid_step(engine: fs.Engine, tmp_path: Path, how: str) -> None:
+    """Kill the replica running a step: the task is redelivered to the pool's other replica
+    once the ack wait passes without its heartbeat, and runs again, same key, attempt 1.
+    `ray_kill`: a 2 s step, killed by Ray. `sigkill_long_step`: a step three ack waits
+    long, SIGKILLed by pid once it has outlived one ack wait (so only its heartbeats kept
+    it) — redelivered within the recovery bound (ack wait + 10 s) of the kill, by the
+    ledger's clock."""
     c = engine.client
     ledger = tmp_path / "ledger"
+    ack_wait = engine.settings.task_ack_wait
+    step_s = 2.0 if how == "ray_kill" else 3 * ack_wait
+    fs.wait_for(lambda: len(fs.named("af-fn-fslow-1-")) == 2, 60, "both fslow replicas")
     t0 = time.monotonic()
-    run = c.run("fslowrun", {"ledger": str(ledger), "seconds": 2.0}, version="1")
+    run = c.run("fslowrun", {"ledger": str(ledger), "seconds": step_s}, version="1")
     key = f"{run.run_id}.s.1"
 
     def runner() -> str | None:
@@ -31,9 +41,18 @@ def test_replica_killed_mid_step(engine: fs.Engine, tmp_path: Path) -> None:
 
     victim = fs.wait_for(runner, 30, "step s to start on a replica")
     fs.wait_for(lambda: fs.starts(ledger)[key] == 1, 10, "the step's body to start")
-    killed_at = time.time()
-    ray.kill(ray.get_actor(victim, namespace=fs.NS), no_restart=True)
-    outputs = run.result(timeout=45)
+    actor = ray.get_actor(victim, namespace=fs.NS)
+    if how == "ray_kill":
+        killed_at = time.time()
+        ray.kill(actor, no_restart=True)
+    else:
+        victim_pid = fs.pid(actor)
+        began = fs.ledger(ledger)[0].at
+        fs.wait_for(lambda: time.time() > began + ack_wait + 0.5, 10, "one ack wait to pass")
+        assert fs.starts(ledger)[key] == 1  # heartbeats kept it: not redelivered so far
+        killed_at = time.time()
+        os.kill(victim_pid, signal.SIGKILL)
+    outputs = run.result(timeout=60)
     seconds = time.monotonic() - t0
 
     notes = [n for n in fs.ledger(ledger) if n.key == key]
@@ -43,6 +62,8 @@ def test_replica_killed_mid_step(engine: fs.Engine, tmp_path: Path) -> None:
     nodes = {n.key: n for n in run.nodes()}
     figures = {
         "test": "kill_replica_mid_step",
+        "how": how,
+        "step_s": step_s,
         "runs": 1,
         "kills": 1,
         "completed": int(outputs == {"s": "slept:s", "t": 1}),
@@ -66,6 +87,7 @@ def test_replica_killed_mid_step(engine: fs.Engine, tmp_path: Path) -> None:
     assert nodes["t"].status == "SUCCEEDED"
     assert nodes["t"].attempt == 1
     assert not any(isinstance(e, ev.TaskFailed) for e in events)
+    assert starts[1].at - killed_at <= ack_wait + 10  # the recovery bound of issue 13
 
 
 @pytest.mark.timeout(60)

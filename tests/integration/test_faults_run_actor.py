@@ -86,14 +86,19 @@ def test_run_actor_death_is_replaced_once_and_loses_no_run(
             n for n in fs.named(f"af-run-actor-{index}-") if n not in before and n != victim
         }
         done = fs.finished(engine.url, set(expected))
-    fs.report(
-        {
-            "test": "run_actor_replaced_once",
-            "runs": len(expected),
-            "runs_on_killed_actor": len(load[victim]),
-            "replacements": len(replacements),
-            "lost_runs": len(expected) - len(done),
-        }
-    )
+    common, keys, _, starts = fs.dag_audit(c, engine.url, ledger, expected, done)
+    figures = {
+        "test": "run_actor_replaced_once",
+        **common,
+        "runs_on_killed_actor": len(load[victim]),
+        "replacements": len(replacements),
+        "reexecuted_steps": sum(max(0, starts[k] - 1) for k in keys),
+    }
+    fs.report(figures)
     assert len(replacements) == 1
-    assert len(done) == len(expected)
+    # Finished is not enough (an INTERRUPTED run is finished too): SUCCEEDED, right outputs.
+    fs.invariants(figures, len(expected), engine.url, set(expected) - set(done))
+    assert figures["succeeded_records"] == figures["nodes_ok"] == len(expected)
+    assert len(keys) == len(expected) * len(fs.DAG)
+    assert figures["missing_side_effects"] == 0
+    assert figures["reexecuted_steps"] == 0  # no replica died: no step may run twice

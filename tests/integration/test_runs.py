@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import pytest
 import ray
+from nats.js import JetStreamContext
 
 import actorflow
 from actorflow import NodeInfo, RunFailedError, RunStatus, WorkflowBuilder
+from actorflow.actors.run.history import replay
+from actorflow.definitions import events as ev
 
 TIMEOUT = 120
 
@@ -110,6 +115,25 @@ def test_payload_over_inline_limit_travels_by_address(client: actorflow.Client) 
     b.output("n", n.output)
     run = _run(client, b.build())
     assert run.result(timeout=TIMEOUT) == {"n": size}
+    # The witness is the store itself: the history holds only an address, and the object
+    # under it is the value, named by its own digest.
+    [done] = [
+        rec.event
+        for rec in client._call(replay(client._async.js, run.run_id))
+        if isinstance(rec.event, ev.TaskCompleted) and rec.event.task.node == "blob"
+    ]
+    ref = done.output.blob
+    assert ref is not None
+    assert done.output.inline is None
+    data = client._call(_object(client._async.js, ref))
+    assert data == json.dumps("x" * size).encode()
+    assert ref.size == len(data)
+    assert ref.name == hashlib.sha256(data).hexdigest()
+
+
+async def _object(js: JetStreamContext, ref: ev.BlobRef) -> bytes:
+    store = await js.object_store(ref.bucket)
+    return (await store.get(ref.name)).data or b""
 
 
 def test_async_handler_and_step_context(client: actorflow.Client) -> None:

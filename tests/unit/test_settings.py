@@ -117,3 +117,20 @@ def test_a_bad_otel_variable_is_one_clear_error(
     otel_env.setenv(name, value)
     with pytest.raises(InputError, match=re.escape(message)):
         Settings()
+
+
+@pytest.mark.parametrize("value", ["2m", "always", "1m30s", "500ms", "1.5s"])
+def test_nats_sync_interval_takes_a_go_duration_or_always(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ACTORFLOW_NATS_SYNC_INTERVAL", value)
+    assert Settings().nats_sync_interval == value
+
+
+@pytest.mark.parametrize("value", ["soon", "2", "-1s", "2 m", "always;"])
+def test_a_bad_nats_sync_interval_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ACTORFLOW_NATS_SYNC_INTERVAL", value)
+    with pytest.raises(ValidationError, match=r"nats_sync_interval[\s\S]*neither `always`"):
+        Settings()
