@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from actorflow.actors.config import TracingConfig
 from actorflow.actors.store import tracing
 from actorflow.definitions import events as ev
 
@@ -153,3 +154,22 @@ def test_an_unreachable_collector_is_one_warning(caplog: pytest.LogCaptureFixtur
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert endpoint in warnings[0].getMessage()
     assert "dropped" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("config", "inner"),
+    [
+        (TracingConfig(endpoint="http://127.0.0.1:4318/v1/traces"), "proto.http"),
+        (TracingConfig(protocol="grpc", endpoint="127.0.0.1:4317"), "proto.grpc"),
+    ],
+)
+def test_each_protocol_gets_its_exporter(config: TracingConfig, inner: str) -> None:
+    exporter = tracing._exporter(config)
+    assert isinstance(exporter, tracing._WarnOnce)
+    assert inner in type(exporter._inner).__module__
+    exporter.shutdown()
+
+
+def test_the_console_exporter_needs_no_collector() -> None:
+    exporter = tracing._exporter(TracingConfig(exporter="console"))
+    assert type(exporter).__name__ == "ConsoleSpanExporter"
