@@ -207,6 +207,8 @@ def test_bad_requests_get_the_error_shape_and_change_nothing(api: httpx.Client) 
     error_of(api.post("/api/v1/workflows", content=big, headers=YAML), 413, "too_large")
     chunks = iter([b"a" * 600_000, b"b" * 600_000])
     error_of(api.post("/api/v1/workflows", content=chunks, headers=YAML), 413, "too_large")
+    chunks = iter([b'{"inputs": {"x": "', b"b" * 1_100_000, b'"}}'])  # no Content-Length
+    error_of(api.post(start, content=chunks, headers=json_type), 413, "too_large")
     error_of(
         api.post("/api/v1/workflows", content=ECHO, headers={"content-type": "text/plain"}),
         415,
