@@ -103,8 +103,10 @@ async def list_runs(
 @router.get("/runs/{run_id}", response_model=RunDetail)
 async def get_run(run_id: str, client: Client, guard: Guarded) -> RunDetail:
     """The run's record and every node's status, attempts and error."""
-    await guard.run(run_id, "see")
-    record, nodes = await asyncio.gather(client.record(run_id), client.get_run(run_id).nodes())
+    # Read while the policy is looked up; nothing is answered unless it allows.
+    _, record, nodes = await asyncio.gather(
+        guard.run(run_id, "see"), client.record(run_id), client.get_run(run_id).nodes()
+    )
     return RunDetail(record=record, nodes=nodes)
 
 
