@@ -73,13 +73,19 @@ def up(settings: Settings) -> dict[str, Any]:
             started.append("ray")
         wiring.write_state(settings, state)
         _warm_controller(settings, str(state["nats"]["url"]))
+        # The REST API last, over the cluster just recorded; a port already taken is
+        # reported, not fatal (the engine is up without it).
+        state["api"] = _start_api(logs / "api.log")
+        wiring.write_state(settings, state)
     except BaseException:
         # Leave nothing half up: stop what this call started, keep what was there.
+        if "pid" in state.get("api", {}):
+            _kill_group(int(state["api"]["pid"]))
         if "ray" in started:
             _kill_group(int(state["ray"]["pid"]))
         if "nats" in started:
             nats_process.stop(int(state["nats"]["pid"]))
-        kept = {k: v for k, v in state.items() if k not in started}
+        kept = {k: v for k, v in state.items() if k not in [*started, "api"]}
         if kept:
             wiring.write_state(settings, kept)
         else:
@@ -93,6 +99,10 @@ def down(settings: Settings) -> dict[str, Any]:
     state = _recorded(settings)
     stopped: dict[str, int] = {}
     leftover: list[int] = []
+    api_pid = int(state.get("api", {}).get("pid", 0))
+    if api_pid and _is_api(api_pid):
+        leftover += _kill_group(api_pid)
+        stopped["api"] = api_pid
     ray_pid = int(state.get("ray", {}).get("pid", 0))
     if ray_pid and _is_ray_head(ray_pid):
         leftover += _kill_group(ray_pid)
@@ -180,6 +190,46 @@ def _start_ray(settings: Settings, log_file: Path) -> dict[str, Any]:
         "Ray", f"127.0.0.1:{port}",
         f"the Ray head did not listen within {_RAY_START_TIMEOUT:.0f}s; see {log_file}",
     )  # fmt: skip
+
+
+_API_START_TIMEOUT = 90.0
+_API_READY = "actorflow API on "
+
+
+def _start_api(log_file: Path) -> dict[str, Any]:
+    """`actorflow serve`, detached, on the cluster `up` recorded: its pid and URL (read
+    from the line it prints when it listens), or the reason it is not serving."""
+    start = log_file.stat().st_size if log_file.exists() else 0
+    with log_file.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "actorflow.cli", "serve"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+    deadline = time.monotonic() + _API_START_TIMEOUT
+    while time.monotonic() < deadline:
+        with log_file.open("rb") as logged:
+            logged.seek(start)
+            text = logged.read().decode(errors="replace")
+        if _API_READY in text:
+            url = text.split(_API_READY, 1)[1].split()[0]
+            return {"pid": proc.pid, "url": url}
+        if proc.poll() is not None:
+            return {"error": f"`actorflow serve` exited with {proc.returncode}: {_tail(log_file)}"}
+        time.sleep(0.2)
+    _kill_group(proc.pid)
+    return {"error": f"the API did not listen within {_API_START_TIMEOUT:.0f}s; see {log_file}"}
+
+
+def _is_api(pid: int) -> bool:
+    try:
+        cmdline = psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False
+    return "actorflow.cli" in cmdline and "serve" in cmdline
 
 
 def _warm_controller(settings: Settings, url: str) -> None:

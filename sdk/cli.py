@@ -120,6 +120,14 @@ def up() -> None:
     out.print(f"  NATS       {state['nats']['url']}  (pid {state['nats']['pid']})")
     out.print(f"  Ray        {state['ray']['address']}  (pid {state['ray']['pid']})")
     out.print(f"  dashboard  {state['ray'].get('dashboard', '-')}")
+    api = state.get("api", {})
+    if "url" in api:
+        out.print(f"  REST API   {api['url']}  (pid {api['pid']})")
+    elif "error" in api:
+        err.print(f"  REST API   not serving: {api['error']}", style="yellow", markup=False)
+    token = Settings().home / "api-admin-token"
+    if token.exists():
+        out.print(f"  API admin token in {token}", highlight=False)
 
 
 @app.command()

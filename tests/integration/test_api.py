@@ -14,7 +14,7 @@ from conftest import Cli
 
 import actorflow
 from actorflow.cluster.settings import Settings
-from actorflow.server.store import bootstrap
+from actorflow.server.store import AccessStore, bootstrap
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 60
@@ -73,9 +73,15 @@ YAML = {"content-type": "application/yaml"}
 
 @pytest.fixture(scope="module")
 def served(client: actorflow.Client, settings: Settings) -> Iterator[Served]:
-    """The API, and the admin token its first start made (this module is the session's
-    only user of the API's bucket: it starts with no user)."""
+    """The API, and the admin token its first start made (users other modules made are
+    removed first, so that this is a first start whatever ran before)."""
     with serving(settings) as running:
+
+        async def no_users(store: AccessStore) -> None:
+            for user in await store.users():
+                await store.remove_user(user.name)
+
+        running.call(no_users)
         written = running.call(lambda s: bootstrap(s, settings.home))
         assert written is not None
         assert written.stat().st_mode & 0o777 == 0o600
@@ -207,6 +213,8 @@ def test_bad_requests_get_the_error_shape_and_change_nothing(api: httpx.Client) 
     error_of(api.post("/api/v1/workflows", content=big, headers=YAML), 413, "too_large")
     chunks = iter([b"a" * 600_000, b"b" * 600_000])
     error_of(api.post("/api/v1/workflows", content=chunks, headers=YAML), 413, "too_large")
+    chunks = iter([b'{"inputs": {"x": "', b"b" * 1_100_000, b'"}}'])  # no Content-Length
+    error_of(api.post(start, content=chunks, headers=json_type), 413, "too_large")
     error_of(
         api.post("/api/v1/workflows", content=ECHO, headers={"content-type": "text/plain"}),
         415,
@@ -216,6 +224,14 @@ def test_bad_requests_get_the_error_shape_and_change_nothing(api: httpx.Client) 
         api.post(start, json={}, headers={"idempotency-key": "no spaces"}), 422, "request_invalid"
     )
     error_of(api.get("/api/v1/nothing-here"), 404, "not_found")
+    bomb = ["    - &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    bomb += [f"    - &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    hostile = ECHO.split("spec:", maxsplit=1)[0] + "spec:\n  nodes:\n  - id: a\n    value:\n"
+    hostile += "\n".join(bomb) + "\n"
+    refused = error_of(
+        api.post("/api/v1/workflows", content=hostile, headers=YAML), 422, "definition_invalid"
+    )
+    assert "expands to more than" in refused["message"]  # the loader's bounds, before expanding
     after = api.get("/api/v1/runs", params={"workflow": "api-echo"}).json()["runs"]
     assert after == before
     assert _versions(api, "api-echo") == ["1"]

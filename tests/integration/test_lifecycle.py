@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import psutil
 
 from actorflow.cluster import lifecycle, nats_process
@@ -44,6 +45,7 @@ def test_up_status_down_leaves_nothing_running(tmp_path: Path) -> None:
     env.update(
         ACTORFLOW_HOME=str(home),
         ACTORFLOW_RAY_NUM_CPUS="1",
+        ACTORFLOW_API_PORT="0",  # parallel sessions on one machine: never a fixed port
         RAY_USAGE_STATS_ENABLED="0",
         COLUMNS="200",
     )
@@ -58,6 +60,14 @@ def test_up_status_down_leaves_nothing_running(tmp_path: Path) -> None:
         assert state["ray"]["address"].startswith("127.0.0.1:")
         ray_tree = [p.pid for p in psutil.Process(ray_pid).children(recursive=True)]
         assert any("raylet" in psutil.Process(pid).name() for pid in ray_tree)
+        api_pid = int(state["api"]["pid"])  # the REST API, with the admin token it made
+        assert state["api"]["url"] in started.stdout
+        assert httpx.get(f"{state['api']['url']}/healthz").json() == {"status": "ok"}
+        admin = (home / "api-admin-token").read_text().strip()
+        runs = httpx.get(
+            f"{state['api']['url']}/api/v1/runs", headers={"authorization": f"Bearer {admin}"}
+        )
+        assert runs.status_code == 200, runs.text
 
         again = _cli(env, "up")
         assert again.returncode == 0, again.stderr
@@ -73,7 +83,7 @@ def test_up_status_down_leaves_nothing_running(tmp_path: Path) -> None:
         stopped = _cli(env, "down")
         assert stopped.returncode == 0, stopped.stderr
         assert not (home / "run" / "cluster.json").exists()
-        survivors = [pid for pid in [nats_pid, ray_pid, *ray_tree] if _running(pid)]
+        survivors = [pid for pid in [nats_pid, ray_pid, api_pid, *ray_tree] if _running(pid)]
         assert survivors == [], [psutil.Process(p).cmdline() for p in survivors]
 
         gone = _cli(env, "status")

@@ -94,3 +94,23 @@ def test_one_table_maps_the_error_tree(error: Exception, status: int, code: str)
     response = from_exception(error)
     assert response.status_code == status
     assert f'"code":"{code}"'.encode() in response.body
+
+
+def test_an_idempotency_key_names_one_run_per_caller_and_workflow() -> None:
+    from actorflow.definitions import events as ev
+    from actorflow.server.routes_runs import idempotent_run_id
+
+    first = idempotent_run_id("shop", "order-17", "ada")
+    assert first == idempotent_run_id("shop", "order-17", "ada")
+    assert ev.run_id_problem(first) is None
+    others = {
+        idempotent_run_id("shop", "order-18", "ada"),
+        idempotent_run_id("shop", "order-17", "bob"),  # another caller's key is theirs
+        idempotent_run_id("shop2", "order-17", "ada"),
+    }
+    assert first not in others
+    assert len(others) == 3
+    assert ev.run_id_problem(idempotent_run_id("x" * 200, "k")) is None  # long names fit
+    with pytest.raises(ApiError) as bad:
+        idempotent_run_id("shop", "has space")
+    assert bad.value.status == 422
