@@ -189,7 +189,10 @@ class RunSupervisor:
     @staticmethod
     async def _answers(actor: Any, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(asyncio.ensure_future(actor.active.remote()), timeout)
+            # No task events: a probe every ack wait for the engine's life would pile up
+            # records in Ray's GCS.
+            probe = actor.active.options(enable_task_events=False).remote()
+            await asyncio.wait_for(asyncio.ensure_future(probe), timeout)
         except ray.exceptions.RayActorError:
             return True  # dead, not frozen: its drivers' calls report it
         except Exception:  # no answer in time

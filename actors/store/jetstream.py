@@ -64,7 +64,12 @@ async def _connect(
     async def on_error(exc: Exception) -> None:
         log.debug("nats error on %s: %s", name, exc)
 
-    extra: dict[str, Any] = {"reconnected_cb": on_reconnect} if on_reconnect else {}
+    # `on_reconnect` hears of the drop too, not only of the reconnect: the client delivers
+    # messages (a replica's fetched task) while it flushes on reconnecting, before it calls
+    # `reconnected_cb`, and a replica must already treat those as possibly run before.
+    extra: dict[str, Any] = (
+        {"reconnected_cb": on_reconnect, "disconnected_cb": on_reconnect} if on_reconnect else {}
+    )
     return await nats.connect(
         url,
         name=name,

@@ -120,6 +120,12 @@ def test_a_queue_keeps_its_order_and_limit_when_a_process_dies(
         if isinstance(rec.event, ev.TaskCompleted)
     )
     live = fs._on_nats(engine.url, _queue_live)
+    stored: dict[str, float] = {}  # completed idempotency key -> when its result was stored
+    for run in ids:
+        for rec in history.get(run, []):
+            if isinstance(rec.event, ev.TaskCompleted):
+                stored.setdefault(rec.event.task.idempotency_key(run), rec.stored_at)
+    started = Counter(n.key for n in notes if n.what == "start")
     figures = {
         "test": "concurrency_queue_fault",
         "victim": victim,
@@ -127,9 +133,11 @@ def test_a_queue_keeps_its_order_and_limit_when_a_process_dies(
         "waiting_at_kill": waiting,
         "finished": len(done),
         "overlaps": overlaps,
-        "steps_run_twice": sum(
-            c - 1 for c in Counter(n.key for n in notes if n.what == "start").values()
+        "steps_run_twice": sum(c - 1 for c in started.values()),
+        "completed_step_reruns": sum(
+            n.what == "start" and n.key in stored and n.at > stored[n.key] for n in notes
         ),
+        "missing_side_effects": sum(started[k] == 0 for k in stored),
         "left_in_queue": len(live),
     }
     fs.report(figures)
@@ -144,3 +152,10 @@ def test_a_queue_keeps_its_order_and_limit_when_a_process_dies(
     assert all(c == 1 for c in completions.values()), completions
     assert len(completions) == 2 * RUNS
     assert live == []
+    # The ledger, not the engine's records: every completed step ran, none ran again after
+    # its result was stored; with only run actors killed, no step ran twice at all (a
+    # controller's death takes its replicas with it, nats-server's their deliveries).
+    assert figures["missing_side_effects"] == 0
+    assert figures["completed_step_reruns"] == 0
+    if victim == "run_actors":
+        assert figures["steps_run_twice"] == 0

@@ -61,8 +61,13 @@ def test_controller_restart_keeps_one_reservation_per_level(
     with contextlib.suppress(Exception):
         engine.client.close()
     engine.client = fs.new_client(engine.settings)
-    run = engine.client.run("flazyrun", {"ledger": str(tmp_path / "ledger")}, version="1")
+    ledger_path = tmp_path / "ledger"
+    run = engine.client.run("flazyrun", {"ledger": str(ledger_path)}, version="1")
     assert run.result(timeout=60) == {"one": 1}
+    assert [(n.what, n.key) for n in fs.ledger(ledger_path)] == [
+        ("start", f"{run.run_id}.one.1"),
+        ("done", f"{run.run_id}.one.1"),
+    ]
     [group] = groups()
     assert group["state"] == "CREATED"
     fs.report({"test": "controller_restart_levels", "placement_groups": len(groups())})
