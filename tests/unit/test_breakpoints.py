@@ -118,6 +118,24 @@ def test_a_breakpoint_holds_the_other_ready_nodes_too() -> None:
     assert sorted(t.ref.node for t in tasks) == ["left", "right"]
 
 
+def test_a_sibling_scheduled_before_the_hit_finishes_and_then_the_run_pauses() -> None:
+    """root -> (held, side): `side` went out before `held` became ready behind `gate`;
+    the hit does not recall it, and the run pauses only once it has finished."""
+    b = WorkflowBuilder("w")
+    root = b.node("root", "f@1", inputs={"x": 1})
+    gate = b.node("gate", "f@1", inputs={"x": root.output})
+    b.node("side", "f@1", inputs={"x": root.output})
+    b.node("held", "f@1", inputs={"x": gate.output})
+    state = run(b.build(), ("held", "before"))
+    (r,) = schedule(state)
+    complete(state, r, 1)
+    gate_task, side = sorted(schedule(state), key=lambda t: t.ref.node)
+    complete(state, gate_task, 2)
+    assert state.decide(T0) == []  # held, but `side` is still running
+    complete(state, side, 3)
+    assert [h.node for h in stop_at(state).breakpoints] == ["held"]
+
+
 def test_breakpoints_set_and_cleared_by_control_events() -> None:
     state = run(chain())
     control(state, "break", node="c")
