@@ -1,4 +1,5 @@
-"""`actorflow up` / `down`: a local Ray head and nats-server that outlive the command.
+"""`actorflow up` / `down`: a local Ray head and nats-server (or a JetStream cluster of
+several, `up(nats_servers=3)`) that outlive the command.
 
 `up` starts both detached and records them in ``$ACTORFLOW_HOME/run/cluster.json``; every
 later client on this machine finds them there (see `wiring`). `down` stops only what `up`
@@ -41,17 +42,33 @@ _RAY_START_TIMEOUT = 90.0  # a 2-core machine takes ~10-20 s to bring a head up
 _STOP_TIMEOUT = 20.0
 
 
-def up(settings: Settings) -> dict[str, Any]:
+def up(settings: Settings, *, nats_servers: int | None = None) -> dict[str, Any]:
     """Start nats-server and a Ray head (whichever is not already up), record them, and
     warm the controller. Returns the recorded state with ``already_up`` set when nothing
     had to be started.
+
+    `nats_servers` above 1 starts that many nats-servers on loopback as one JetStream
+    cluster, and — unless ``ACTORFLOW_STREAM_REPLICAS`` says otherwise — the engine's
+    streams and buckets get ``min(nats_servers, 3)`` replicas. None: whatever is up, else 1.
     """
     if settings.ray_address or settings.nats_url:
         raise ActorflowError(
             "ACTORFLOW_RAY_ADDRESS / ACTORFLOW_NATS_URL point at an existing cluster; "
             "`actorflow up` starts a local one: unset them first"
         )
+    if nats_servers is not None and nats_servers < 1:
+        raise ActorflowError(f"--nats-servers {nats_servers}: at least one server is needed")
     state = wiring.read_state(settings)
+    if "nats" in state and nats_servers is not None:
+        running = len(state["nats"].get("servers") or [state["nats"]])
+        if running != nats_servers:
+            raise ActorflowError(
+                f"actorflow is up with {running} nats-server(s), not {nats_servers}: "
+                "run `actorflow down` first"
+            )
+    servers = nats_servers or 1
+    if servers > 1 and "stream_replicas" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"stream_replicas": min(servers, 3)})
     if "nats" in state and "ray" in state:
         return {**state, "already_up": True}
     logs = settings.home / "logs"
@@ -59,14 +76,7 @@ def up(settings: Settings) -> dict[str, Any]:
     started: list[str] = []
     try:
         if "nats" not in state:
-            proc = nats_process.start(
-                settings.jetstream_dir,
-                settings.run_dir,
-                detached=True,
-                log_file=logs / "nats-server.log",
-                sync_interval=settings.nats_sync_interval,
-            )
-            state["nats"] = {"pid": proc.pid, "url": proc.url}
+            state["nats"] = _start_nats(settings, servers, logs)
             started.append("nats")
         if "ray" not in state:
             state["ray"] = _start_ray(settings, logs / "ray.log")
@@ -75,7 +85,7 @@ def up(settings: Settings) -> dict[str, Any]:
         _warm_controller(settings, str(state["nats"]["url"]))
         # The REST API last, over the cluster just recorded; a port already taken is
         # reported, not fatal (the engine is up without it).
-        state["api"] = _start_api(logs / "api.log")
+        state["api"] = _start_api(logs / "api.log", settings.stream_replicas)
         wiring.write_state(settings, state)
     except BaseException:
         # Leave nothing half up: stop what this call started, keep what was there.
@@ -84,7 +94,8 @@ def up(settings: Settings) -> dict[str, Any]:
         if "ray" in started:
             _kill_group(int(state["ray"]["pid"]))
         if "nats" in started:
-            nats_process.stop(int(state["nats"]["pid"]))
+            for pid in wiring.entry_pids(state["nats"]):
+                nats_process.stop(pid)
         kept = {k: v for k, v in state.items() if k not in [*started, "api"]}
         if kept:
             wiring.write_state(settings, kept)
@@ -107,21 +118,61 @@ def down(settings: Settings) -> dict[str, Any]:
     if ray_pid and _is_ray_head(ray_pid):
         leftover += _kill_group(ray_pid)
         stopped["ray"] = ray_pid
-    nats_pid = int(state.get("nats", {}).get("pid", 0))
-    if nats_pid and _is_nats(nats_pid):
-        if not nats_process.stop(nats_pid):
-            leftover.append(nats_pid)
-        stopped["nats"] = nats_pid
+    nats_pids = wiring.entry_pids(state["nats"]) if "nats" in state else []
+    for i, nats_pid in enumerate(nats_pids):
+        if nats_pid and _is_nats(nats_pid):
+            if not nats_process.stop(nats_pid):
+                leftover.append(nats_pid)
+            stopped["nats" if len(nats_pids) == 1 else f"nats {i}"] = nats_pid
     if not leftover:
         wiring.state_file(settings).unlink(missing_ok=True)
     return {"stopped": stopped, "leftover": leftover, "was_up": bool(state)}
 
 
 def status(settings: Settings) -> dict[str, Any]:
-    """The recorded processes with a liveness flag each (no connection is made)."""
+    """The recorded processes with a liveness flag each (no connection is made). A NATS
+    cluster is alive while any of its servers is (each has its own flag)."""
+    out: dict[str, Any] = {}
+    for name, entry in _recorded(settings).items():
+        out[name] = {
+            **entry,
+            "alive": any(nats_process.alive(pid) for pid in wiring.entry_pids(entry)),
+        }
+        if "servers" in entry:
+            out[name]["servers"] = [
+                {**server, "alive": nats_process.alive(int(server.get("pid", 0)))}
+                for server in entry["servers"]
+            ]
+    return out
+
+
+# --- nats-server(s) -----------------------------------------------------------------------
+def _start_nats(settings: Settings, servers: int, logs: Path) -> dict[str, Any]:
+    """One nats-server (store ``$ACTORFLOW_HOME/jetstream``), or a cluster of `servers`
+    (stores under ``$ACTORFLOW_HOME/jetstream-cluster/<name>``: a cluster's store is not
+    a single server's, so switching between the two starts from the other's data)."""
+    if servers == 1:
+        proc = nats_process.start(
+            settings.jetstream_dir,
+            settings.run_dir,
+            detached=True,
+            log_file=logs / "nats-server.log",
+            sync_interval=settings.nats_sync_interval,
+        )
+        return {"pid": proc.pid, "url": proc.url}
+    procs = nats_process.start_cluster(
+        settings.home / "jetstream-cluster",
+        settings.run_dir,
+        nats_process.plan_cluster(servers),
+        detached=True,
+        log_dir=logs,
+        sync_interval=settings.nats_sync_interval,
+    )
     return {
-        name: {**entry, "alive": nats_process.alive(int(entry.get("pid", 0)))}
-        for name, entry in _recorded(settings).items()
+        "pid": procs[0].pid,
+        "url": nats_process.cluster_url(procs),
+        "servers": [{"name": p.name, "pid": p.pid, "url": p.url} for p in procs],
+        "stream_replicas": settings.stream_replicas,
     }
 
 
@@ -196,9 +247,10 @@ _API_START_TIMEOUT = 90.0
 _API_READY = "actorflow API on "
 
 
-def _start_api(log_file: Path) -> dict[str, Any]:
+def _start_api(log_file: Path, stream_replicas: int) -> dict[str, Any]:
     """`actorflow serve`, detached, on the cluster `up` recorded: its pid and URL (read
-    from the line it prints when it listens), or the reason it is not serving."""
+    from the line it prints when it listens), or the reason it is not serving. Its bucket
+    gets the replicas `up` gave the engine's."""
     start = log_file.stat().st_size if log_file.exists() else 0
     with log_file.open("ab") as out:
         proc = subprocess.Popen(
@@ -207,7 +259,11 @@ def _start_api(log_file: Path) -> dict[str, Any]:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "COLUMNS": "200"},
+            env={
+                **os.environ,
+                "COLUMNS": "200",
+                "ACTORFLOW_STREAM_REPLICAS": str(stream_replicas),
+            },
         )
     deadline = time.monotonic() + _API_START_TIMEOUT
     while time.monotonic() < deadline:

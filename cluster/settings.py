@@ -93,7 +93,9 @@ class Settings(BaseSettings, EngineTunables):
     home: Path = Field(default_factory=lambda: Path.home() / ".actorflow")
     #: An existing Ray cluster to join (else the one `actorflow up` started, else embedded).
     ray_address: str | None = None
-    #: An existing NATS server or cluster (else the one `actorflow up` started, else embedded).
+    #: An existing NATS server or cluster (else the one `actorflow up` started, else
+    #: embedded): one URL, or a cluster's as a comma-separated list
+    #: (``nats://a:4222,nats://b:4222,nats://c:4222``); clients fail over between them.
     nats_url: str | None = None
     #: CPUs and GPUs the embedded Ray declares (default: what the machine has).
     ray_num_cpus: int | None = None
@@ -115,6 +117,16 @@ class Settings(BaseSettings, EngineTunables):
     #: crash, at a cost per step (docs/benchmarks.md). A killed nats-server loses nothing
     #: either way: written data is in the OS's page cache.
     nats_sync_interval: str = "2m"
+
+    @field_validator("nats_url")
+    @classmethod
+    def _server_list(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # unset (an empty variable too): `actorflow up`'s, else embedded
+        servers = [part.strip() for part in value.split(",")]
+        if not all(servers):
+            raise ValueError(f"{value!r}: an empty entry in the comma-separated server list")
+        return ",".join(servers)
 
     @field_validator("nats_sync_interval")
     @classmethod

@@ -38,7 +38,13 @@ def read_state(settings: Settings) -> dict[str, Any]:
         data = json.loads(state_file(settings).read_text())
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in data.items() if nats_process.alive(int(v.get("pid", 0)))}
+    return {k: v for k, v in data.items() if any(nats_process.alive(p) for p in entry_pids(v))}
+
+
+def entry_pids(entry: dict[str, Any]) -> list[int]:
+    """The processes of one recorded entry: each server of a NATS cluster, else its pid."""
+    servers = entry.get("servers") or [entry]
+    return [int(server.get("pid", 0)) for server in servers]
 
 
 def write_state(settings: Settings, state: dict[str, Any]) -> None:

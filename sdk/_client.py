@@ -403,12 +403,16 @@ class AsyncClient:
         for name in (ev.STREAM_HISTORY, ev.STREAM_TASKS, ev.STREAM_EVENTS, ev.STREAM_LOGS):
             info = await (await self._jetstream()).stream_info(name)
             state = info.state
+            replicas = info.config.num_replicas or 1
             out.append(
                 {
                     "stream": name,
                     "messages": state.messages,
                     "bytes": state.bytes,
                     "consumers": state.consumer_count,
+                    # On a JetStream cluster: how many servers keep it, and which leads.
+                    "replicas": replicas,
+                    "leader": info.cluster.leader if info.cluster and replicas > 1 else None,
                 }
             )
         return out

@@ -524,9 +524,19 @@ def streams_table(stats: list[dict[str, Any]], width: int | None = None) -> Tabl
         Column("messages", justify="right"),
         Column("bytes", justify="right"),
         Column("consumers", justify="right"),
+        Column("replicas", justify="right"),
+        Column("leader", give="end"),
     ]
     rows: list[list[Cell]] = [
-        [s["stream"], str(s["messages"]), _bytes(s["bytes"]), str(s["consumers"])] for s in stats
+        [
+            s["stream"],
+            str(s["messages"]),
+            _bytes(s["bytes"]),
+            str(s["consumers"]),
+            str(s.get("replicas", 1)),
+            s.get("leader") or "-",
+        ]
+        for s in stats
     ]
     return fitted(columns, rows, width=width, title="JetStream")
 

@@ -111,13 +111,30 @@ def _client() -> Iterator[Client]:
 
 # --- cluster --------------------------------------------------------------------------------
 @app.command()
-def up() -> None:
+def up(
+    nats_servers: Annotated[
+        int | None,
+        typer.Option(
+            "--nats-servers",
+            min=1,
+            help="Start this many nats-servers as one JetStream cluster (default 1); "
+            "streams then get min(N, 3) replicas unless ACTORFLOW_STREAM_REPLICAS is set.",
+        ),
+    ] = None,
+) -> None:
     """Start a local Ray head and nats-server that keep running after this command."""
     with err.status("starting nats-server and Ray …"):
-        state = lifecycle.up(Settings())
+        state = lifecycle.up(Settings(), nats_servers=nats_servers)
     verb = "already up" if state["already_up"] else "up"
     out.print(f"[green]actorflow {verb}[/green]")
-    out.print(f"  NATS       {state['nats']['url']}  (pid {state['nats']['pid']})")
+    servers = state["nats"].get("servers")
+    if servers:
+        replicas = state["nats"].get("stream_replicas", 1)
+        out.print(f"  NATS       {len(servers)} servers, streams at {replicas} replicas")
+        for server in servers:
+            out.print(f"    {server['name']}     {server['url']}  (pid {server['pid']})")
+    else:
+        out.print(f"  NATS       {state['nats']['url']}  (pid {state['nats']['pid']})")
     out.print(f"  Ray        {state['ray']['address']}  (pid {state['ray']['pid']})")
     out.print(f"  dashboard  {state['ray'].get('dashboard', '-')}")
     api = state.get("api", {})

@@ -286,7 +286,12 @@ class TriggerService:
             except NOT_FOUND:
                 await self._js.add_stream(config)
                 return
-            if sorted(info.config.subjects or []) != subjects:
+            # Subjects follow the triggers; replicas only ever grow (as `ensure_infrastructure`
+            # does: an engine with fewer configured must not take a cluster's away).
+            have = info.config.num_replicas or 1
+            wanted = self._config.stream_replicas
+            if sorted(info.config.subjects or []) != subjects or have < wanted:
+                config.num_replicas = max(have, wanted)
                 await self._js.update_stream(config)
         except API_ERROR as exc:
             raise TriggerError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
@@ -18,11 +19,12 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamInfo,
 )
 from nats.js.kv import KeyValue
 
 from actorflow.actors.config import EngineTunables
-from actorflow.actors.store.errors import BAD_REQUEST, NOT_FOUND
+from actorflow.actors.store.errors import API_ERROR, BAD_REQUEST, NOT_FOUND, reason
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import ClusterUnavailableError
 
@@ -70,8 +72,9 @@ async def _connect(
     extra: dict[str, Any] = (
         {"reconnected_cb": on_reconnect, "disconnected_cb": on_reconnect} if on_reconnect else {}
     )
+    # A cluster's URLs come comma-separated; the client fails over between them.
     return await nats.connect(
-        url,
+        [part.strip() for part in url.split(",") if part.strip()],
         name=name,
         connect_timeout=attempt_timeout,
         max_reconnect_attempts=-1,
@@ -152,40 +155,95 @@ async def ensure_infrastructure(js: JetStreamContext, config: EngineTunables) ->
         )
         await _ensure_stream(js, stream)
     for bucket in (ev.KV_DEFINITIONS, ev.KV_RUNS, ev.KV_WAITS, ev.KV_TRIGGERS):
-        await _idempotent(
-            js.key_value,
-            js.create_key_value,
-            bucket,
+        await ensure_key_value(
+            js,
             KeyValueConfig(bucket=bucket, history=1, replicas=replicas, storage=StorageType.FILE),
         )
-    await _idempotent(
-        js.object_store,
-        js.create_object_store,
-        ev.OBJECT_STORE,
-        ObjectStoreConfig(bucket=ev.OBJECT_STORE, replicas=replicas, storage=StorageType.FILE),
+    await _ensure_bucket(
+        js,
+        f"OBJ_{ev.OBJECT_STORE}",
+        replicas,
+        lambda: js.create_object_store(
+            ev.OBJECT_STORE,
+            ObjectStoreConfig(bucket=ev.OBJECT_STORE, replicas=replicas, storage=StorageType.FILE),
+        ),
     )
 
 
+async def ensure_key_value(js: JetStreamContext, config: KeyValueConfig) -> None:
+    """Create a KV bucket, or give an existing one at least `config.replicas` replicas."""
+
+    async def create() -> Any:
+        return await js.create_key_value(config=config)
+
+    await _ensure_bucket(js, ev.kv_stream(config.bucket), config.replicas, create)
+
+
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    name = config.name or ""
     try:
-        await js.stream_info(config.name or "")
+        info = await js.stream_info(name)
     except NOT_FOUND:
         try:
             await js.add_stream(config)
-        except BAD_REQUEST:  # created concurrently by another actor
-            await js.stream_info(config.name or "")
+            return
+        except BAD_REQUEST:  # created concurrently by another actor (or a refused config)
+            info = await _created_meanwhile(js, name, config.num_replicas or 1)
+        except API_ERROR as exc:
+            raise _replicas_refused(name, config.num_replicas or 1, exc) from None
+    await _reconcile_replicas(js, info, config.num_replicas or 1)
 
 
-async def _idempotent(
-    get: Callable[[str], Awaitable[Any]],
-    create: Callable[..., Awaitable[Any]],
-    name: str,
-    config: Any,
+async def _ensure_bucket(
+    js: JetStreamContext, stream: str, replicas: int, create: Callable[[], Awaitable[Any]]
 ) -> None:
+    """A KV bucket or object store, by the stream behind it (which says its replicas)."""
     try:
-        await get(name)
-    except Exception:
+        info = await js.stream_info(stream)
+    except NOT_FOUND:
         try:
-            await create(bucket=name, config=config)
+            await create()
+            return
         except BAD_REQUEST:
-            await get(name)
+            info = await _created_meanwhile(js, stream, replicas)
+        except API_ERROR as exc:
+            raise _replicas_refused(stream, replicas, exc) from None
+    await _reconcile_replicas(js, info, replicas)
+
+
+async def _created_meanwhile(js: JetStreamContext, name: str, replicas: int) -> StreamInfo:
+    """After a 400 on create: the stream another actor made meanwhile — or, when there is
+    none, the refusal itself (e.g. more replicas than the cluster has servers)."""
+    try:
+        return await js.stream_info(name)
+    except NOT_FOUND:
+        raise _replicas_refused(name, replicas, None) from None
+
+
+async def _reconcile_replicas(js: JetStreamContext, info: StreamInfo, replicas: int) -> None:
+    """Raise a stream made with fewer replicas (a cluster grown from one server, or
+    ``ACTORFLOW_STREAM_REPLICAS`` raised) to `replicas`: JetStream copies its messages to
+    the new peers while it serves. A stream with more is left as it is: an engine started
+    with the default 1 must not take an operator's three away."""
+    have = info.config.num_replicas or 1
+    if have >= replicas:
+        return
+    name = info.config.name or ""
+    try:
+        await js.update_stream(dataclasses.replace(info.config, num_replicas=replicas))
+    except API_ERROR as exc:
+        raise _replicas_refused(name, replicas, exc, have) from None
+    log.info("stream %s: replicas %d -> %d", name, have, replicas)
+
+
+def _replicas_refused(
+    stream: str, replicas: int, exc: Exception | None, have: int | None = None
+) -> ClusterUnavailableError:
+    what = f"has {have} replicas and cannot get {replicas}" if have else f"cannot have {replicas}"
+    told = f"JetStream says: {reason(exc)}; " if exc is not None else ""
+    return ClusterUnavailableError(
+        "NATS",
+        f"stream {stream}",
+        f"{what} (ACTORFLOW_STREAM_REPLICAS={replicas}): {told}"
+        f"{replicas} replicas need a JetStream cluster of at least {replicas} servers",
+    )

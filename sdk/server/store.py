@@ -20,7 +20,8 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
-from actorflow.actors.store.errors import BAD_REQUEST, NOT_FOUND, not_found_as
+from actorflow.actors.store.errors import NOT_FOUND, not_found_as
+from actorflow.actors.store.jetstream import ensure_key_value
 from actorflow.actors.store.streams import read_kv_values
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import NotFoundError
@@ -67,16 +68,14 @@ class AccessStore:
 
     @classmethod
     async def open(cls, js: JetStreamContext, home: Path, replicas: int = 1) -> AccessStore:
-        try:
-            kv = await js.key_value(ev.KV_API)
-        except NOT_FOUND:
-            config = KeyValueConfig(
+        # Created, or raised to `replicas` (ACTORFLOW_STREAM_REPLICAS), like the engine's.
+        await ensure_key_value(
+            js,
+            KeyValueConfig(
                 bucket=ev.KV_API, history=1, replicas=replicas, storage=StorageType.FILE
-            )
-            try:
-                kv = await js.create_key_value(config=config)
-            except BAD_REQUEST:  # made concurrently
-                kv = await js.key_value(ev.KV_API)
+            ),
+        )
+        kv = await js.key_value(ev.KV_API)
         return cls(js, kv, server_key(home))
 
     async def _values(self, prefix: str) -> dict[str, bytes]:

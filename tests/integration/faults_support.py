@@ -40,7 +40,8 @@ import nats
 import pytest
 import ray
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
+from nats.js.api import DeliverPolicy, StreamInfo
+from nats.js.errors import NotFoundError as NatsNotFoundError
 
 import actorflow
 from actorflow.actors.config import TracingConfig
@@ -169,10 +170,31 @@ class Engine:
     client: actorflow.Client
     nats_pid: int
     _own: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: A JetStream cluster's servers (empty for one server) and each one's pid by name.
+    members: list[nats_process.ClusterMember] = field(default_factory=list)
+    member_pids: dict[str, int] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
+        """Every server's URL, comma-separated (what the engine's settings hold)."""
+        if self.members:
+            return ",".join(f"nats://127.0.0.1:{m.port}" for m in self.members)
         return f"nats://127.0.0.1:{self.port}"
+
+    def kill_member(self, name: str) -> None:
+        """SIGKILL one server of the cluster (by pid); the others keep the streams."""
+        pid = self.member_pids[name]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not nats_process.alive(pid), 10, f"nats-server {name} to die")
+
+    def start_member(self, name: str) -> None:
+        """Restart a killed server on its store dir and ports: it rejoins and catches up."""
+        member = next(m for m in self.members if m.name == name)
+        proc = nats_process.start_member(
+            member, self.members, self.home / "jetstream-cluster", self.home / "run",
+            detached=False, log_file=self.home / "run" / f"nats-server-{name}.log",
+        )  # fmt: skip
+        self.member_pids[name] = proc.pid
 
     def kill_nats(self) -> None:
         """SIGKILL: no shutdown, no flush — the store dir is all a restart gets."""
@@ -215,29 +237,53 @@ def new_client(settings: Settings) -> actorflow.Client:
 
 @contextlib.contextmanager
 def private_engine(
-    tmp_path_factory: pytest.TempPathFactory, tracing: TracingConfig | None = None
+    tmp_path_factory: pytest.TempPathFactory,
+    tracing: TracingConfig | None = None,
+    *,
+    nats_servers: int = 1,
 ) -> Iterator[Engine]:
     """A fresh engine on the session's Ray (which must be up), torn down on exit.
 
     It is handed out warm: every replica of `FUNCTIONS` started. Ray starts only as many
     worker processes at once as the machine has cores, so on a small machine a test that
     starts an actor of its own (the fencing tests' run actor S) would otherwise queue
-    behind the pools' replicas and miss the window its scenario needs."""
+    behind the pools' replicas and miss the window its scenario needs.
+
+    `nats_servers` above 1: its NATS is that many nats-servers on loopback as one
+    JetStream cluster, every stream and bucket at ``min(nats_servers, 3)`` replicas."""
     assert ray.is_initialized()
     wait_for(lambda: not named(), 30, "the previous faults engine's actors to exit")
     home = tmp_path_factory.mktemp("faults-home")
-    port = free_port()
-    nats_pid, own = _start_nats(home, port)
+    members: list[nats_process.ClusterMember] = []
+    member_pids: dict[str, int] = {}
+    if nats_servers > 1:
+        members = nats_process.plan_cluster(nats_servers)
+        procs = nats_process.start_cluster(
+            home / "jetstream-cluster", home / "run", members, detached=False
+        )
+        member_pids = {p.name: p.pid for p in procs}
+        port, nats_pid, own = members[0].port, procs[0].pid, None
+    else:
+        port = free_port()
+        nats_pid, own = _start_nats(home, port)
+    urls = [f"nats://127.0.0.1:{m.port}" for m in members] or [f"nats://127.0.0.1:{port}"]
     settings = Settings(
         home=home,
-        nats_url=f"nats://127.0.0.1:{port}",
+        nats_url=",".join(urls),
         namespace=NS,
         run_actors=2,
         task_ack_wait=3.0,
+        stream_replicas=min(nats_servers, 3),
         metrics_port=free_port(),  # never 9464: another engine on this machine may have it
         tracing=tracing,
     )
-    eng = Engine(home, port, settings, new_client(settings), nats_pid, own)
+    try:
+        client = new_client(settings)
+    except BaseException:
+        for pid in member_pids.values() if members else [nats_pid]:
+            nats_process.stop(pid)
+        raise
+    eng = Engine(home, port, settings, client, nats_pid, own, members, member_pids)
     try:
         wait_for(lambda: _warm(eng.client), 120, "every replica of the faults engine", 0.5)
         yield eng
@@ -245,7 +291,8 @@ def private_engine(
         kill_named(named())
         with contextlib.suppress(Exception):
             eng.client.close()
-        nats_process.stop(eng.nats_pid)
+        for pid in eng.member_pids.values() if eng.members else [eng.nats_pid]:
+            nats_process.stop(pid)
         if eng._own is not None:
             eng._own.wait(timeout=10)
 
@@ -272,11 +319,21 @@ def wait_for(cond: Callable[[], _T], timeout: float, what: str, interval: float 
         time.sleep(interval)
 
 
+async def _first_server(url: str) -> nats.aio.client.Client:
+    """A connection to the first server of a comma-separated list that answers (a
+    cluster's killed member is skipped)."""
+    servers = nats_process.urls(url)
+    for server in servers[:-1]:
+        with contextlib.suppress(Exception):
+            return await nats.connect(server, connect_timeout=2, allow_reconnect=False)
+    return await nats.connect(servers[-1], connect_timeout=2, allow_reconnect=False)
+
+
 def _on_nats(url: str, fn: Callable[[JetStreamContext], Coroutine[Any, Any, _T]]) -> _T:
     """Run `fn` on a fresh connection, on a loop of its own (works across server restarts)."""
 
     async def main() -> _T:
-        nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+        nc = await _first_server(url)
         try:
             return await fn(nc.jetstream())
         finally:
@@ -296,6 +353,20 @@ async def _read_records(js: JetStreamContext) -> dict[str, ev.RunRecord]:
         record = ev.decode(ev.RunRecord, msg.data)
         out[record.run_id] = record
     return out
+
+
+def stream_infos(url: str, streams: list[str]) -> dict[str, StreamInfo]:
+    """Each named stream's info (config, state, and on a cluster its leader and peers);
+    a stream that does not exist is left out."""
+
+    async def infos(js: JetStreamContext) -> dict[str, StreamInfo]:
+        out = {}
+        for name in streams:
+            with contextlib.suppress(NatsNotFoundError):
+                out[name] = await js.stream_info(name)
+        return out
+
+    return _on_nats(url, infos)
 
 
 def records(url: str) -> dict[str, ev.RunRecord]:
