@@ -239,7 +239,11 @@ async def _reconcile_replicas(js: JetStreamContext, info: StreamInfo, replicas: 
 def _replicas_refused(
     stream: str, replicas: int, exc: Exception | None, have: int | None = None
 ) -> ClusterUnavailableError:
-    what = f"has {have} replicas and cannot get {replicas}" if have else f"cannot have {replicas}"
+    what = (
+        f"has {have} replicas and cannot get {replicas}"
+        if have
+        else f"cannot have {replicas} replicas"
+    )
     told = f"JetStream says: {reason(exc)}; " if exc is not None else ""
     return ClusterUnavailableError(
         "NATS",
