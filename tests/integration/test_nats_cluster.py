@@ -375,6 +375,16 @@ def test_ray_worker_node_killed_mid_run(
             with contextlib.suppress(actorflow.ActorflowError):
                 c.delete(kind, ref)
         fs.kill_named(fs.named("af-fn-fnode-1-"))
-        for node in (victim, spare):
-            if node is not None:
-                ray_cluster.remove_node(node, allow_graceful=False)
+        gone = {victim.node_id}
+        ray_cluster.remove_node(victim, allow_graceful=False)
+        if spare is not None:  # gracefully: it tells the GCS it is leaving
+            gone.add(spare.node_id)
+            ray_cluster.remove_node(spare)
+        # Until the GCS has declared them dead (the victim: missed heartbeats), it may
+        # still place a later test's actors there.
+        fs.wait_for(
+            lambda: not any(n["Alive"] for n in ray.nodes() if n["NodeID"] in gone),
+            120,
+            "the GCS to declare the removed nodes dead",
+            0.5,
+        )
