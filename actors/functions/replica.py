@@ -284,9 +284,12 @@ class FunctionReplica:
         return event
 
     async def _already_done(self, subject: str) -> bool:
+        """Is the task's result in the history? Asked of the stream's leader, not with a
+        direct get: on a replicated stream any follower answers those, and one that has
+        not applied the result yet would say "no" — and the step would run again."""
         assert self._js is not None
         try:
-            await self._js.get_last_msg(ev.STREAM_HISTORY, subject, direct=True)
+            await self._js.get_last_msg(ev.STREAM_HISTORY, subject)
         except NOT_FOUND:
             return False
         return True
