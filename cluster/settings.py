@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import cast, get_args
 from urllib.parse import unquote
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from actorflow.actors.config import EngineConfig, EngineTunables, TracingConfig
+from actorflow.actors.config import EngineConfig, EngineTunables, Sampler, TracingConfig
 from actorflow.definitions.errors import InputError
 
 
@@ -30,6 +31,8 @@ class OtelSettings(BaseSettings):
     exporter_otlp_timeout: float = Field(default=10_000, gt=0)  # milliseconds
     bsp_schedule_delay: float = Field(default=5_000, gt=0)  # milliseconds
     service_name: str = "actorflow"
+    traces_sampler: str = "parentbased_always_on"
+    traces_sampler_arg: str = ""
 
     def tracing(self) -> TracingConfig | None:
         """The engine's tracing configuration, or None when tracing is off."""
@@ -54,7 +57,10 @@ class OtelSettings(BaseSettings):
             endpoint = endpoint.rstrip("/") + "/v1/traces"
         elif not endpoint:
             endpoint = "http://localhost:4318/v1/traces" if protocol != "grpc" else "localhost:4317"
+        sampler, ratio = self._sampler()
         return TracingConfig(
+            sampler=sampler,
+            sample_ratio=ratio,
             exporter="console" if exporter == "console" else "otlp",
             endpoint=endpoint,
             protocol=protocol,
@@ -64,6 +70,26 @@ class OtelSettings(BaseSettings):
             export_interval=self.bsp_schedule_delay / 1000,
             service_name=self.service_name,
         )
+
+    def _sampler(self) -> tuple[Sampler, float]:
+        sampler = self.traces_sampler.strip().lower() or "parentbased_always_on"
+        if sampler not in get_args(Sampler):
+            raise InputError(
+                f"OTEL_TRACES_SAMPLER={self.traces_sampler!r}: use one of "
+                + ", ".join(get_args(Sampler))
+            )
+        if not sampler.endswith("traceidratio"):
+            return cast(Sampler, sampler), 1.0
+        arg = self.traces_sampler_arg.strip() or "1.0"
+        try:
+            ratio = float(arg)
+        except ValueError:
+            ratio = -1.0
+        if not 0.0 <= ratio <= 1.0:
+            raise InputError(
+                f"OTEL_TRACES_SAMPLER_ARG={self.traces_sampler_arg!r}: a ratio from 0 to 1"
+            )
+        return cast(Sampler, sampler), ratio
 
 
 def _headers(spec: str) -> dict[str, str]:
