@@ -111,7 +111,7 @@ class RemoteClient(AsyncClient):
                 headers={"authorization": f"Bearer {self._token}"},
                 timeout=httpx.Timeout(_ANSWER_TIMEOUT, connect=self.settings.connect_timeout),
             )
-        answer = await self._send("GET", "/healthz", auth=False)
+        answer = await self._send("GET", "/healthz")
         if not isinstance(answer, dict) or answer.get("status") != "ok":
             raise ClusterUnavailableError("REST API", self.api_url, "/healthz is not ok")
         return self
@@ -156,7 +156,6 @@ class RemoteClient(AsyncClient):
         content_type: str = "application/json",
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
-        auth: bool = True,
     ) -> Any:
         """One request: its JSON answer (None for an empty one), or the error it stands
         for; a 429 is sent again after its Retry-After, a few times."""
@@ -164,8 +163,6 @@ class RemoteClient(AsyncClient):
         if payload is not None or content is not None:
             content = content if content is not None else _body(payload)
             sent["content-type"] = content_type
-        if not auth:
-            sent["authorization"] = ""
         query = {k: v for k, v in (params or {}).items() if v is not None}
         for attempt in range(RATE_RETRIES + 1):
             try:

@@ -208,15 +208,17 @@ def test_control_signal_approve_through_the_api(
     _until(lambda: stopped.status().status is actorflow.RunStatus.WAITING, "the run waits")
     stopped.cancel("enough")
     assert stopped.wait(timeout=TIMEOUT).status is actorflow.RunStatus.INTERRUPTED
-    stopped.terminate("for good")
-    assert stopped.wait(timeout=TIMEOUT).status is actorflow.RunStatus.TERMINATED
-    assert client.get_run(stopped.run_id).status().status is actorflow.RunStatus.TERMINATED
+    ended = remote.run("remote-gate", {"k": "r-3"})
+    _until(lambda: ended.status().status is actorflow.RunStatus.WAITING, "the run waits")
+    ended.terminate("for good")
+    assert ended.wait(timeout=TIMEOUT).status is actorflow.RunStatus.TERMINATED
+    assert client.get_run(ended.run_id).status().status is actorflow.RunStatus.TERMINATED
 
 
 def test_a_viewer_is_refused_an_operators_action(
     remote: actorflow.Client, served: Served, tmp_path: Path
 ) -> None:
-    run = remote.run("remote-gate", {"k": "r-3"})
+    run = remote.run("remote-gate", {"k": "r-4"})
     viewer_token = served.token("remote-viewer", {"default": "viewer"})
     with _remote(served.url, viewer_token) as viewer:
         assert run.run_id in [r.run_id for r in viewer.runs(workflow="remote-gate")]
@@ -299,8 +301,8 @@ def remote_cli(served: Served, admin_token: str, tmp_path: Path) -> Remote:
             ACTORFLOW_API_URL=served.url,
             ACTORFLOW_API_TOKEN=admin_token,
             COLUMNS="250",
-            **env,
         )
+        base.update(env)
         return subprocess.run(
             [sys.executable, "-m", "actorflow.cli", *args],
             env=base,
