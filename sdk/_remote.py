@@ -62,6 +62,10 @@ RATE_RETRIES = 3
 _MAX_RETRY_AFTER = 5.0
 #: Definitions read at once when a listing needs each version's document.
 _READ_CONCURRENCY = 8
+#: `Run.wait` reads the record again after this long, then 1.5 times longer each time up
+#: to a second: a short run is seen done soon, a long one costs a request a second.
+_FIRST_POLL = 0.02
+_LAST_POLL = 1.0
 #: A request may take this long to be answered (an apply waits for the function pools).
 _ANSWER_TIMEOUT = 180.0
 
@@ -439,10 +443,11 @@ class RemoteRun(AsyncRun):
 
     async def wait(self, timeout: float | None = None) -> ev.RunRecord:
         """Until the run stops (see `AsyncRun.wait`): the record is read again, at growing
-        intervals up to a second, since no run events reach a client of the API."""
+        intervals (20 ms, then 1.5 times longer each time, up to a second), since no run
+        events reach a client of the API."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        pause = 0.05
+        pause = _FIRST_POLL
         while True:
             with contextlib.suppress(NotFoundError):  # not recorded yet
                 record = await self.status()
@@ -452,7 +457,7 @@ class RemoteRun(AsyncRun):
             if left is not None and left <= 0:
                 raise WaitTimeoutError(f"run {self.run_id} still running after {timeout}s")
             await asyncio.sleep(pause if left is None else min(pause, left))
-            pause = min(pause * 2, 1.0)
+            pause = min(pause * 1.5, _LAST_POLL)
 
     async def nodes(self) -> list[NodeInfo]:
         detail = await self._client._run_detail(self.run_id)
