@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import cast, get_args
 from urllib.parse import unquote
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from actorflow.actors.config import EngineConfig, EngineTunables, Sampler, TracingConfig
@@ -135,6 +135,17 @@ class Settings(BaseSettings, EngineTunables):
     api_rate_limit: float = Field(default=50.0, ge=0)
     #: … and in a burst.
     api_rate_burst: int = Field(default=100, ge=1)
+    #: How long the API's audit log keeps an entry (days) …
+    api_audit_max_age_days: float = Field(default=90.0, gt=0)
+    #: … and how many entries it keeps at most (the oldest are dropped first).
+    api_audit_max_entries: int = Field(default=100_000, ge=1)
+    #: A REST API (``http://host:8781``) that `Client` and the CLI go through instead of
+    #: connecting to Ray and NATS; needs a token (`api_token` or `api_token_file`).
+    api_url: str | None = None
+    #: The bearer token for `api_url` (from `actorflow tokens create`) …
+    api_token: SecretStr | None = None
+    #: … or a file holding it (its first line), e.g. ``~/.actorflow/api-admin-token``.
+    api_token_file: Path | None = None
     #: How often the nats-server that actorflow starts (embedded or `actorflow up`) fsyncs
     #: its store: a Go duration (nats-server's default `2m`) or `always`, an fsync per
     #: write — for those who cannot lose an acknowledged write on power loss or a kernel
@@ -149,6 +160,42 @@ class Settings(BaseSettings, EngineTunables):
         if value != "always" and not _GO_DURATION.fullmatch(value):
             raise ValueError(f"{value!r} is neither `always` nor a duration such as 2m, 30s, 500ms")
         return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+    def api_access(self) -> tuple[str, str] | None:
+        """(URL, token) of the REST API to go through, or None to connect directly.
+
+        Raises InputError when a URL is set without a usable token: going to the local
+        engine instead would act on a different cluster than the one asked for.
+        """
+        if self.api_url is None:
+            return None
+        token = self.api_token.get_secret_value().strip() if self.api_token else ""
+        if not token and self.api_token_file is not None:
+            path = self.api_token_file.expanduser()
+            try:
+                token = next(iter(path.read_text(encoding="utf-8").splitlines()), "").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InputError(f"ACTORFLOW_API_TOKEN_FILE {str(path)!r}: {exc}") from None
+            if not token:
+                raise InputError(f"ACTORFLOW_API_TOKEN_FILE {str(path)!r} holds no token")
+        if not token:
+            raise InputError(
+                f"ACTORFLOW_API_URL is {self.api_url} but no token is set: set "
+                "ACTORFLOW_API_TOKEN or ACTORFLOW_API_TOKEN_FILE (a token from "
+                "`actorflow tokens create`)"
+            )
+        return self.api_url, token
 
     @property
     def run_dir(self) -> Path:
