@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import os
 import secrets
 import stat
@@ -32,6 +33,8 @@ import grpc
 from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
 from actorflow.definitions.errors import ActorflowError, ClusterUnavailableError
+
+log = logging.getLogger(__name__)
 
 _TOKEN_BYTES = 32  # 64 hex characters, as long as the tokens Ray generates itself
 _RAY_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
@@ -143,7 +146,7 @@ def _loopback(host: str) -> bool:
 
 def check(address: str, timeout: float, token_source: str) -> None:
     """Ask the GCS at `address` once, with the token this process now presents, whether
-    it lets us in; `ClusterUnavailableError` saying what to fix when not.
+    it lets us in; `ClusterUnavailableError` saying what to fix when it refuses.
 
     `token_source` names where the token came from (a file or Ray's variables), for the
     error.
@@ -156,10 +159,12 @@ def check(address: str, timeout: float, token_source: str) -> None:
         except grpc.RpcError as exc:
             call = exc if isinstance(exc, grpc.Call) else None
             if call is not None and call.code() == grpc.StatusCode.UNAUTHENTICATED:
-                reason = _refused(metadata, token_source)
-            else:
-                reason = (call.details() if call is not None else "") or "unreachable"
-            raise ClusterUnavailableError("Ray", address, reason) from None
+                raise ClusterUnavailableError(
+                    "Ray", address, _refused(metadata, token_source)
+                ) from None
+            # Anything else (a GCS slow to answer, a Ray without this call) is no answer
+            # about the token: `ray.init` waits and reports as it does.
+            log.debug("Ray at %s did not answer the token check: %s", address, exc)
 
 
 def _refused(metadata: list[tuple[str, str]], token_source: str) -> str:
