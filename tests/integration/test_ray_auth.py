@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from faults_support import wait_for
 
 from actorflow.cluster import lifecycle, nats_process
 from actorflow.cluster.settings import Settings
@@ -79,6 +80,9 @@ def test_up_with_token_auth_admits_only_the_token(tmp_path: Path) -> None:
         ACTORFLOW_API_PORT="0",  # parallel sessions on one machine: never a fixed port
         ACTORFLOW_METRICS_PORT="0",
         ACTORFLOW_WEBHOOK_PORT="0",
+        # The token check waits this long for the GCS (then leaves it to `ray.init`, whose
+        # refusal is 20 s of warnings): ample on a loaded machine.
+        ACTORFLOW_CONNECT_TIMEOUT="60",
         RAY_USAGE_STATS_ENABLED="0",
         # A stale mode in the caller's environment: `up` and its clients go by settings
         # and cluster.json, not by it.
@@ -99,7 +103,9 @@ def test_up_with_token_auth_admits_only_the_token(tmp_path: Path) -> None:
         # The dashboard: on loopback only, and behind the token even there.
         dashboard = httpx.URL(ray["dashboard"])
         assert dashboard.host == "127.0.0.1"
-        assert _listeners(int(dashboard.port or 0)) == {"127.0.0.1"}
+        # (The head starts its dashboard after its GCS, which is what `up` waits for.)
+        listening = wait_for(lambda: _listeners(int(dashboard.port or 0)), 60, "the dashboard")
+        assert listening == {"127.0.0.1"}
         version = str(dashboard.join("/api/version"))
         assert httpx.get(version, timeout=10).status_code == 401
         bearer = {"authorization": f"Bearer {token}"}
