@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import cast, get_args
+from typing import Literal, cast, get_args
 from urllib.parse import unquote
 
 from pydantic import Field, SecretStr, field_validator
@@ -124,6 +124,17 @@ class Settings(BaseSettings, EngineTunables):
     #: CPUs and GPUs the embedded Ray declares (default: what the machine has).
     ray_num_cpus: int | None = None
     ray_num_gpus: int | None = None
+    #: Token authentication for the Ray that actorflow starts (`actorflow up`, embedded):
+    #: `token` (anyone who reaches its ports must show the token file's token) or
+    #: `disabled`. A joined `ACTORFLOW_RAY_ADDRESS` keeps its own.
+    ray_auth: Literal["token", "disabled"] = "token"
+    #: The Ray token file: the one the Ray actorflow starts is given (created with mode
+    #: 0600 when missing; default ``$ACTORFLOW_HOME/ray-auth-token``), and the one shown
+    #: to `ACTORFLOW_RAY_ADDRESS` (unset: Ray's own ``RAY_AUTH_*`` variables decide).
+    ray_token_file: Path | None = None
+    #: Where the dashboard of the Ray that actorflow starts listens; beyond loopback only
+    #: with `ray_auth` `token` (the dashboard runs submitted jobs).
+    dashboard_host: str = "127.0.0.1"
     #: How long to wait for Ray or NATS to answer before saying it is unreachable.
     connect_timeout: float = Field(default=10.0, gt=0)
     #: Where engine processes send OpenTelemetry spans: from the standard ``OTEL_*``
@@ -204,6 +215,11 @@ class Settings(BaseSettings, EngineTunables):
     @property
     def jetstream_dir(self) -> Path:
         return self.home / "jetstream"
+
+    @property
+    def ray_token_path(self) -> Path:
+        """The token file of the Ray actorflow starts."""
+        return self.ray_token_file or self.home / "ray-auth-token"
 
     def engine(self, nats_url: str) -> EngineConfig:
         tunables = self.model_dump(include=set(EngineTunables.model_fields))
