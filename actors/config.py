@@ -74,6 +74,16 @@ class EngineTunables(BaseModel):
     trigger_ack_wait: float = Field(default=10.0, ge=1.0)
 
 
+Sampler = Literal[
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+]
+
+
 class TracingConfig(BaseModel):
     """Where every engine process sends its OpenTelemetry spans (read from the standard
     ``OTEL_*`` variables by `cluster.settings`; None on `EngineConfig`: tracing off)."""
@@ -91,6 +101,11 @@ class TracingConfig(BaseModel):
     #: How often finished spans are sent (seconds; ``OTEL_BSP_SCHEDULE_DELAY``).
     export_interval: float = Field(default=5.0, gt=0)
     service_name: str = "actorflow"
+    #: Which traces are recorded (``OTEL_TRACES_SAMPLER``): a ``parentbased_*`` sampler
+    #: follows the caller's decision and applies its own to traces that start here.
+    sampler: Sampler = "parentbased_always_on"
+    #: The share of traces a ``*traceidratio`` sampler records (``OTEL_TRACES_SAMPLER_ARG``).
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
 class EngineConfig(EngineTunables):

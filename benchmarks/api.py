@@ -8,6 +8,9 @@ Target: p50 ≤ 15 ms.
 A2 — `GET /api/v1/runs/{id}` (record + nodes) round trip, p50 / p90. Target: p50 ≤ 5 ms.
 A3 — `--clients` concurrent HTTP clients starting runs for `--seconds`: starts per second,
 5xx answers (target 0) and runs lost (started, answered 201, never recorded; target 0).
+A4 — a one-node run started and its result read by the SDK through the API (the client
+`ACTORFLOW_API_URL` gives: a start, then the record read at growing intervals), p50 / p90,
+beside the direct client's `run` + `result` (woken by the run's events); no target.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from actorflow import AsyncClient, Settings, WorkflowBuilder
+from actorflow._remote import RemoteClient
 from actorflow.server.serve import server
 from actorflow.server.store import AccessStore
 from benchmarks import spine
@@ -83,6 +87,22 @@ async def _main(args: argparse.Namespace) -> None:
                 f"A2 GET /runs/{{id}} p50 {_pct(gets, 0.5):6.2f} ms  p90 {_pct(gets, 0.9):6.2f}"
                 f" ms   target p50 <= 5 ms"
             )
+            remote = RemoteClient(settings, srv.url, token)
+            await remote.connect()
+            through, direct = [], []
+            for _ in range(args.results):
+                t0 = time.perf_counter()
+                await (await remote.run("bench-api", {})).result(timeout=60)
+                through.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                await (await client.run("bench-api", {})).result(timeout=60)
+                direct.append(time.perf_counter() - t0)
+            await remote.close()
+            print(
+                f"A4 run + result through the API p50 {_pct(through, 0.5):6.2f} ms  p90 "
+                f"{_pct(through, 0.9):6.2f} ms   (direct client p50 {_pct(direct, 0.5):.2f} ms,"
+                f" {statistics.median(through) / statistics.median(direct):.2f}x)"
+            )
             started: list[str] = []
             statuses: list[int] = []
             stop = time.monotonic() + args.seconds
@@ -116,6 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.api")
     parser.add_argument("--starts", type=int, default=200)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--results", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--cpus", type=int, default=4)
     parser.add_argument("--run-actors", type=int, default=2)

@@ -31,7 +31,7 @@ from typing import Any
 import psutil
 import ray
 
-from actorflow.cluster import nats_process, wiring
+from actorflow.cluster import nats_process, ray_auth, wiring
 from actorflow.cluster.settings import Settings
 from actorflow.definitions.errors import ActorflowError, ClusterUnavailableError
 
@@ -181,18 +181,18 @@ def _start_ray(settings: Settings, log_file: Path) -> dict[str, Any]:
     port = _free_port()
     dashboard_port = _DEFAULT_DASHBOARD_PORT if _bindable(_DEFAULT_DASHBOARD_PORT) else _free_port()
     temp_dir = _ray_temp_dir(settings)
-    # `ray start` turns token auth on by itself when ~/.ray/auth_token exists, but a driver
-    # joining it does not, and then cannot connect. So the mode is explicit: the caller's
-    # RAY_AUTH_MODE (clients must then run with the same), else disabled like `ray.init`'s
-    # drivers expect.
-    auth_mode = os.environ.get("RAY_AUTH_MODE") or "disabled"
+    # The mode is always explicit: left unset, `ray start` turns token auth on by itself
+    # when ~/.ray/auth_token exists, a file that Ray creates readable by everyone.
+    auth_mode = settings.ray_auth
+    ray_auth.check_dashboard_host(settings.dashboard_host, auth_mode)
+    token_file = ray_auth.ensure_token(settings.ray_token_path) if auth_mode == "token" else None
     args = [
         _ray_binary(), "start", "--head", "--block",
         "--port", str(port),
         "--temp-dir", str(temp_dir),
         "--disable-usage-stats",
         "--include-dashboard=true",
-        "--dashboard-host=127.0.0.1",
+        "--dashboard-host", settings.dashboard_host,
         "--dashboard-port", str(dashboard_port),
         # Fixed defaults (10001, 52365) would collide with any other Ray on this machine.
         "--ray-client-server-port", str(_free_port()),
@@ -203,11 +203,10 @@ def _start_ray(settings: Settings, log_file: Path) -> dict[str, Any]:
     if settings.ray_num_gpus is not None:
         args += ["--num-gpus", str(settings.ray_num_gpus)]
     env = {
-        **os.environ,
+        **ray_auth.server_env(auth_mode, token_file),
         "RAY_USAGE_STATS_ENABLED": "0",
         # Ray drains a node for 30 s on SIGTERM (for Serve); nothing here needs it.
         "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
-        "RAY_AUTH_MODE": auth_mode,
     }
     env.pop("RAY_ADDRESS", None)
     with log_file.open("ab") as out:
@@ -231,9 +230,11 @@ def _start_ray(settings: Settings, log_file: Path) -> dict[str, Any]:
             return {
                 "pid": proc.pid,
                 "address": f"127.0.0.1:{port}",
-                "dashboard": f"http://127.0.0.1:{dashboard_port}",
+                "dashboard": f"http://{_local_host(settings.dashboard_host)}:{dashboard_port}",
                 "temp_dir": str(temp_dir),
                 "auth_mode": auth_mode,
+                # Where clients of this machine read the token (`wiring` presents it).
+                **({"token_file": str(token_file)} if token_file else {}),
             }
         time.sleep(0.2)
     _kill_group(proc.pid)
@@ -241,6 +242,11 @@ def _start_ray(settings: Settings, log_file: Path) -> dict[str, Any]:
         "Ray", f"127.0.0.1:{port}",
         f"the Ray head did not listen within {_RAY_START_TIMEOUT:.0f}s; see {log_file}",
     )  # fmt: skip
+
+
+def _local_host(host: str) -> str:
+    """The dashboard's address as this machine reaches it (a wildcard bind: loopback)."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
 
 _API_START_TIMEOUT = 90.0

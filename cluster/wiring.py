@@ -17,9 +17,9 @@ from typing import Any
 import ray
 
 from actorflow.actors.controller import CONTROLLER_NAME, Controller
-from actorflow.cluster import nats_process
+from actorflow.cluster import nats_process, ray_auth
 from actorflow.cluster.settings import Settings
-from actorflow.definitions.errors import ClusterUnavailableError
+from actorflow.definitions.errors import ActorflowError, ClusterUnavailableError
 from actorflow.triggers.service import TriggerService
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,14 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address:
         _check_reachable(address, settings.connect_timeout)
+        try:
+            source = _join_auth(settings, up)
+        except ActorflowError as exc:  # the token file: say which and how to fix it
+            raise ClusterUnavailableError("Ray", address, str(exc)) from None
+        if not address.startswith("ray://"):  # a Ray Client server is no GCS to ask
+            ray_auth.check(address, settings.connect_timeout, source)
+    else:
+        _embedded_auth(settings)
     try:
         if address:
             ray.init(
@@ -93,15 +101,16 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
                 logging_level=logging.WARNING if log_to_driver else logging.ERROR,
             )
         else:
-            # The dashboard (and with it `ray.util.state`) on, to this machine only; Ray
-            # takes 8265 or, when that is taken, the next free port.
+            # The dashboard (and with it `ray.util.state`) on, to this machine only unless
+            # ACTORFLOW_DASHBOARD_HOST says otherwise; Ray takes 8265 or, when that is
+            # taken, the next free port.
             context = ray.init(
                 address="local",  # never join a cluster some `ray start` left on the machine
                 namespace=settings.namespace,
                 num_cpus=settings.ray_num_cpus,
                 num_gpus=settings.ray_num_gpus,
                 include_dashboard=True,
-                dashboard_host="127.0.0.1",
+                dashboard_host=settings.dashboard_host,
                 log_to_driver=log_to_driver,
                 logging_level=logging.WARNING if log_to_driver else logging.ERROR,
             )
@@ -110,6 +119,36 @@ def ensure_ray(settings: Settings, *, log_to_driver: bool = True) -> None:
                 log.info("Ray dashboard at %s", _dashboard["url"])
     except Exception as exc:
         raise ClusterUnavailableError("Ray", address or "local", str(exc)) from exc
+
+
+def _join_auth(settings: Settings, up: dict[str, Any]) -> str:
+    """Present the token the cluster being joined expects; returns where it comes from.
+
+    `actorflow up`'s cluster says in cluster.json whether it wants a token and which file
+    holds it; an explicit address takes ``ACTORFLOW_RAY_TOKEN_FILE``, else whatever Ray's
+    own variables say.
+    """
+    if settings.ray_address:
+        if settings.ray_token_file:
+            ray_auth.present(settings.ray_token_file)
+            return str(settings.ray_token_file)
+        return "RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH / ~/.ray/auth_token (RAY_AUTH_MODE=token)"
+    if up.get("auth_mode") == "token":
+        path = Path(str(up["token_file"]))
+        ray_auth.present(path)
+        return str(path)
+    ray_auth.disable()
+    return "nowhere (`actorflow up` started it without a token)"
+
+
+def _embedded_auth(settings: Settings) -> None:
+    """The Ray this program is about to start: token or not, as settings say, with the
+    token file under ``ACTORFLOW_HOME`` rather than Ray's ``~/.ray/auth_token``."""
+    ray_auth.check_dashboard_host(settings.dashboard_host, settings.ray_auth)
+    if settings.ray_auth == "token":
+        ray_auth.present(ray_auth.ensure_token(settings.ray_token_path))
+    else:
+        ray_auth.disable()
 
 
 def dashboard_url() -> str:

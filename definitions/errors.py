@@ -20,7 +20,15 @@ catch the family they care about and still print one clear line (`str(err)`)::
     ├── FencedError              a stale run-actor incarnation tried to write
     ├── TriggerError             a trigger operation that cannot be done (e.g. webhook server)
     │   └── EventRejectedError   an event a trigger refuses: not JSON, schema, size, signature
+    ├── RemoteApiError           the REST API (``ACTORFLOW_API_URL``) refused a request
+    │   └── AuthError            … because of the token (401) or the caller's roles (403)
+    ├── UnsupportedError         an operation the client's connection cannot carry (a method
+    │                            the REST API does not offer)
     └── StepError                raised by handlers: an error code a workflow can act on
+
+Through the REST API, the API's answers come back as these same classes (a 404 is a
+`NotFoundError`, a 409 a `ControlError` or `InUseError` …); `RemoteApiError` is for the
+answers no other class describes.
 
 How a step failed travels as an `ErrorInfo` whose ``code`` is a free string: a handler's own
 `StepError` code, or one of the engine's, which are the members of `ErrorCode`.
@@ -185,6 +193,33 @@ class EventRejectedError(TriggerError):
         self.reason = reason
         self.message = message
         super().__init__(f"{reason}: {message}")
+
+
+class RemoteApiError(ActorflowError):
+    """The REST API refused a request with an answer no other class of the tree describes
+    (a rate limit, a malformed request, a server error): its HTTP `status` and error
+    `code` (docs/api.md)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+class AuthError(RemoteApiError):
+    """The REST API refused the token (401: missing, unknown, revoked or expired) or what
+    its user may do (403: a role too low for the action)."""
+
+
+class UnsupportedError(ActorflowError):
+    """An operation this client's connection cannot carry: e.g. a method the REST API does
+    not offer, called on a `Client` that goes through it (``ACTORFLOW_API_URL``)."""
+
+    def __init__(self, operation: str, reason: str) -> None:
+        self.operation = operation
+        self.reason = reason
+        super().__init__(f"{operation}: {reason}")
 
 
 class StepError(ActorflowError):

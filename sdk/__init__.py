@@ -22,6 +22,7 @@ from actorflow.cluster.settings import Settings
 from actorflow.definitions.convert import ConvertOptions, ImageTarget
 from actorflow.definitions.errors import (
     ActorflowError,
+    AuthError,
     ClusterUnavailableError,
     ControlError,
     DefinitionError,
@@ -36,9 +37,11 @@ from actorflow.definitions.errors import (
     NotFoundError,
     PayloadError,
     PlacementError,
+    RemoteApiError,
     RunFailedError,
     StepError,
     TriggerError,
+    UnsupportedError,
     WaitTimeoutError,
 )
 from actorflow.definitions.events import (
@@ -72,6 +75,7 @@ __all__ = [
     "AsyncClient",
     "AsyncRun",
     "AttemptInfo",
+    "AuthError",
     "Client",
     "ClusterUnavailableError",
     "Connection",
@@ -103,6 +107,7 @@ __all__ = [
     "PlacementError",
     "PoolStatus",
     "PublishResult",
+    "RemoteApiError",
     "Replicas",
     "RetryPolicy",
     "Run",
@@ -118,6 +123,7 @@ __all__ = [
     "Trigger",
     "TriggerError",
     "TriggerInfo",
+    "UnsupportedError",
     "WaitTimeoutError",
     "Workflow",
     "WorkflowBuilder",

@@ -632,7 +632,7 @@ class AsyncRun:
     async def paused_at(self) -> list[ev.BreakpointHit]:
         """The breakpoints the run is paused at, each held node with the inputs it will
         run with (overrides included); ControlError when it is not at a breakpoint."""
-        history = await replay(await self._client._jetstream(), self.run_id)
+        history = await replay(await self._client._jetstream(), self.run_id, direct=True)
         if not history or not isinstance(history[0].event, ev.RunStarted):
             raise NotFoundError("run", self.run_id)
         state = RunState.from_history(rec.event for rec in history)
@@ -708,7 +708,7 @@ class AsyncRun:
         return node_infos(await self._state())
 
     async def _state(self) -> RunState:
-        history = await replay(await self._client._jetstream(), self.run_id)
+        history = await replay(await self._client._jetstream(), self.run_id, direct=True)
         if not history or not isinstance(history[0].event, ev.RunStarted):
             raise NotFoundError("run", self.run_id)
         return RunState.from_history(rec.event for rec in history)

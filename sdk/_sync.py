@@ -10,6 +10,7 @@ from collections.abc import Coroutine, Generator, Iterable
 from typing import Any, TypeVar
 
 from actorflow._client import AsyncClient, AsyncRun, Definitions, PublishResult, TriggerInfo
+from actorflow._remote import RemoteClient
 from actorflow._run_view import RunView
 from actorflow._views import NodeInfo
 from actorflow.actors.controller.results import Applied, ControlAccepted, EngineInfo
@@ -31,7 +32,9 @@ _T = TypeVar("_T")
 
 
 class Client:
-    """Connects to (or starts) the cluster.
+    """Connects to (or starts) the cluster — or, with ``ACTORFLOW_API_URL`` and a token set
+    (`Settings.api_url`, `api_token` / `api_token_file`), goes through that REST API: the
+    same methods and results; those the API does not offer raise `UnsupportedError`.
 
     Example:
         ```python
@@ -42,18 +45,25 @@ class Client:
     """
 
     def __init__(self, settings: Settings | None = None, *, log_to_driver: bool = True) -> None:
-        self._async = AsyncClient(settings, log_to_driver=log_to_driver)
-        # An embedded nats-server dies with the thread that started it (PR_SET_PDEATHSIG),
-        # so start it from the caller's thread, not from the short-lived loop thread.
-        self._async.nats_url = wiring.nats_url(self._async.settings)
+        settings = settings or Settings()
+        remote = settings.api_access()  # a URL without a token: InputError, before anything
+        self._async: AsyncClient
+        if remote is not None:
+            self._async = RemoteClient(settings, *remote)
+        else:
+            self._async = AsyncClient(settings, log_to_driver=log_to_driver)
+            # An embedded nats-server dies with the thread that started it
+            # (PR_SET_PDEATHSIG), so start it from the caller's thread, not the loop's.
+            self._async.nats_url = wiring.nats_url(settings)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="actorflow-client", daemon=True
         )
         self._thread.start()
         try:
-            self._call(self._async.connect_nats())
-            self._async.connect_ray()  # on the caller's thread: Ray installs signal handlers
+            if remote is None:
+                self._call(self._async.connect_nats())
+                self._async.connect_ray()  # on the caller's thread: Ray installs handlers
             self._call(self._async.connect())
         except BaseException:
             with contextlib.suppress(Exception):
@@ -70,6 +80,12 @@ class Client:
     @property
     def nats_url(self) -> str:
         return self._async.nats_url
+
+    @property
+    def api_url(self) -> str | None:
+        """The REST API this client goes through (``ACTORFLOW_API_URL``), or None when it
+        connects to Ray and NATS itself."""
+        return self._async.api_url if isinstance(self._async, RemoteClient) else None
 
     def close(self) -> None:
         if self._loop.is_running():

@@ -35,6 +35,7 @@ from rich.text import Text
 from actorflow import _display as show
 from actorflow import cli_convert, cli_debug, cli_graph, cli_server, cli_triggers
 from actorflow._graph_view import graph_tree
+from actorflow._remote import unsupported
 from actorflow._report import render_report
 from actorflow._sync import Client, Run
 from actorflow._views import NodeInfo
@@ -164,6 +165,8 @@ def down() -> None:
 def status(output: OutputOption = Format.table, wide: WideOption = False) -> None:
     """Ray nodes and resources, NATS, JetStream streams, function pools and run counts."""
     settings = Settings()
+    if settings.api_access() is not None:
+        raise unsupported("actorflow status")
     recorded = lifecycle.status(settings)
     if not (settings.ray_address and settings.nats_url) and not all(
         recorded.get(k, {}).get("alive") for k in ("nats", "ray")
@@ -234,7 +237,7 @@ def _apply(client: Client, file: Path, convert: ConvertOptions | None = None) ->
         *client.functions(),
         *client.workflows(),
         *client.runtime_envs(),
-        *client.connections(),
+        *(client.connections() if client.api_url is None else []),  # not through the API
     ]
     existed = {(d.kind, d.metadata.name, d.metadata.version) for d in known}
     out.print(show.applied_table(client.apply(file, convert=convert), existed))
@@ -422,7 +425,9 @@ def run(
         )
         if not wait:
             out.print(handle.run_id, highlight=False)
-            if not (settings.ray_address or wiring.read_state(settings).get("ray")):
+            if client.api_url is None and not (
+                settings.ray_address or wiring.read_state(settings).get("ray")
+            ):
                 err.print(
                     "note: no cluster is up, so the run stops with this command and resumes "
                     "when a client next connects; use --wait or `actorflow up`",

@@ -57,7 +57,13 @@ async def _opened() -> AsyncIterator[AccessStore]:
     client = AsyncClient(settings, log_to_driver=False)
     try:
         await client.connect_nats()
-        yield await AccessStore.open(client.js, settings.home, settings.stream_replicas)
+        yield await AccessStore.open(
+            client.js,
+            settings.home,
+            settings.stream_replicas,
+            audit_max_age_days=settings.api_audit_max_age_days,
+            audit_max_entries=settings.api_audit_max_entries,
+        )
     finally:
         await client.close()
 

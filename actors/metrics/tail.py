@@ -36,6 +36,33 @@ def node_functions(started: ev.RunStarted) -> Mapping[str, str]:
     }
 
 
+# What `MetricsFold.apply` looks at; the rest (starts of attempts, progress, claims, hooks,
+# waits — half of a run's history) is skipped without being decoded.
+_FOLDED = frozenset(
+    t.__name__.encode()
+    for t in (
+        ev.RunStarted,
+        ev.TasksScheduled,
+        ev.TaskCompleted,
+        ev.TaskFailed,
+        ev.RunStopped,
+        ev.RunControlled,
+    )
+)
+_TYPE = b'"type":"'
+
+
+def folded(data: bytes) -> bool:
+    """Whether the fold needs this event, by the ``type`` its JSON names among its first
+    fields; when that is not where an encoded event has it, decode and see."""
+    at = data.find(_TYPE, 0, 512)
+    if at < 0:
+        return True
+    start = at + len(_TYPE)
+    end = data.find(b'"', start, start + 64)
+    return end < 0 or data[start:end] in _FOLDED
+
+
 class HistoryTail:
     """Owns the fold; `run` until cancelled, `close` to write a last snapshot."""
 
@@ -106,6 +133,9 @@ class HistoryTail:
                     msgs = []
                 for msg in msgs:
                     seq = msg.metadata.sequence.stream
+                    if not folded(msg.data):
+                        self.fold.seq = max(self.fold.seq, seq)
+                        continue
                     try:
                         event = ev.decode_history(msg.data)
                     except ev.DecodeError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 
 from nats.js import JetStreamContext
 
+from actorflow.actors.store.direct import DirectGetUnsupportedError, read_direct
 from actorflow.actors.store.retry import is_wrong_last_sequence, with_retries
 from actorflow.actors.store.streams import read_stream
 from actorflow.actors.store.tracing import inject
@@ -57,13 +58,28 @@ class DecisionLog:
         return ack.seq
 
 
-async def replay(js: JetStreamContext, run_id: str) -> list[Recorded]:
-    """Every event of a run, in stream order; undecodable messages are logged and skipped."""
+async def replay(js: JetStreamContext, run_id: str, *, direct: bool = False) -> list[Recorded]:
+    """Every event of a run, in stream order; undecodable messages are logged and skipped.
+
+    `direct`: by batched direct gets, a tenth of the cost, for readers that may miss an
+    event written a moment ago (see `store.direct`) — never the driver that folds and
+    appends. Falls back to a consumer on a server without batched direct gets."""
     out: list[Recorded] = []
-    async for msg in read_stream(js, ev.STREAM_HISTORY, ev.run_history_filter(run_id)):
-        seq = msg.metadata.sequence.stream
+    subject = ev.run_history_filter(run_id)
+    if direct:
         try:
-            out.append(Recorded(ev.decode_history(msg.data), msg.subject, seq))
-        except ev.DecodeError as exc:
-            log.error("skipping undecodable event at seq %s: %s", seq, exc)
+            async for stored in read_direct(js, ev.STREAM_HISTORY, subject):
+                _decoded(out, stored.data, stored.subject, stored.seq)
+            return out
+        except DirectGetUnsupportedError:
+            pass
+    async for msg in read_stream(js, ev.STREAM_HISTORY, subject):
+        _decoded(out, msg.data, msg.subject, msg.metadata.sequence.stream)
     return out
+
+
+def _decoded(out: list[Recorded], data: bytes, subject: str, seq: int) -> None:
+    try:
+        out.append(Recorded(ev.decode_history(data), subject, seq))
+    except ev.DecodeError as exc:
+        log.error("skipping undecodable event at seq %s: %s", seq, exc)

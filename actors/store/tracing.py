@@ -30,7 +30,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -138,12 +138,27 @@ def start_process(config: TracingConfig | None, component: str) -> None:
             "actorflow.component": component,
         }
     )
-    provider = TracerProvider(resource=resource, id_generator=_Ids())
+    provider = TracerProvider(resource=resource, id_generator=_Ids(), sampler=_sampler(config))
     provider.add_span_processor(
         BatchSpanProcessor(_exporter(config), schedule_delay_millis=config.export_interval * 1000)
     )
     trace.set_tracer_provider(provider)  # refused (logged) if the process has one already
     _provider, _tracer = provider, provider.get_tracer("actorflow")
+
+
+def _sampler(config: TracingConfig) -> sampling.Sampler:
+    """`config.sampler` as the SDK's; a trace's decision rides in its `traceparent` flags,
+    so every process (and every span written after the fact) follows the one made where
+    the trace began."""
+    kind = config.sampler.removeprefix("parentbased_")
+    own: sampling.Sampler = (
+        sampling.ALWAYS_ON
+        if kind == "always_on"
+        else sampling.ALWAYS_OFF
+        if kind == "always_off"
+        else sampling.TraceIdRatioBased(config.sample_ratio)
+    )
+    return sampling.ParentBased(own) if config.sampler.startswith("parentbased_") else own
 
 
 def flush(timeout: float = 5.0) -> None:

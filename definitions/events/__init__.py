@@ -58,6 +58,7 @@ from actorflow.definitions.events.messages import (
     WaitRegistration,
 )
 from actorflow.definitions.events.names import (
+    AUDIT_SUBJECTS,
     CONTROL,
     CONTROL_PREFIX,
     DECISIONS,
@@ -90,6 +91,7 @@ from actorflow.definitions.events.names import (
     SIGNAL_SUBJECTS,
     START_SUBJECT,
     STATS_KEYS,
+    STREAM_AUDIT,
     STREAM_EVENTS,
     STREAM_HISTORY,
     STREAM_INGRESS,
@@ -106,6 +108,7 @@ from actorflow.definitions.events.names import (
     WEBHOOK_KEY,
     TriggerEventKind,
     TriggerKeyFamily,
+    audit_subject,
     control_filter,
     control_subject,
     decision_msg_id,
@@ -187,6 +190,7 @@ from actorflow.definitions.events.values import (
 )
 
 __all__ = [
+    "AUDIT_SUBJECTS",
     "CONTROL",
     "CONTROL_PREFIX",
     "DECISIONS",
@@ -220,6 +224,7 @@ __all__ = [
     "SIGNAL_SUBJECTS",
     "START_SUBJECT",
     "STATS_KEYS",
+    "STREAM_AUDIT",
     "STREAM_EVENTS",
     "STREAM_HISTORY",
     "STREAM_INGRESS",
@@ -293,6 +298,7 @@ __all__ = [
     "WaitRegistration",
     "WaitsStarted",
     "Wire",
+    "audit_subject",
     "child_failure",
     "child_run_id",
     "control_filter",

@@ -38,6 +38,10 @@ STREAM_LOGS = "AF_LOGS"
 LOG_SUBJECTS = "af.log.>"
 STREAM_TRIGGERS = "AF_TRIGGER_EVENTS"
 TRIGGER_SUBJECTS = "af.trigger.>"
+STREAM_AUDIT = "AF_AUDIT"
+AUDIT_SUBJECTS = "af.audit.>"
+"""The REST API's audit log, ``af.audit.<namespace>``: bounded by age and count (oldest
+dropped; ``ACTORFLOW_API_AUDIT_MAX_AGE_DAYS``, ``ACTORFLOW_API_AUDIT_MAX_ENTRIES``)."""
 """Schedule ticks and webhook deliveries, appended before a trigger consumes them."""
 STREAM_QUEUES = "AF_QUEUES"
 QUEUE_SUBJECTS = "af.queue.>"
@@ -57,7 +61,9 @@ KV_TRIGGERS = "AF_TRIGGERS"
 ``stats.<name>`` (`TriggerStats`) and ``webhook`` (the HTTP server's address)."""
 KV_API = "AF_API"
 """The REST API's own state: ``user.<name>``, ``token.<id>`` (a keyed hash, never the
-token), ``owner.<kind>.<name>`` (owner, namespace, visibility) and ``audit.<time>.<id>``."""
+token), ``owner.<kind>.<name>`` (owner, namespace, visibility), ``source.<name>.<version>``
+(a workflow's YAML as applied); ``audit.<time>.<id>`` only from before `STREAM_AUDIT`
+(moved there when the API starts)."""
 OBJECT_STORE = "AF_BLOBS"
 METRICS_SNAPSHOT = "metrics.fold"
 """The controller's metrics fold and the history sequence it has seen up to (an object of
@@ -185,6 +191,11 @@ def parse_control_subject(subject: str) -> str:
 
 
 # --- signals and waits ------------------------------------------------------------------------
+def audit_subject(namespace: str) -> str:
+    """Where an audit entry of `namespace` is appended (`STREAM_AUDIT`)."""
+    return f"af.audit.{_token(namespace) or '_'}"
+
+
 def signal_subject(signal: str, key: str) -> str:
     """Where a signal for the waits on (`signal`, `key`) is published."""
     return f"af.signal.{_token(signal)}.{_token(key) or '_'}"

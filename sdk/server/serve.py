@@ -59,7 +59,13 @@ async def serve(
     """Connect to (or start) the engine and answer requests until cancelled; `on_ready`
     gets the URL and, at the first start, where the admin token was written."""
     async with AsyncClient(settings, log_to_driver=False) as client:
-        access = await AccessStore.open(client.js, settings.home, settings.stream_replicas)
+        access = await AccessStore.open(
+            client.js,
+            settings.home,
+            settings.stream_replicas,
+            audit_max_age_days=settings.api_audit_max_age_days,
+            audit_max_entries=settings.api_audit_max_entries,
+        )
         admin_token = await bootstrap(access, settings.home)
         srv = server(client, access, settings)
         task = asyncio.create_task(srv.serve())

@@ -1,5 +1,6 @@
 """The API's state in the ``AF_API`` KV bucket: users, tokens (as keyed hashes),
-ownership of definitions and runs, and the audit log.
+ownership of definitions and runs; and the audit log in the ``AF_AUDIT`` stream, bounded
+by age and count (`Settings.api_audit_max_age_days`, `api_audit_max_entries`).
 
 A token is ``af_<id>_<secret>``: shown once, when created; stored is only an HMAC-SHA256
 of the secret under the server key (``ACTORFLOW_HOME/api.key``, mode 0600, made at first
@@ -15,14 +16,16 @@ import os
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
+from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.kv import KeyValue
 
-from actorflow.actors.store.errors import NOT_FOUND, not_found_as
+from actorflow.actors.store.errors import BAD_REQUEST, NOT_FOUND, not_found_as
 from actorflow.actors.store.jetstream import ensure_key_value
-from actorflow.actors.store.streams import read_kv_values
+from actorflow.actors.store.streams import read_kv_values, read_stream
+from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
 from actorflow.definitions.errors import NotFoundError
 from actorflow.server.access import (
@@ -67,7 +70,23 @@ class AccessStore:
         self._key = key
 
     @classmethod
-    async def open(cls, js: JetStreamContext, home: Path, replicas: int = 1) -> AccessStore:
+    async def open(
+        cls,
+        js: JetStreamContext,
+        home: Path,
+        replicas: int = 1,
+        *,
+        audit_max_age_days: float | None = None,
+        audit_max_entries: int | None = None,
+    ) -> AccessStore:
+        """The store, its bucket and audit stream made if missing (the audit limits, the
+        settings' defaults unless given, applied to an existing stream too)."""
+        await _ensure_audit_stream(
+            js,
+            replicas,
+            audit_max_age_days or _default("api_audit_max_age_days"),
+            audit_max_entries or _default("api_audit_max_entries"),
+        )
         # Created, or raised to `replicas` (ACTORFLOW_STREAM_REPLICAS), like the engine's.
         await ensure_key_value(
             js,
@@ -76,7 +95,9 @@ class AccessStore:
             ),
         )
         kv = await js.key_value(ev.KV_API)
-        return cls(js, kv, server_key(home))
+        store = cls(js, kv, server_key(home))
+        await store._move_legacy_audit()
+        return store
 
     async def _values(self, prefix: str) -> dict[str, bytes]:
         return await read_kv_values(self._js, ev.KV_API, prefix)
@@ -209,14 +230,65 @@ class AccessStore:
         return (entry.value or b"").decode()
 
     # --- audit ----------------------------------------------------------------------------
-    async def audit(self, entry: AuditEntry) -> None:
-        key = f"audit.{entry.at.strftime('%Y%m%dT%H%M%S%f')}.{secrets.token_hex(4)}"
-        await self._kv.put(key, entry.model_dump_json().encode())
+    async def audit(self, entry: AuditEntry, *, msg_id: str | None = None) -> None:
+        await self._js.publish(
+            ev.audit_subject(entry.namespace),
+            entry.model_dump_json().encode(),
+            stream=ev.STREAM_AUDIT,
+            headers={ev.MSG_ID: msg_id} if msg_id else None,
+        )
 
     async def audit_log(self) -> list[AuditEntry]:
-        """Every entry, oldest first."""
+        """Every entry the stream still keeps, oldest first."""
+        return [
+            AuditEntry.model_validate_json(msg.data)
+            async for msg in read_stream(self._js, ev.STREAM_AUDIT, ev.AUDIT_SUBJECTS)
+        ]
+
+    async def _move_legacy_audit(self) -> None:
+        """Entries an older API wrote to the bucket (where nothing bounded them) move to
+        the stream, oldest first; the message ids make two servers starting at once move
+        each entry once."""
         values = await self._values("audit.")
-        return [AuditEntry.model_validate_json(values[k]) for k in sorted(values)]
+        for key in sorted(values):
+            entry = AuditEntry.model_validate_json(values[key])
+            await self.audit(entry, msg_id=f"legacy-{key}")
+            await self._kv.purge(f"audit.{key}")
+
+
+def _default(name: str) -> Any:
+    return Settings.model_fields[name].default
+
+
+async def _ensure_audit_stream(
+    js: JetStreamContext, replicas: int, max_age_days: float, max_entries: int
+) -> None:
+    """The audit stream with these limits: made, or its limits changed to these."""
+    config = StreamConfig(
+        name=ev.STREAM_AUDIT,
+        subjects=[ev.AUDIT_SUBJECTS],
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        max_age=max_age_days * 86400.0,  # seconds (nats-py sends nanoseconds)
+        max_msgs=max_entries,
+        duplicate_window=120.0,
+    )
+    try:
+        info = await js.stream_info(ev.STREAM_AUDIT)
+    except NOT_FOUND:
+        try:
+            await js.add_stream(config)
+            return
+        except BAD_REQUEST:  # made concurrently
+            info = await js.stream_info(ev.STREAM_AUDIT)
+    held = info.config
+    age = max_age_days * 86400.0
+    have = held.num_replicas or 1  # replicas only ever grow, as the engine's streams'
+    if held.max_msgs != max_entries or abs((held.max_age or 0) - age) > 1e-3 or have < replicas:
+        config.num_replicas = max(have, replicas)
+        await js.update_stream(config)
 
 
 async def bootstrap(store: AccessStore, home: Path) -> Path | None:

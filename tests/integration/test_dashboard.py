@@ -1,7 +1,8 @@
-"""The embedded default, as a new user gets it: Ray's dashboard is on (127.0.0.1 only), so
-`ray.util.state` sees the engine's actors — each with a stable name and a repr that says
-what it is — and the engine serves /metrics. Run in a fresh process with its own home and
-its own local Ray, as `actorflow run` would."""
+"""The embedded default, as a new user gets it: Ray's dashboard is on (127.0.0.1 only,
+behind the token in ``$ACTORFLOW_HOME/ray-auth-token``), so `ray.util.state` sees the
+engine's actors — each with a stable name and a repr that says what it is — and the engine
+serves /metrics. Run in a fresh process with its own home and its own local Ray, as
+`actorflow run` would."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import re
 import socket
+import stat
 import subprocess
 import sys
 import textwrap
@@ -20,7 +22,7 @@ HELLO = Path(__file__).parents[2] / "examples" / "hello" / "workflow.yaml"
 
 SCRIPT = textwrap.dedent(
     """
-    import json, sys, urllib.request
+    import json, pathlib, sys, urllib.error, urllib.request
     import actorflow
     from ray.util.state import list_actors
 
@@ -32,7 +34,15 @@ SCRIPT = textwrap.dedent(
         actors = list_actors(
             address=info.dashboard_url, filters=[("state", "=", "ALIVE")], detail=True
         )
-        with urllib.request.urlopen(info.dashboard_url + "/api/version", timeout=10) as r:
+        version = info.dashboard_url + "/api/version"
+        try:
+            urllib.request.urlopen(version, timeout=10)
+            anonymous = 200
+        except urllib.error.HTTPError as e:
+            anonymous = e.code
+        token = (pathlib.Path(sys.argv[2]) / "ray-auth-token").read_text().strip()
+        request = urllib.request.Request(version, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as r:
             dashboard_ok = r.status == 200
         with urllib.request.urlopen(info.metrics_url, timeout=10) as r:
             metrics = r.read().decode()
@@ -40,6 +50,7 @@ SCRIPT = textwrap.dedent(
         "result": result,
         "dashboard": info.dashboard_url,
         "dashboard_ok": dashboard_ok,
+        "anonymous": anonymous,
         "metrics": metrics,
         "actors": [
             {"name": a.name, "repr": a.repr_name, "class": a.class_name} for a in actors
@@ -70,7 +81,7 @@ def test_embedded_default_has_the_dashboard_and_named_described_actors(tmp_path:
         RAY_USAGE_STATS_ENABLED="0",
     )
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(HELLO)],
+        [sys.executable, "-c", SCRIPT, str(HELLO), str(tmp_path / "home")],
         env=env,
         capture_output=True,
         text=True,
@@ -83,6 +94,8 @@ def test_embedded_default_has_the_dashboard_and_named_described_actors(tmp_path:
     assert "ADA" in out["result"]["message"]
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", out["dashboard"]), out["dashboard"]
     assert out["dashboard_ok"]
+    assert out["anonymous"] == 401  # the embedded Ray wants its token too
+    assert stat.S_IMODE((tmp_path / "home" / "ray-auth-token").stat().st_mode) == 0o600
     assert 'actorflow_runs_total{status="SUCCEEDED",workflow="hello"} 1.0' in out["metrics"]
     actors = {a["name"]: a for a in out["actors"]}
     assert actors["actorflow-controller"]["repr"].startswith("Controller(")

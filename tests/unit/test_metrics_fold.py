@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from actorflow.actors.functions.pools import PoolStatus
 from actorflow.actors.metrics import CATALOGUE, PREFIX, Gauges, MetricsFold, families
+from actorflow.actors.metrics.tail import folded
 from actorflow.definitions import events as ev
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -257,3 +258,27 @@ def test_every_catalogued_metric_is_rendered() -> None:
     for name, (kind, _, _) in CATALOGUE.items():
         expected = PREFIX + name + ("_count" if kind == "histogram" else "")
         assert expected in names, expected
+
+
+def test_the_tail_skips_undecoded_only_what_the_fold_ignores() -> None:
+    ignored: list[ev.HistoryEvent] = [
+        ev.RunClaimed(run_id="r1", incarnation="i-1"),
+        ev.TaskStarted(run_id="r1", task=ev.TaskRef(node="a", attempt=1), replica="x"),
+        ev.StepProgress(run_id="r1", node="a", percent=50.0),
+    ]
+    history = _history("r1")
+    for event in history:
+        assert folded(ev.encode(event)), type(event).__name__
+    for event in ignored:
+        assert not folded(ev.encode(event)), type(event).__name__
+    # Skipping them as the tail does folds to what applying them all does.
+    mixed = [history[0], *ignored, *history[1:]]
+    skipping = MetricsFold()
+    for seq, event in enumerate(mixed, start=1):
+        if folded(ev.encode(event)):
+            skipping.apply(seq, event, _node_functions)
+        else:
+            skipping.seq = max(skipping.seq, seq)
+    assert skipping.to_json() == _fold(mixed).to_json()
+    assert skipping.seq == len(mixed)
+    assert folded(b"not json at all")  # unsure: decoded (and refused) as before

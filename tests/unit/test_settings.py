@@ -49,6 +49,8 @@ _OTEL = (
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
     "OTEL_EXPORTER_OTLP_HEADERS",
     "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
 )
 
 
@@ -108,6 +110,7 @@ def test_exporter_choice(otel_env: pytest.MonkeyPatch, env: dict[str, str], on: 
         ("OTEL_TRACES_EXPORTER", "zipkin", "OTEL_TRACES_EXPORTER='zipkin'"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "OTEL_EXPORTER_OTLP_PROTOCOL='http/json'"),
         ("OTEL_EXPORTER_OTLP_HEADERS", "novalue", "'novalue' is not key=value"),
+        ("OTEL_TRACES_SAMPLER", "jaeger_remote", "OTEL_TRACES_SAMPLER='jaeger_remote'"),
     ],
 )
 def test_a_bad_otel_variable_is_one_clear_error(
@@ -116,6 +119,35 @@ def test_a_bad_otel_variable_is_one_clear_error(
     otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")
     otel_env.setenv(name, value)
     with pytest.raises(InputError, match=re.escape(message)):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("sampler", "arg", "want"),
+    [
+        ("", "", ("parentbased_always_on", 1.0)),
+        ("always_off", "0.3", ("always_off", 1.0)),  # the argument is for ratios only
+        ("parentbased_traceidratio", "0.25", ("parentbased_traceidratio", 0.25)),
+        ("TraceIdRatio", "", ("traceidratio", 1.0)),
+    ],
+)
+def test_the_sampler_variables(
+    otel_env: pytest.MonkeyPatch, sampler: str, arg: str, want: tuple[str, float]
+) -> None:
+    otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")
+    otel_env.setenv("OTEL_TRACES_SAMPLER", sampler)
+    otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", arg)
+    config = Settings().tracing
+    assert config is not None
+    assert (config.sampler, config.sample_ratio) == want
+
+
+@pytest.mark.parametrize("arg", ["half", "1.5", "-0.1"])
+def test_a_sampler_ratio_outside_0_to_1_is_refused(otel_env: pytest.MonkeyPatch, arg: str) -> None:
+    otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")
+    otel_env.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", arg)
+    with pytest.raises(InputError, match=re.escape(f"OTEL_TRACES_SAMPLER_ARG={arg!r}")):
         Settings()
 
 

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from actorflow.actors.config import TracingConfig
+from actorflow.actors.config import Sampler, TracingConfig
 from actorflow.actors.store import tracing
 from actorflow.definitions import events as ev
 
@@ -117,6 +117,35 @@ def test_spans_written_after_the_fact_take_the_derived_ids(
     # A span made meanwhile gets a fresh id: the chosen one was set for one call only.
     with recorded_span() as fresh:
         assert fresh not in (spans.span_id, again.context.span_id)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "ratio", "flags", "kept"),
+    [
+        ("parentbased_always_off", 1.0, "01", 1),  # the trace's own decision wins
+        ("parentbased_always_on", 1.0, "00", 0),  # … either way
+        ("always_off", 1.0, "01", 0),
+        ("traceidratio", 0.0, "01", 0),
+        ("traceidratio", 1.0, "00", 1),
+    ],
+)
+def test_the_sampler_decides_which_derived_spans_are_kept(
+    sampler: Sampler, ratio: float, flags: str, kept: int
+) -> None:
+    exporter = InMemorySpanExporter()
+    config = TracingConfig(sampler=sampler, sample_ratio=ratio)
+    provider = TracerProvider(id_generator=tracing._Ids(), sampler=tracing._sampler(config))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    started = _started().model_copy(
+        update={"trace": ev.TraceContext(traceparent=f"00-{TRACE}-{START}-{flags}")}
+    )
+    stopped = ev.RunStopped(run_id="wf-1", status=ev.RunStatus.SUCCEEDED, at=started.at)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tracing, "_tracer", provider.get_tracer("test"))
+        spans = tracing.RunSpans.of(started)
+        assert spans is not None
+        spans.emit_run(started, stopped)
+    assert len(exporter.get_finished_spans()) == kept
 
 
 class recorded_span:  # noqa: N801 - reads as a context manager

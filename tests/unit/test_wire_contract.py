@@ -55,6 +55,7 @@ INTERNAL_SUBJECTS = {
     "rejected": ev.trigger_event_subject("nightly", "rejected"),
     "idle ingress": ev.IDLE_INGRESS_SUBJECT,
     "queue": ev.queue_subject(ev.queue_name("deploy", "prod cluster.*")),
+    "audit": ev.audit_subject("team-a"),
 }
 INTERNAL_FILTERS = {
     "history": ev.HISTORY_SUBJECTS,
@@ -63,6 +64,7 @@ INTERNAL_FILTERS = {
     "logs": ev.LOG_SUBJECTS,
     "triggers": ev.TRIGGER_SUBJECTS,
     "queues": ev.QUEUE_SUBJECTS,
+    "audit log": ev.AUDIT_SUBJECTS,
     "run history": ev.run_history_filter("r1"),
     "run results": ev.results_filter("r1"),
     "run logs": ev.logs_filter("r1"),
@@ -91,6 +93,7 @@ STREAMS = {
     ev.STREAM_TRIGGERS: ev.TRIGGER_SUBJECTS,
     ev.STREAM_LOGS: ev.LOG_SUBJECTS,
     ev.STREAM_QUEUES: ev.QUEUE_SUBJECTS,
+    ev.STREAM_AUDIT: ev.AUDIT_SUBJECTS,
 }
 
 
@@ -132,6 +135,7 @@ def test_every_literal_subject_lands_in_exactly_its_stream(name: str) -> None:
         "hook": [ev.STREAM_TRIGGERS],
         "rejected": [ev.STREAM_TRIGGERS],
         "queue": [ev.STREAM_QUEUES],
+        "audit": [ev.STREAM_AUDIT],
     }.get(name, [ev.STREAM_HISTORY])
     assert captured == expected
 
