@@ -61,6 +61,8 @@ from actorflow.definitions.priorities import DEFAULT_PRIORITY, resolve_priority
 UNLOAD_AFTER = timedelta(seconds=5)
 
 _ACTIVE = (NodeStatus.SCHEDULED, NodeStatus.RUNNING)
+# Stops a `terminate` ends for good (a WAITING run is woken by its claim instead).
+_TERMINABLE_STOPS = (RunStatus.PAUSED, RunStatus.INTERRUPTED)
 _COMPUTED = ("value", "fail")  # nodes that end as their needs do, without a task
 # A node's status is the first of these that any of its tasks has (else SUCCEEDED, or
 # SKIPPED when its one task was skipped).
@@ -623,6 +625,8 @@ class RunState:
             self.cancel_compensate = self.cancel_compensate or event.compensate
         elif event.action == "terminate":
             self.terminated = True
+            if self.stopped is not None and self.stopped.status in _TERMINABLE_STOPS:
+                self.stopped = None  # stopped for now, not for good: it ends TERMINATED
         elif event.action in ("resume", "step") and self.compensating and not event.from_start:
             for undo in self.compensations.values():  # try the failed compensation again
                 if undo.status is NodeStatus.FAILED:

@@ -161,6 +161,25 @@ def test_cancel_is_resumable_and_terminate_is_final(
     assert other.status().status is RunStatus.TERMINATED
 
 
+def test_an_interrupted_or_paused_run_can_be_terminated(
+    start_run: StartRun, wait_status: WaitStatus
+) -> None:
+    b = WorkflowBuilder("terminable", version="1")
+    b.output("s", b.node("s", "sleep@1", inputs={"seconds": 3}).output)
+    cancelled = start_run(b)
+    cancelled.cancel(reason="wrong inputs")
+    wait_status(cancelled, RunStatus.INTERRUPTED)
+    cancelled.terminate()
+    assert wait_status(cancelled, RunStatus.TERMINATED).status is RunStatus.TERMINATED
+    paused = start_run(b)
+    paused.pause()
+    wait_status(paused, RunStatus.PAUSED)
+    paused.terminate()
+    wait_status(paused, RunStatus.TERMINATED)
+    with pytest.raises(ControlError, match="cannot resume"):
+        paused.resume()
+
+
 def test_bad_control_requests_change_nothing(client: actorflow.Client, start_run: StartRun) -> None:
     with pytest.raises(NotFoundError, match="run 'no-such-run' not found"):
         client.control("no-such-run", "pause")

@@ -198,8 +198,25 @@ def test_cancel_and_terminate() -> None:
     assert (stop.status, stop.reason) == (ev.RunStatus.INTERRUPTED, ev.StopReason.CANCELLED)
     state.apply(ev.RunStopped(run_id="r1", status=stop.status, reason=stop.reason))
     state.apply(ev.RunControlled(run_id="r1", id="c2", action="terminate"))
+    # Interrupted is for now: terminating it ends it for good, in-flight task or not.
+    final = only_stop(state)
+    assert final.status is ev.RunStatus.TERMINATED
+    state.apply(ev.RunStopped(run_id="r1", status=final.status, reason=final.reason))
     state.apply(ev.RunControlled(run_id="r1", id="c3", action="resume"))  # too late: final
-    assert state.stopped is not None
+    assert state.decide(T0) == []
+    assert state.status is ev.RunStatus.TERMINATED
+
+
+def test_a_paused_run_can_be_terminated() -> None:
+    state = RunState(started(two_steps().build()))
+    (a1,) = schedule(state)
+    state.apply(ev.RunControlled(run_id="r1", id="c1", action="pause"))
+    complete(state, a1, 1)
+    stop = only_stop(state)
+    assert stop.status is ev.RunStatus.PAUSED
+    state.apply(ev.RunStopped(run_id="r1", status=stop.status, reason=stop.reason))
+    state.apply(ev.RunControlled(run_id="r1", id="c2", action="terminate"))
+    assert only_stop(state).status is ev.RunStatus.TERMINATED
 
 
 def test_same_control_twice_counts_once() -> None:
