@@ -78,10 +78,12 @@ class RecordWriter:
 
     async def _stale(self) -> bool:
         """Has another incarnation appended decisions we do not know of? Then we are a
-        zombie (e.g. frozen by the OS while the run moved on) and must not write."""
+        zombie (e.g. frozen by the OS while the run moved on) and must not write. Asked of
+        the stream's leader: a follower answering a direct get may not have the rival's
+        append yet (it is asked only after a conflicting record write, so rarely)."""
         subject = ev.run_subject(self._state.started.run_id, ev.DECISIONS)
         try:
-            last = await self._js.get_last_msg(ev.STREAM_HISTORY, subject, direct=True)
+            last = await self._js.get_last_msg(ev.STREAM_HISTORY, subject)
         except NOT_FOUND:
             return False
         return (last.seq or 0) > self._fence()
