@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import ray
 from nats.aio.client import Client as NatsClient
 
 from actorflow.actors.config import EngineConfig
@@ -52,12 +53,24 @@ class _Services:
     metrics: MetricsService
 
 
+def _restarted() -> bool:
+    """A restart of a Ray actor (not a first start, and not outside Ray: unit tests)."""
+    if not ray.is_initialized():
+        return False
+    context = ray.get_runtime_context()
+    return context.get_actor_id() is not None and context.was_current_actor_reconstructed
+
+
 class Controller:
     def __init__(self, config: EngineConfig, plugin: PluginFactory | None = None) -> None:
         self._config = config
         self._plugin = PluginHost(plugin)
         self._services: _Services | None = None
         self._start_lock = asyncio.Lock()
+        if _restarted():
+            # Ray brought this actor back after its process died. Start now: the runs
+            # whose drivers died with it are recovered here, and no client may come.
+            ray.get_runtime_context().current_actor.start.remote()
 
     def __repr__(self) -> str:
         active = self._services.runs.active if self._services else 0

@@ -4,6 +4,8 @@ resource level."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +73,37 @@ def test_controller_restart_keeps_one_reservation_per_level(
     [group] = groups()
     assert group["state"] == "CREATED"
     fs.report({"test": "controller_restart_levels", "placement_groups": len(groups())})
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_controller_starts_by_itself_and_recovers_the_runs(
+    engine: fs.Engine, tmp_path: Path
+) -> None:
+    """Every run actor and the controller SIGKILLed together while runs are in flight:
+    Ray restarts the controller, which starts on its own and drives the orphaned runs to
+    their end — no client calls it meanwhile (the test watches over NATS alone)."""
+    from actorflow.actors.controller import CONTROLLER_NAME
+
+    c = engine.client
+    ledger = tmp_path / "ledger"
+    expected = fs.submit_dags(c, ledger, range(12), 0.2)
+    fs.wait_for(lambda: any(fs.active(n) for n in fs.named("af-run-actor-")), 30, "runs in flight")
+    victims = [fs.pid(fs.run_actor(n)) for n in fs.named("af-run-actor-")]
+    victims.append(fs.pid(ray.get_actor(CONTROLLER_NAME, namespace=fs.NS)))
+    for victim in victims:
+        os.kill(victim, signal.SIGKILL)
+    done = fs.wait_finished(engine.url, set(expected), 120)
+
+    common, keys, _, starts = fs.dag_audit(c, engine.url, ledger, expected, done)
+    figures = {
+        "test": "controller_and_run_actors_killed",
+        **common,
+        "killed_processes": len(victims),
+        "reexecuted_steps": sum(max(0, starts[k] - 1) for k in keys),
+    }
+    fs.report(figures)
+    fs.invariants(figures, len(expected), engine.url, set(expected) - set(done))
+    assert figures["lost_runs"] == 0
+    assert figures["succeeded_records"] == figures["nodes_ok"] == len(expected)
+    assert figures["missing_side_effects"] == 0
+    assert figures["reexecuted_steps"] == 0  # no replica died: no step may run twice
