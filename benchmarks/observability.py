@@ -8,7 +8,7 @@ process (`_Collector`: it decodes and counts them). The two are measured alterna
 `repeat` rounds, so drift of the machine falls on both; the figures are medians. Plain Ray
 tasks doing the same DAG are measured in the same run for scale.
 
-python -m benchmarks.observability [--repeat 5] [--on metrics,tracing]
+python -m benchmarks.observability [--repeat 5] [--on metrics,tracing] [--sample-ratio 1]
 
 `--on metrics` or `--on tracing` turns only one of them on in the second engine, to see
 which of the two a cost belongs to.
@@ -60,10 +60,15 @@ class _Collector:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
-    @property
-    def config(self) -> TracingConfig:
+    def config(self, ratio: float = 1.0) -> TracingConfig:
+        """Export here; `ratio` below 1: record that share of runs' traces (head sampling)."""
         port = self._server.server_address[1]
-        return TracingConfig(endpoint=f"http://127.0.0.1:{port}/v1/traces")
+        endpoint = f"http://127.0.0.1:{port}/v1/traces"
+        if ratio >= 1.0:
+            return TracingConfig(endpoint=endpoint)
+        return TracingConfig(
+            endpoint=endpoint, sampler="parentbased_traceidratio", sample_ratio=ratio
+        )
 
     def close(self) -> None:
         self._server.shutdown()
@@ -93,11 +98,13 @@ async def _engine(home: Path, namespace: str, **settings: Any) -> AsyncIterator[
         yield client
 
 
-async def run(repeat: int, on_: frozenset[str]) -> dict[str, tuple[float, float]]:
+async def run(
+    repeat: int, on_: frozenset[str], ratio: float = 1.0
+) -> dict[str, tuple[float, float]]:
     root = Path(tempfile.mkdtemp(prefix="actorflow-bench-obs-"))
     collector = _Collector()
     metrics_port = _free_port() if "metrics" in on_ else 0
-    tracing = collector.config if "tracing" in on_ else None
+    tracing = collector.config(ratio) if "tracing" in on_ else None
     async with (
         _engine(root / "off", "bench-off", metrics_port=0, tracing=None) as off,
         _engine(root / "on", "bench-on", metrics_port=metrics_port, tracing=tracing) as on,
@@ -144,12 +151,17 @@ def main() -> None:
     parser.add_argument(
         "--on", default="metrics,tracing", help="what the second engine turns on (comma list)"
     )
+    parser.add_argument(
+        "--sample-ratio", type=float, default=1.0, help="share of traces recorded (0-1)"
+    )
     args = parser.parse_args()
     on_ = frozenset(part.strip() for part in args.on.split(",") if part.strip())
     if not on_ <= {"metrics", "tracing"}:
         parser.error(f"--on takes metrics and/or tracing, not {args.on!r}")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    results = asyncio.run(run(args.repeat, on_))
+    if not 0.0 < args.sample_ratio <= 1.0:
+        parser.error("--sample-ratio takes a share above 0, up to 1")
+    results = asyncio.run(run(args.repeat, on_, args.sample_ratio))
     print(f"{'benchmark':40} {'actorflow':>12} {'plain Ray':>12}")
     for name, (ours, theirs) in results.items():
         print(f"{name:40} {ours:12.4g} {theirs:12.4g}")
