@@ -94,16 +94,23 @@ def test_a_killed_controller_starts_by_itself_and_recovers_the_runs(
         os.kill(victim, signal.SIGKILL)
     done = fs.wait_finished(engine.url, set(expected), 120)
 
-    common, keys, _, starts = fs.dag_audit(c, engine.url, ledger, expected, done)
+    common, keys, notes, starts = fs.dag_audit(c, engine.url, ledger, expected, done)
+    completed_step_reruns = sum(
+        1 for n in notes if n.what == "start" and n.key in keys and n.at > keys[n.key]
+    )
     figures = {
         "test": "controller_and_run_actors_killed",
         **common,
         "killed_processes": len(victims),
         "reexecuted_steps": sum(max(0, starts[k] - 1) for k in keys),
+        "completed_step_reruns": completed_step_reruns,
     }
     fs.report(figures)
     fs.invariants(figures, len(expected), engine.url, set(expected) - set(done))
     assert figures["lost_runs"] == 0
     assert figures["succeeded_records"] == figures["nodes_ok"] == len(expected)
     assert figures["missing_side_effects"] == 0
-    assert figures["reexecuted_steps"] == 0  # no replica died: no step may run twice
+    # The pools' replicas are the controller's actors and die with it (Ray's ownership):
+    # a step they were running runs again, under the same key; one whose result was
+    # stored never does.
+    assert completed_step_reruns == 0
