@@ -7,55 +7,25 @@ Heavy (a second Ray head), so one test covers the whole cycle.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import faults_support as fs
-import psutil
 import pytest
+from lifecycle_support import cli, home_env, running
 
 from actorflow.cluster import lifecycle
 from actorflow.cluster.settings import Settings
 from actorflow.definitions import events as ev
 
 
-def _cli(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "actorflow.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def _running(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 @pytest.mark.timeout(420)
 def test_up_with_three_nats_servers_status_down(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("ACTORFLOW_") and k != "RAY_ADDRESS"
-    }
-    env.update(
-        ACTORFLOW_HOME=str(home),
-        ACTORFLOW_RAY_NUM_CPUS="1",
-        ACTORFLOW_API_PORT="0",  # parallel sessions on one machine: never a fixed port
-        RAY_USAGE_STATS_ENABLED="0",
-        COLUMNS="200",
-    )
+    env = home_env(home)
     ray_temp = lifecycle._ray_temp_dir(Settings(home=home))
     try:
-        started = _cli(env, "up", "--nats-servers", "3")
+        started = cli(env, "up", "--nats-servers", "3")
         assert started.returncode == 0, started.stderr
         nats = json.loads((home / "run" / "cluster.json").read_text())["nats"]
         servers = nats["servers"]
@@ -63,7 +33,7 @@ def test_up_with_three_nats_servers_status_down(tmp_path: Path) -> None:
         assert nats["url"] == ",".join(s["url"] for s in servers)
         assert nats["stream_replicas"] == 3
         pids = [int(s["pid"]) for s in servers]
-        assert all(_running(pid) for pid in pids)
+        assert all(running(pid) for pid in pids)
         for server in servers:
             assert server["url"] in started.stdout
         # The engine's streams and buckets, and the REST API's bucket, at three replicas.
@@ -76,12 +46,12 @@ def test_up_with_three_nats_servers_status_down(tmp_path: Path) -> None:
         infos = fs.stream_infos(nats["url"], names)
         assert {n: i.config.num_replicas for n, i in infos.items()} == dict.fromkeys(names, 3)
 
-        other = _cli(env, "up", "--nats-servers", "1")
+        other = cli(env, "up", "--nats-servers", "1")
         assert other.returncode != 0
         assert "up with 3 nats-server(s), not 1" in other.stderr
         assert "Traceback" not in other.stderr
 
-        status = _cli(env, "status", "--output", "json")
+        status = cli(env, "status", "--output", "json")
         assert status.returncode == 0, status.stderr
         shown = json.loads(status.stdout)
         assert shown["nats"] == nats["url"]
@@ -89,11 +59,11 @@ def test_up_with_three_nats_servers_status_down(tmp_path: Path) -> None:
         assert history["replicas"] == 3
         assert history["leader"] in {"af-0", "af-1", "af-2"}
 
-        stopped = _cli(env, "down")
+        stopped = cli(env, "down")
         assert stopped.returncode == 0, stopped.stderr
         for i, pid in enumerate(pids):
             assert f"stopped nats {i} (pid {pid})" in stopped.stdout
-        assert not any(_running(pid) for pid in pids)
+        assert not any(running(pid) for pid in pids)
         assert not (home / "run" / "cluster.json").exists()
     finally:
         lifecycle.down(Settings(home=home))

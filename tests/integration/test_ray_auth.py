@@ -15,29 +15,18 @@ import secrets
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 from faults_support import wait_for
+from lifecycle_support import cli, home_env
 
 from actorflow.cluster import lifecycle, nats_process
 from actorflow.cluster.settings import Settings
 
 HELLO = Path(__file__).parents[2] / "examples" / "hello" / "workflow.yaml"
-
-
-def _cli(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "actorflow.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -69,15 +58,9 @@ def _private_token(path: Path, token: str) -> Path:
 @pytest.mark.timeout(600)
 def test_up_with_token_auth_admits_only_the_token(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ACTORFLOW_", "RAY_AUTH_TOKEN")) and k != "RAY_ADDRESS"
-    }
-    env.update(
-        ACTORFLOW_HOME=str(home),
+    env = home_env(
+        home,
         ACTORFLOW_RAY_NUM_CPUS="2",
-        ACTORFLOW_API_PORT="0",  # parallel sessions on one machine: never a fixed port
         ACTORFLOW_METRICS_PORT="0",
         ACTORFLOW_WEBHOOK_PORT="0",
         # The token check waits this long for the GCS (then leaves it to `ray.init`, whose
@@ -87,11 +70,10 @@ def test_up_with_token_auth_admits_only_the_token(tmp_path: Path) -> None:
         # A stale mode in the caller's environment: `up` and its clients go by settings
         # and cluster.json, not by it.
         RAY_AUTH_MODE="disabled",
-        COLUMNS="200",
     )
     ray_temp = lifecycle._ray_temp_dir(Settings(home=home))
     try:
-        started = _cli(env, "up")
+        started = cli(env, "up")
         assert started.returncode == 0, started.stderr
         token_file = home / "ray-auth-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
@@ -112,9 +94,9 @@ def test_up_with_token_auth_admits_only_the_token(tmp_path: Path) -> None:
         assert httpx.get(version, headers=bearer, timeout=10).status_code == 200
 
         # A client of this machine: the token from cluster.json, a workflow runs.
-        applied = _cli(env, "apply", "-f", str(HELLO))
+        applied = cli(env, "apply", "-f", str(HELLO))
         assert applied.returncode == 0, applied.stderr
-        ran = _cli(env, "run", "hello", "-i", "name=Ada", "--wait", "--timeout", "180")
+        ran = cli(env, "run", "hello", "-i", "name=Ada", "--wait", "--timeout", "180")
         assert ran.returncode == 0, ran.stderr
         assert "ADA" in json.loads(ran.stdout)["message"]
 
@@ -122,31 +104,31 @@ def test_up_with_token_auth_admits_only_the_token(tmp_path: Path) -> None:
         # is then not used (its NATS still is).
         joined = {**env, "ACTORFLOW_RAY_ADDRESS": ray["address"]}
         _one_line_error(
-            _cli(joined, "workflows", "list"), "requires a token", "ACTORFLOW_RAY_TOKEN_FILE"
+            cli(joined, "workflows", "list"), "requires a token", "ACTORFLOW_RAY_TOKEN_FILE"
         )
         wrong = _private_token(tmp_path / "wrong-token", secrets.token_hex(32))
         _one_line_error(
-            _cli({**joined, "ACTORFLOW_RAY_TOKEN_FILE": str(wrong)}, "workflows", "list"),
+            cli({**joined, "ACTORFLOW_RAY_TOKEN_FILE": str(wrong)}, "workflows", "list"),
             f"refused the token from {wrong}",
         )
         wrong.chmod(0o644)
         _one_line_error(
-            _cli({**joined, "ACTORFLOW_RAY_TOKEN_FILE": str(wrong)}, "workflows", "list"),
+            cli({**joined, "ACTORFLOW_RAY_TOKEN_FILE": str(wrong)}, "workflows", "list"),
             str(wrong),
             "chmod 600",
         )
-        right = _cli({**joined, "ACTORFLOW_RAY_TOKEN_FILE": str(token_file)}, "workflows", "list")
+        right = cli({**joined, "ACTORFLOW_RAY_TOKEN_FILE": str(token_file)}, "workflows", "list")
         assert right.returncode == 0, right.stderr
         assert "hello" in right.stdout
 
         # This machine's token file gone: its clients say which file.
         token_file.rename(tmp_path / "kept-token")
         _one_line_error(
-            _cli(env, "workflows", "list"), f"cannot read the Ray token file {token_file}"
+            cli(env, "workflows", "list"), f"cannot read the Ray token file {token_file}"
         )
         (tmp_path / "kept-token").rename(token_file)
 
-        stopped = _cli(env, "down")
+        stopped = cli(env, "down")
         assert stopped.returncode == 0, stopped.stderr
         assert token_file.read_text().strip() == token  # kept for the next `up`
     finally:
