@@ -559,6 +559,14 @@ def dag_audit(
     return DagAudit(common, keys, notes, started)
 
 
+def completed_step_reruns(notes: list[Note], completed: dict[str, float]) -> int:
+    """Executions that began after the step's result was already in the history (by
+    `dag_audit`'s ledger notes and completion times): the re-runs no fault excuses."""
+    return sum(
+        1 for n in notes if n.what == "start" and n.key in completed and n.at > completed[n.key]
+    )
+
+
 def nodes_ok(c: actorflow.Client, run_ids: set[str], nodes_per_run: int) -> int:
     """Runs whose `run.nodes()` shows each node once: SUCCEEDED, attempt 1."""
     ok = 0

@@ -95,9 +95,7 @@ def test_a_killed_controller_starts_by_itself_and_recovers_the_runs(
     done = fs.wait_finished(engine.url, set(expected), 120)
 
     common, keys, notes, starts = fs.dag_audit(c, engine.url, ledger, expected, done)
-    completed_step_reruns = sum(
-        1 for n in notes if n.what == "start" and n.key in keys and n.at > keys[n.key]
-    )
+    completed_step_reruns = fs.completed_step_reruns(notes, keys)
     figures = {
         "test": "controller_and_run_actors_killed",
         **common,

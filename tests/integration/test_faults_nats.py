@@ -65,10 +65,7 @@ def test_nats_server_killed_and_restarted(engine: fs.Engine, tmp_path: Path) -> 
     seconds = time.monotonic() - t0
 
     common, keys, notes, starts = fs.dag_audit(c, url, ledger, expected, done)
-    # An execution that began after the step's result was already in the history.
-    completed_step_reruns = sum(
-        1 for n in notes if n.what == "start" and n.key in keys and n.at > keys[n.key]
-    )
+    completed_step_reruns = fs.completed_step_reruns(notes, keys)
     figures = {
         "test": "kill_nats_server",
         **common,

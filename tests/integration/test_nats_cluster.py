@@ -120,9 +120,7 @@ def test_history_leader_killed_mid_run(engine3: fs.Engine, tmp_path: Path) -> No
     seconds = time.monotonic() - t0
 
     common, keys, notes, starts = fs.dag_audit(c, live, ledger, expected, done)
-    completed_step_reruns = sum(
-        1 for n in notes if n.what == "start" and n.key in keys and n.at > keys[n.key]
-    )
+    completed_step_reruns = fs.completed_step_reruns(notes, keys)
     figures = {
         "test": "kill_history_leader",
         **common,
